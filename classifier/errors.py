@@ -1,0 +1,50 @@
+"""One small exception hierarchy.
+
+Every error a user can cause is a ClassifierError. The CLI prints `str(error)` as one line
+(or one line per problem for a PolicyError) and exits with `error.exit_code`; no traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ClassifierError(Exception):
+    """Base of every error caused by user input (files, arguments)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding in a policy file: where it is and what is wrong.
+
+    `obj` names the object ("group web", "group web rule web/3", "instance vm-1",
+    "address group office", "rule #4 of security_group_rules"); `field` the field,
+    or "" when the problem is the object as a whole.
+    """
+
+    file: str
+    obj: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = ", ".join(part for part in (self.obj, f"field '{self.field}'" if self.field else "") if part)
+        return f"{self.file}: {where}: {self.message}" if where else f"{self.file}: {self.message}"
+
+
+class PolicyError(ClassifierError):
+    """A policy file that cannot be loaded; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class PcapError(ClassifierError):
+    """A capture that cannot be read at all (missing, unreadable, not pcap/pcapng)."""
+
+
+class UsageError(ClassifierError):
+    """Arguments that do not make sense together (the CLI's argparse covers the rest)."""

@@ -1,0 +1,35 @@
+"""Shared fixtures: where ../shared is, and running a test on both twins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+PCAPS_DEV = SHARED / "pcaps" / "dev"
+CLASSBENCH = SHARED / "classbench"
+EXAMPLES = ROOT / "examples"
+SAMPLE_PCAPS = ROOT / "pcaps"
+
+
+def require(path: Path) -> Path:
+    """Skip the calling test when a ../shared data set is absent (a user's clone)."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture(params=["compiled", "python"])
+def twin_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once with the compiled modules and once with their pure-Python twins.
+
+    Dispatch happens when an engine/matcher/reader is created (classifier._twins.load),
+    so setting the switch here reaches everything the test builds.
+    """
+    if request.param == "python":
+        monkeypatch.setenv("CLASSIFIER_NO_EXTENSIONS", "1")
+    else:
+        monkeypatch.delenv("CLASSIFIER_NO_EXTENSIONS", raising=False)
+    return str(request.param)
