@@ -26,6 +26,10 @@ tools:
 demo: $(STAMP)
 	$(BIN)/sgclassify validate examples/web-db.yaml
 	$(BIN)/sgclassify check --policy examples/web-db.yaml --src 203.0.113.7 --dst 10.0.1.10 --proto tcp --dport 443
+	mkdir -p out
+	$(BIN)/sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap \
+	    --packets out/verdicts.csv --json out/summary.json
+	@echo "per-packet verdicts: out/verdicts.csv; summary: out/summary.json"
 
 test: $(STAMP) tools
 	$(BIN)/ruff check classifier tests benchmarks
@@ -35,6 +39,12 @@ test: $(STAMP) tools
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest -q benchmarks
+	$(BIN)/python benchmarks/classbench.py
+	$(BIN)/python benchmarks/pcap_throughput.py
+	$(BIN)/python benchmarks/end_to_end.py
+
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz_pcap.py --seconds 600
 
 clean:
 	rm -rf $(VENV) build classifier/*.so classifier/_*.c classifier/*.html

@@ -1,0 +1,225 @@
+"""Verdict columns -> summary: counts by verdict, reason, side and rule; top denied; connections.
+
+`SummaryBuilder.add(...)` folds one classified batch in with vectorised counting
+(`np.bincount` over rule indices, `np.unique` over denied tuples), so the cost is a few numpy
+passes per batch and memory is bounded by the policy size plus the distinct denied tuples.
+`SummaryBuilder.summary()` returns a plain dict, the JSON document of `classify --json`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from classifier.conntrack import (
+    DIRECTION_EGRESS,
+    DIRECTION_INGRESS,
+    REASON_ESTABLISHED,
+    REASON_IMPLICIT_DENY,
+    REASON_RELATED,
+    REASON_RULE,
+    VERDICT_ALLOW,
+    VERDICT_DENY,
+    VERDICT_MALFORMED,
+    VERDICT_NOT_IP,
+    VERDICT_UNMANAGED,
+)
+from classifier.packets import L4_PORTS, MALFORMED_REASONS, STATUS_MALFORMED, PacketBatch
+from classifier.policy import PROTOCOL_NAMES, Rule
+
+VERDICT_NAMES = {
+    VERDICT_ALLOW: "allow",
+    VERDICT_DENY: "deny",
+    VERDICT_UNMANAGED: "unmanaged",
+    VERDICT_NOT_IP: "not-ip",
+    VERDICT_MALFORMED: "malformed",
+}
+REASON_NAMES = {
+    REASON_RULE: "rule",
+    REASON_IMPLICIT_DENY: "implicit-deny",
+    REASON_ESTABLISHED: "established",
+    REASON_RELATED: "related",
+}
+DIRECTION_NAMES = {DIRECTION_INGRESS: "ingress", DIRECTION_EGRESS: "egress"}
+_DENIED_TUPLE = np.dtype([("src", "S16"), ("dst", "S16"), ("version", "u1"), ("protocol", "u1"), ("dport", "i4")])
+
+
+def protocol_name(number: int) -> str:
+    return {132: "sctp"}.get(number) or PROTOCOL_NAMES.get(number) or str(number)
+
+
+def _address_text(raw: bytes, version: int) -> str:
+    raw = raw.ljust(16, b"\x00")  # numpy's S16 drops trailing NUL bytes
+    if version == 4:
+        return str(ipaddress.IPv4Address(raw[12:16]))
+    return str(ipaddress.IPv6Address(raw))
+
+
+class SummaryBuilder:
+    """Accumulates the statistics of a classification run, batch by batch."""
+
+    def __init__(self, rules: list[Rule], instance_ids: list[str], stateful: bool):
+        self.rules = rules
+        self.instance_ids = instance_ids
+        self.stateful = stateful
+        n_rules = len(rules)
+        self.packets = 0
+        self.bytes = 0
+        self.verdict_packets = np.zeros(5, np.int64)
+        self.verdict_bytes = np.zeros(5, np.int64)
+        self.reason_packets = np.zeros(5, np.int64)
+        # [instance, direction, verdict allow/deny] packets and bytes
+        self.side_packets = np.zeros((max(len(instance_ids), 1), 2, 2), np.int64)
+        self.side_bytes = np.zeros((max(len(instance_ids), 1), 2, 2), np.int64)
+        self.rule_packets = np.zeros(n_rules, np.int64)
+        self.rule_bytes = np.zeros(n_rules, np.int64)
+        self.rule_connections = np.zeros(n_rules, np.int64)
+        self.connections_by_protocol: Counter[int] = Counter()
+        self.midstream = 0
+        self.denied: Counter[tuple[bytes, bytes, int, int, int]] = Counter()
+        self.malformed: Counter[int] = Counter()
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        self.files: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        batch: PacketBatch,
+        verdict: np.ndarray,
+        reason: np.ndarray,
+        rule: np.ndarray,
+        instance: np.ndarray,
+        direction: np.ndarray,
+        created: np.ndarray | None = None,
+        midstream: np.ndarray | None = None,
+    ) -> None:
+        n = len(batch)
+        if n == 0:
+            return
+        wire = batch.wire_len.astype(np.int64)
+        self.packets += n
+        self.bytes += int(wire.sum())
+        self.verdict_packets += np.bincount(verdict, minlength=5)[:5]
+        self.verdict_bytes += np.bincount(verdict, weights=wire, minlength=5)[:5].astype(np.int64)
+        self.reason_packets += np.bincount(reason, minlength=5)[:5]
+
+        sided = (instance >= 0) & (verdict <= VERDICT_DENY)
+        if sided.any():
+            flat = (instance[sided].astype(np.int64) * 2 + direction[sided]) * 2 + verdict[sided]
+            size = self.side_packets.size
+            self.side_packets += np.bincount(flat, minlength=size).reshape(self.side_packets.shape)
+            self.side_bytes += (
+                np.bincount(flat, weights=wire[sided], minlength=size)
+                .astype(np.int64)
+                .reshape(self.side_bytes.shape)
+            )
+        hit = rule >= 0
+        if hit.any() and len(self.rules):
+            self.rule_packets += np.bincount(rule[hit], minlength=len(self.rules))
+            self.rule_bytes += np.bincount(rule[hit], weights=wire[hit], minlength=len(self.rules)).astype(
+                np.int64
+            )
+        if created is not None:
+            made = created.astype(bool)
+            if made.any():
+                creators = rule[made]
+                known = creators >= 0
+                if known.any() and len(self.rules):
+                    self.rule_connections += np.bincount(creators[known], minlength=len(self.rules))
+                for proto, count in zip(*np.unique(batch.protocol[made], return_counts=True), strict=True):
+                    self.connections_by_protocol[int(proto)] += int(count)
+            if midstream is not None:
+                self.midstream += int(np.count_nonzero(midstream))
+
+        denied = verdict == VERDICT_DENY
+        if denied.any():
+            keys = np.zeros(int(denied.sum()), _DENIED_TUPLE)
+            keys["src"] = np.ascontiguousarray(batch.src[denied]).view("S16").reshape(-1)
+            keys["dst"] = np.ascontiguousarray(batch.dst[denied]).view("S16").reshape(-1)
+            keys["version"] = batch.ip_version[denied]
+            keys["protocol"] = batch.protocol[denied]
+            keys["dport"] = np.where((batch.l4[denied] & L4_PORTS) != 0, batch.dport[denied], -1)
+            unique, counts = np.unique(keys, return_counts=True)
+            for key, count in zip(unique.tolist(), counts.tolist(), strict=True):
+                self.denied[key] += count
+        bad = batch.status == STATUS_MALFORMED
+        if bad.any():
+            for code, count in zip(*np.unique(batch.malformed_reason[bad], return_counts=True), strict=True):
+                self.malformed[int(code)] += int(count)
+        first, last = int(batch.ts_ns.min()), int(batch.ts_ns.max())
+        self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
+        self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
+
+    def add_file(self, path: str, packets: int, warnings: list[str], damaged: bool) -> None:
+        self.files.append({"path": path, "packets": packets, "warnings": list(warnings), "damaged": damaged})
+
+    def summary(self, top: int = 10) -> dict[str, Any]:
+        rules = [
+            {
+                "id": rule.id,
+                "group": rule.group_id,
+                "direction": rule.direction,
+                "priority": rule.priority,
+                "action": rule.action,
+                "enabled": rule.enabled,
+                "packets": int(self.rule_packets[i]),
+                "bytes": int(self.rule_bytes[i]),
+                "connections": int(self.rule_connections[i]),
+            }
+            for i, rule in enumerate(self.rules)
+        ]
+        sides = []
+        for i, instance_id in enumerate(self.instance_ids):
+            for d in (DIRECTION_INGRESS, DIRECTION_EGRESS):
+                allow, deny = (int(x) for x in self.side_packets[i, d])
+                if allow or deny:
+                    sides.append(
+                        {
+                            "instance": instance_id,
+                            "direction": DIRECTION_NAMES[d],
+                            "allow": allow,
+                            "deny": deny,
+                            "bytes": int(self.side_bytes[i, d].sum()),
+                        }
+                    )
+        top_denied = [
+            {
+                "src": _address_text(src, version),
+                "dst": _address_text(dst, version),
+                "protocol": protocol_name(protocol),
+                "dport": dport if dport >= 0 else None,
+                "packets": count,
+            }
+            for (src, dst, version, protocol, dport), count in self.denied.most_common(top)
+        ]
+        span = (self.last_ns - self.first_ns) / 1e9 if self.first_ns is not None and self.last_ns is not None else 0.0
+        return {
+            "mode": "stateful" if self.stateful else "stateless",
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "verdicts": {name: int(self.verdict_packets[code]) for code, name in VERDICT_NAMES.items()},
+            "verdict_bytes": {name: int(self.verdict_bytes[code]) for code, name in VERDICT_NAMES.items()},
+            "reasons": {name: int(self.reason_packets[code]) for code, name in REASON_NAMES.items()},
+            "sides": sides,
+            "rules": rules,
+            "never_hit": [rule["id"] for rule in rules if rule["packets"] == 0],
+            "top_denied": top_denied,
+            "denied_tuples": len(self.denied),
+            "connections": {
+                "total": int(sum(self.connections_by_protocol.values())),
+                "midstream": self.midstream,
+                "by_protocol": {
+                    protocol_name(p): c for p, c in sorted(self.connections_by_protocol.items())
+                },
+            },
+            "malformed": {MALFORMED_REASONS.get(code, str(code)): n for code, n in sorted(self.malformed.items())},
+            "time": {
+                "first_ns": self.first_ns,
+                "last_ns": self.last_ns,
+                "span_seconds": span,
+            },
+            "files": self.files,
+        }

@@ -1,0 +1,156 @@
+"""The compiled security-group engine equals the reference matcher, packet by packet."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from classifier import reference
+from classifier.conntrack import DIRECTION_EGRESS, DIRECTION_INGRESS
+from classifier.engine import Engine
+from classifier.packets import Packet, PacketBatch
+from classifier.pipeline import Classification
+from classifier.policy import AddressGroup, AddressRange, Instance, Policy, Rule, SecurityGroup
+from classifier.stats import REASON_NAMES, VERDICT_NAMES
+from tests import strategies
+
+DIRECTION_NAMES = {DIRECTION_INGRESS: "ingress", DIRECTION_EGRESS: "egress"}
+
+
+def engine_rows(engine: Engine, packets: list[Packet]) -> list[tuple]:
+    result = engine.classify(PacketBatch.from_packets(packets))
+    return [
+        (
+            VERDICT_NAMES[int(result.verdict[i])],
+            REASON_NAMES.get(int(result.reason[i]), ""),
+            engine.instance_ids[result.instance[i]] if result.instance[i] >= 0 else None,
+            DIRECTION_NAMES.get(int(result.direction[i])),
+            engine.rule_ids[result.rule[i]] if result.rule[i] >= 0 else None,
+        )
+        for i in range(len(packets))
+    ]
+
+
+def reference_row(verdict: reference.Verdict) -> tuple:
+    return (verdict.verdict, verdict.reason, verdict.instance_id, verdict.direction, verdict.rule_id)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_stateless_engine_equals_reference(twin_mode: str, data: st.DataObject) -> None:
+    policy = data.draw(strategies.policies())
+    packets = data.draw(st.lists(strategies.packets(policy), min_size=1, max_size=20))
+    engine = Engine(policy)
+    expected = [reference_row(reference.evaluate(policy, packet)) for packet in packets]
+    assert engine_rows(engine, packets) == expected
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenario=strategies.policy_and_sequences())
+def test_stateful_pipeline_equals_reference(twin_mode: str, scenario: tuple) -> None:
+    policy, packets = scenario
+    engine = Engine(policy)
+    oracle = reference.StatefulReference(policy)
+    expected = [reference_row(oracle.process(packet)) for packet in packets]
+    run = Classification(engine, stateful=True, batch_size=7)
+    got: list[tuple] = []
+    batch = PacketBatch.from_packets(packets)
+    for start in range(0, len(packets), 7):  # several batches: state must carry across them
+        result = run.classify_batch(_copy(batch, start, start + 7))
+        for i in range(len(result.batch)):
+            got.append(
+                (
+                    VERDICT_NAMES[int(result.verdict[i])],
+                    REASON_NAMES.get(int(result.reason[i]), ""),
+                    engine.instance_ids[result.instance[i]] if result.instance[i] >= 0 else None,
+                    DIRECTION_NAMES.get(int(result.direction[i])),
+                    engine.rule_ids[result.rule[i]] if result.rule[i] >= 0 else None,
+                )
+            )
+    assert got == expected
+    counts = run.summary()["verdicts"]
+    assert sum(counts.values()) == len(packets)
+
+
+def _copy(batch: PacketBatch, start: int, stop: int) -> PacketBatch:
+    part = batch.slice(start, stop)
+    return PacketBatch(**{name: column.copy() for name, column in part.columns().items()})
+
+
+# --- hand-made corners ------------------------------------------------------------------------
+
+V4 = ipaddress.IPv4Address
+WEB, DB, OUTSIDE = V4("10.0.1.10"), V4("10.0.2.20"), V4("203.0.113.7")
+
+
+def _policy(*rules: Rule, sequences: dict[str, tuple[str, ...]] | None = None) -> Policy:
+    groups: dict[str, list[Rule]] = {}
+    for rule in rules:
+        groups.setdefault(rule.group_id, []).append(rule)
+    sequences = sequences or {"web": ("g",), "db": ()}
+    ips = {"web": WEB, "db": DB}
+    return Policy(
+        groups={gid: SecurityGroup(gid, tuple(rs)) for gid, rs in groups.items()} | {"empty": SecurityGroup("empty")},
+        address_groups={
+            "office": AddressGroup(
+                "office", 4, (AddressRange(V4("192.0.2.10"), V4("192.0.2.20")),)
+            )
+        },
+        instances={name: Instance(name, (ips[name],), seq) for name, seq in sequences.items()},
+    )
+
+
+def _tcp(src: V4, dst: V4, dport: int | None) -> Packet:
+    return Packet(src=src, dst=dst, protocol=6, sport=40000 if dport is not None else None, dport=dport)
+
+
+def test_address_group_range_is_exact() -> None:
+    rule = Rule("r1", "g", 1, "ingress", protocol=6, ports=((22, 22),), remote_address_group_id="office")
+    engine = Engine(_policy(rule))
+    rows = engine_rows(
+        engine,
+        [_tcp(V4(f"192.0.2.{last}"), WEB, 22) for last in (9, 10, 15, 20, 21)],
+    )
+    assert [row[0] for row in rows] == ["deny", "allow", "allow", "allow", "deny"]
+
+
+def test_port_boundaries_and_unknown_ports() -> None:
+    rule = Rule("r1", "g", 1, "ingress", protocol=6, ports=((1, 1), (80, 90), (65535, 65535)))
+    open_rule = Rule("r2", "g", 2, "ingress", protocol=6, priority=2, action="deny")
+    engine = Engine(_policy(rule, open_rule))
+    rows = engine_rows(engine, [_tcp(OUTSIDE, WEB, p) for p in (1, 2, 79, 80, 90, 91, 65535, None)])
+    assert [row[4] for row in rows] == ["r1", "r2", "r2", "r1", "r1", "r2", "r1", "r2"]
+
+
+def test_instance_without_groups_denies_both_ways() -> None:
+    engine = Engine(_policy(Rule("r1", "g", 1, "ingress"), sequences={"web": ("g",), "db": ()}))
+    rows = engine_rows(engine, [_tcp(OUTSIDE, DB, 80), _tcp(DB, OUTSIDE, 80)])
+    assert rows == [
+        ("deny", "implicit-deny", "db", "ingress", None),
+        ("deny", "implicit-deny", "db", "egress", None),
+    ]
+
+
+def test_many_instances_share_one_table() -> None:
+    instances = {
+        f"vm{i}": Instance(f"vm{i}", (V4(f"10.1.{i // 250}.{i % 250 + 1}"),), ("g",)) for i in range(300)
+    }
+    policy = Policy(
+        groups={"g": SecurityGroup("g", (Rule("r1", "g", 1, "ingress", protocol=6, ports=((443, 443),)),))},
+        instances=instances,
+    )
+    engine = Engine(policy)
+    assert len(engine.tables) == 4  # (ingress, egress) x (IPv4, IPv6), shared by all 300
+    owners = engine.instance_of(PacketBatch.from_packets([_tcp(OUTSIDE, V4("10.1.1.5"), 443)]).dst)
+    assert engine.instance_ids[int(owners[0])] == "vm254"
+
+
+@pytest.mark.parametrize("size", [0, 1, 5])
+def test_batch_sizes(size: int) -> None:
+    engine = Engine(_policy(Rule("r1", "g", 1, "ingress")))
+    result = engine.classify(PacketBatch.from_packets([_tcp(OUTSIDE, WEB, 80)] * size))
+    assert np.all(result.verdict == 0) and len(result.verdict) == size
