@@ -273,9 +273,9 @@ def cmd_packets(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except OSError as error:
             raise UsageError(f"{args.csv}: cannot write: {error.strerror}") from None
         with stream:
-            summary = dump_packets(args.pcap, stream)
+            summary = dump_packets([args.pcap], stream)
     else:
-        summary = dump_packets(args.pcap, out)
+        summary = dump_packets([args.pcap], out)
     for warning in getattr(summary, "warnings", ()):
         print(f"warning: {warning}", file=err)
     return EXIT_OK

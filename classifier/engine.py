@@ -55,23 +55,45 @@ from classifier.packets import (
     STATUS_NOT_IP,
     STATUS_OK,
     PacketBatch,
-    address_to_bytes,
 )
 from classifier.policy import Policy, Rule
 
+CHUNK_ROWS = 4096  # rows per shared matcher: bounds the bit-vector width (memory, scan cost)
 PORT_UNKNOWN = 0x10000  # a packet's port/type field when unknown: outside every restriction
 PORT_ANY_HI = 0xFFFFFFFF  # an unrestricted rule's port range is [0, PORT_ANY_HI]
 PORT_PROTOCOLS = (6, 17, 132)  # protocols whose packets carry ports
 ICMP_PROTOCOLS = (1, 58)
+_CARRIES_PORTS = np.isin(np.arange(256), PORT_PROTOCOLS)  # by protocol number
+_IS_ICMP = np.isin(np.arange(256), ICMP_PROTOCOLS)
+_V4_MAPPED_PREFIX = np.frombuffer(b"\x00" * 10 + b"\xff\xff", np.uint8)
 DIRECTIONS = ("ingress", "egress")  # index = DIRECTION_INGRESS / DIRECTION_EGRESS
 VERSIONS = (4, 6)
 
 
 @dataclass
 class SideTable:
-    """One compiled (group sequence, direction, version) table."""
+    """One (group sequence, direction, version): its rule rows live in chunk `chunk`."""
 
-    matcher: acl.Matcher | None  # None when the side has no rule rows at all
+    sequence: tuple[str, ...]
+    direction: int
+    version: int
+    rows: list[tuple[int, int, int, int, int, int, int]]  # (src lo, hi, port lo, hi, proto, mask, rule)
+    chunk: int = -1  # -1: no rows at all (every packet is an implicit deny)
+    local_id: int = 0  # the table's tag inside its chunk (the source-port field)
+
+
+@dataclass
+class Chunk:
+    """Several side tables of one IP version compiled into one first-match matcher.
+
+    The rows of table t carry the exact source-port value t (`local_id`), and each packet is
+    looked up with its table's tag as source port, so it can only match its own table's rows;
+    within a table the rows keep the spec order. One lookup call serves every table of the
+    chunk: no per-table grouping of packets, no per-table Python call.
+    """
+
+    version: int
+    matcher: acl.Matcher
     row_rule: np.ndarray  # int32 [rows]: global rule index of each row
     row_allow: np.ndarray  # bool [rows]: the row's rule allows
 
@@ -105,18 +127,19 @@ class Engine:
     # --- build ---------------------------------------------------------------------------
 
     def _build_address_index(self) -> None:
-        keys: list[bytes] = []
-        owners: list[int] = []
-        for i, instance in enumerate(self.instances):
-            for ip in instance.ips:
-                keys.append(address_to_bytes(ip))
-                owners.append(i)
-        order = np.argsort(np.array(keys, dtype="S16"), kind="stable") if keys else np.zeros(0, int)
-        self._address_keys = np.array(keys, dtype="S16")[order] if keys else np.zeros(0, "S16")
-        self._address_owner = np.array(owners, dtype=np.int32)[order] if keys else np.zeros(0, np.int32)
+        """Sorted keys -> owner: IPv4 as uint32 (fast to search), IPv6 as 16-byte strings."""
+        v4 = [(int(ip), i) for i, inst in enumerate(self.instances) for ip in inst.ips if ip.version == 4]
+        v6 = [(ip.packed, i) for i, inst in enumerate(self.instances) for ip in inst.ips if ip.version == 6]
+        v4.sort()
+        v6.sort()
+        self._v4_keys = np.array([k for k, _ in v4], dtype=np.uint32)
+        self._v4_owner = np.array([o for _, o in v4], dtype=np.int32)
+        self._v6_keys = np.array([k for k, _ in v6], dtype="S16")
+        self._v6_owner = np.array([o for _, o in v6], dtype=np.int32)
 
     def _build_tables(self) -> None:
-        """One table per distinct (sequence, direction, version); instances index into them."""
+        """One table per distinct (sequence, direction, version); instances index into them;
+        tables are packed, in order, into chunks of at most CHUNK_ROWS rows per version."""
         self.tables: list[SideTable] = []
         by_key: dict[tuple[tuple[str, ...], int, int], int] = {}
         # side_table[instance, direction, version index] -> index into self.tables
@@ -127,8 +150,37 @@ class Engine:
                     key = (instance.security_groups, direction, version)
                     if key not in by_key:
                         by_key[key] = len(self.tables)
-                        self.tables.append(self._compile_side(*key))
+                        self.tables.append(SideTable(*key, rows=self._side_rows(*key)))
                     self.side_table[i, direction, v] = by_key[key]
+        self.chunks: list[Chunk] = []
+        for version in VERSIONS:
+            pending: list[SideTable] = []
+            for table in self.tables:
+                if table.version != version or not table.rows:
+                    continue
+                if pending and sum(len(t.rows) for t in pending) + len(table.rows) > CHUNK_ROWS:
+                    self._compile_chunk(pending)
+                    pending = []
+                pending.append(table)
+            if pending:
+                self._compile_chunk(pending)
+        self.table_chunk = np.array([t.chunk for t in self.tables], dtype=np.int32)
+        self.table_local = np.array([t.local_id for t in self.tables], dtype=np.uint32)
+
+    def _compile_chunk(self, tables: list[SideTable]) -> None:
+        rows = acl.RuleRows(tables[0].version)
+        row_rule: list[int] = []
+        row_allow: list[bool] = []
+        for local_id, table in enumerate(tables):
+            table.chunk, table.local_id = len(self.chunks), local_id
+            for lo, hi, port_lo, port_hi, proto, mask, rule in table.rows:
+                rows.add(src=(lo, hi), sport=(local_id, local_id), dport=(port_lo, port_hi),
+                         proto=proto, proto_mask=mask)
+                row_rule.append(rule)
+                row_allow.append(self.rules[rule].action == "allow")
+        self.chunks.append(
+            Chunk(tables[0].version, acl.compile(rows), np.array(row_rule, np.int32), np.array(row_allow, bool))
+        )
 
     def _ordered_rules(self, sequence: tuple[str, ...], direction: int, version: int) -> list[Rule]:
         """Candidates of spec section 2, steps 1-2: enabled, this direction and ethertype."""
@@ -141,26 +193,18 @@ class Engine:
         ordered.sort(key=lambda item: item[0])
         return [rule for _, rule in ordered]
 
-    def _compile_side(self, sequence: tuple[str, ...], direction: int, version: int) -> SideTable:
-        rows = acl.RuleRows(version)
-        row_rule: list[int] = []
-        row_allow: list[bool] = []
+    def _side_rows(
+        self, sequence: tuple[str, ...], direction: int, version: int
+    ) -> list[tuple[int, int, int, int, int, int, int]]:
+        """A side's rules in spec order, each expanded into exact rows (remote range x ports)."""
+        rows = []
         for rule in self._ordered_rules(sequence, direction, version):
             index = self._rule_position[(rule.group_id, rule.position)]
-            port_ranges = self._port_ranges(rule)
             proto, proto_mask = (0, 0) if rule.protocol is None else (rule.protocol, 0xFF)
             for lo, hi in self._remote_ranges(rule, version):
-                for port_lo, port_hi in port_ranges:
-                    rows.add(
-                        src=(lo, hi),
-                        dport=(port_lo, port_hi),
-                        proto=proto,
-                        proto_mask=proto_mask,
-                    )
-                    row_rule.append(index)
-                    row_allow.append(rule.action == "allow")
-        matcher = acl.compile(rows) if len(row_rule) else None
-        return SideTable(matcher, np.array(row_rule, np.int32), np.array(row_allow, bool))
+                for port_lo, port_hi in self._port_ranges(rule):
+                    rows.append((lo, hi, port_lo, port_hi, proto, proto_mask, index))
+        return rows
 
     @staticmethod
     def _port_ranges(rule: Rule) -> list[tuple[int, int]]:
@@ -197,15 +241,35 @@ class Engine:
 
         return classify_pcap(self, paths, stateful=stateful, batch_size=batch_size)
 
-    def instance_of(self, addresses: np.ndarray) -> np.ndarray:
-        """Instance index (int32) owning each 16-byte address row, or -1."""
-        keys = np.ascontiguousarray(addresses).view("S16").reshape(-1)
-        if len(self._address_keys) == 0:
-            return np.full(len(keys), -1, np.int32)
-        position = np.searchsorted(self._address_keys, keys)
-        position = np.minimum(position, len(self._address_keys) - 1)
-        found = self._address_keys[position] == keys
-        return np.where(found, self._address_owner[position], -1).astype(np.int32)
+    def instance_of(self, addresses: np.ndarray, ip_version: np.ndarray | None = None) -> np.ndarray:
+        """Instance index (int32) owning each 16-byte address row, or -1.
+
+        `ip_version` says the family of each row (IPv4 rows are IPv4-mapped); without it a
+        row is IPv4 when it has the ::ffff:0:0/96 prefix.
+        """
+        addresses = np.ascontiguousarray(addresses)
+        n = len(addresses)
+        owner = np.full(n, -1, np.int32)
+        if ip_version is None:
+            is_v4 = np.all(addresses[:, :12] == _V4_MAPPED_PREFIX, axis=1) if n else np.zeros(0, bool)
+        else:
+            is_v4 = ip_version == 4
+        if len(self._v4_keys):
+            rows = np.flatnonzero(is_v4) if ip_version is not None or not is_v4.all() else None
+            words = addresses[:, 12:16].copy().view(">u4").reshape(-1).astype(np.uint32)
+            if rows is not None:
+                words = words[rows]
+            owner_part = _search(self._v4_keys, self._v4_owner, words)
+            if rows is None:
+                owner = owner_part
+            else:
+                owner[rows] = owner_part
+        if len(self._v6_keys):
+            rows = np.flatnonzero(~is_v4)
+            if len(rows):
+                keys = addresses[rows].view("S16").reshape(-1)
+                owner[rows] = _search(self._v6_keys, self._v6_owner, keys)
+        return owner
 
     def classify(self, batch: PacketBatch) -> StatelessVerdicts:
         """Stateless verdicts of spec sections 2-3 for every packet of the batch."""
@@ -222,12 +286,14 @@ class Engine:
 
         is_ip = (batch.status == STATUS_OK) | (batch.status == STATUS_L4_TRUNCATED)
         is_ip &= (batch.ip_version == 4) | (batch.ip_version == 6)
-        src_owner = np.where(is_ip, self.instance_of(batch.src), -1)
-        dst_owner = np.where(is_ip, self.instance_of(batch.dst), -1)
+        version = np.where(is_ip, batch.ip_version, 0)
+        src_owner = np.where(is_ip, self.instance_of(batch.src, version), -1)
+        dst_owner = np.where(is_ip, self.instance_of(batch.dst, version), -1)
         port = self._port_column(batch)
 
-        egress_rule, egress_allow = self._evaluate_side(batch, src_owner, DIRECTION_EGRESS, batch.dst, port)
-        ingress_rule, ingress_allow = self._evaluate_side(batch, dst_owner, DIRECTION_INGRESS, batch.src, port)
+        egress_rule, egress_allow, ingress_rule, ingress_allow = self._evaluate_sides(
+            batch, src_owner, dst_owner, port
+        )
 
         has_egress = src_owner >= 0
         has_ingress = dst_owner >= 0
@@ -258,45 +324,53 @@ class Engine:
         """Destination port, ICMP type*256+code, or PORT_UNKNOWN, as uint32."""
         port = np.full(len(batch), PORT_UNKNOWN, np.uint32)
         protocol = batch.protocol
-        has_ports = ((batch.l4 & L4_PORTS) != 0) & np.isin(protocol, PORT_PROTOCOLS)
+        has_ports = ((batch.l4 & L4_PORTS) != 0) & _CARRIES_PORTS[protocol]
         port[has_ports] = batch.dport[has_ports]
-        has_icmp = ((batch.l4 & L4_ICMP) != 0) & np.isin(protocol, ICMP_PROTOCOLS)
+        has_icmp = ((batch.l4 & L4_ICMP) != 0) & _IS_ICMP[protocol]
         port[has_icmp] = batch.icmp_type[has_icmp].astype(np.uint32) * 256 + batch.icmp_code[has_icmp]
         return port
 
-    def _evaluate_side(
-        self,
-        batch: PacketBatch,
-        owner: np.ndarray,
-        direction: int,
-        remote: np.ndarray,
-        port: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(matched global rule or -1, allowed) for the packets whose `owner` is an instance."""
+    def _evaluate_sides(
+        self, batch: PacketBatch, src_owner: np.ndarray, dst_owner: np.ndarray, port: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(matched global rule or -1, allowed) of the egress and of the ingress side.
+
+        Both sides of every packet go through the chunk matchers together: egress rows look
+        up the destination as remote, ingress rows the source.
+        """
         n = len(batch)
-        matched = np.full(n, -1, np.int32)
-        allowed = np.zeros(n, bool)
-        evaluated = np.flatnonzero(owner >= 0)
-        if len(evaluated) == 0:
-            return matched, allowed
-        version_index = (batch.ip_version[evaluated] == 6).astype(np.intp)
-        table = self.side_table[owner[evaluated], direction, version_index]
-        order = np.argsort(table, kind="stable")
-        sorted_tables = table[order]
-        starts = np.flatnonzero(np.r_[True, sorted_tables[1:] != sorted_tables[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        for start, end in zip(starts, ends, strict=True):
-            side = self.tables[int(sorted_tables[start])]
-            rows = evaluated[order[start:end]]
-            if side.matcher is None:
-                continue  # no rows: implicit deny for all of them
-            hit = side.matcher.match_columns(
-                src=remote[rows], dport=port[rows], proto=batch.protocol[rows]
+        egress = np.flatnonzero(src_owner >= 0)
+        ingress = np.flatnonzero(dst_owner >= 0)
+        packet = np.concatenate((egress, ingress))
+        remote = np.concatenate((batch.dst[egress], batch.src[ingress]))
+        is_v6 = (batch.ip_version[packet] == 6).astype(np.intp)
+        owner = np.concatenate((src_owner[egress], dst_owner[ingress]))
+        direction = np.repeat(np.array([DIRECTION_EGRESS, DIRECTION_INGRESS], np.intp), (len(egress), len(ingress)))
+        table = self.side_table[owner, direction, is_v6]
+        chunk = self.table_chunk[table]
+        matched = np.full(len(packet), -1, np.int32)
+        allowed = np.zeros(len(packet), bool)
+        for number, part in enumerate(self.chunks):
+            rows = np.flatnonzero(chunk == number) if len(self.chunks) > 1 else np.flatnonzero(chunk == 0)
+            if len(rows) == 0:
+                continue
+            hit = part.matcher.match_columns(
+                src=remote[rows],
+                sport=self.table_local[table[rows]],
+                dport=port[packet[rows]],
+                proto=batch.protocol[packet[rows]],
             )
             found = hit >= 0
-            matched[rows[found]] = side.row_rule[hit[found]]
-            allowed[rows[found]] = side.row_allow[hit[found]]
-        return matched, allowed
+            matched[rows[found]] = part.row_rule[hit[found]]
+            allowed[rows[found]] = part.row_allow[hit[found]]
+        egress_rule = np.full(n, -1, np.int32)
+        egress_allow = np.zeros(n, bool)
+        ingress_rule = np.full(n, -1, np.int32)
+        ingress_allow = np.zeros(n, bool)
+        split = len(egress)
+        egress_rule[egress], egress_allow[egress] = matched[:split], allowed[:split]
+        ingress_rule[ingress], ingress_allow[ingress] = matched[split:], allowed[split:]
+        return egress_rule, egress_allow, ingress_rule, ingress_allow
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -309,3 +383,8 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
             merged.append((lo, hi))
     return merged
 
+
+def _search(keys: np.ndarray, owners: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """owners[i] where keys[i] == wanted (keys sorted), else -1: a vectorised exact lookup."""
+    position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+    return np.where(keys[position] == wanted, owners[position], -1).astype(np.int32)

@@ -58,6 +58,88 @@ def _address_text(raw: bytes, version: int) -> str:
     return str(ipaddress.IPv6Address(raw))
 
 
+_MIX = (
+    np.uint64(0x9E3779B97F4A7C15),
+    np.uint64(0xC2B2AE3D27D4EB4F),
+    np.uint64(0x165667B19E3779F9),
+    np.uint64(0xD6E8FEB86659FD93),
+    np.uint64(0xFF51AFD7ED558CCD),
+)
+
+
+def _tuple_hash(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each denied tuple (vectorised multiply-xor mixing; wraps mod 2**64)."""
+    src = np.ascontiguousarray(rows["src"]).view("<u8").reshape(-1, 2)
+    dst = np.ascontiguousarray(rows["dst"]).view("<u8").reshape(-1, 2)
+    rest = (
+        rows["dport"].astype(np.int64).view(np.uint64) & np.uint64(0xFFFFFFFF)
+        | rows["protocol"].astype(np.uint64) << np.uint64(40)
+        | rows["version"].astype(np.uint64) << np.uint64(48)
+    )
+    h = src[:, 0] * _MIX[0] ^ src[:, 1] * _MIX[1] ^ dst[:, 0] * _MIX[2] ^ dst[:, 1] * _MIX[3] ^ rest * _MIX[4]
+    h ^= h >> np.uint64(29)
+    h *= _MIX[0]
+    h ^= h >> np.uint64(32)
+    return h
+
+
+class DeniedCounter:
+    """Packets per denied (source, destination, protocol, port) tuple, in bounded memory.
+
+    Each batch is reduced to (hash, count, tuple) runs sorted by hash; runs are merged when
+    they add up to `merge_at` entries. Past `limit` distinct tuples (a long scan), the
+    least-hit half is dropped and `pruned` is set: the top entries remain right as long as
+    the dropped ones could not have overtaken them, and the summary says it is not exact.
+    A 64-bit hash identifies a tuple: a collision (odds about n**2 / 2**65) would merge two.
+    """
+
+    def __init__(self, limit: int = 2_000_000, merge_at: int = 1 << 20):
+        self.limit = limit
+        self.merge_at = merge_at
+        self.keys = np.zeros(0, np.uint64)
+        self.counts = np.zeros(0, np.int64)
+        self.rows = np.zeros(0, _DENIED_TUPLE)
+        self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.pending_size = 0
+        self.pruned = False
+
+    def add(self, rows: np.ndarray) -> None:
+        self.pending.append(_reduce(_tuple_hash(rows), np.ones(len(rows), np.int64), rows))
+        self.pending_size += len(self.pending[-1][0])
+        if self.pending_size >= self.merge_at:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self.pending:
+            return
+        keys = np.concatenate([self.keys] + [p[0] for p in self.pending])
+        counts = np.concatenate([self.counts] + [p[1] for p in self.pending])
+        rows = np.concatenate([self.rows] + [p[2] for p in self.pending])
+        self.pending, self.pending_size = [], 0
+        self.keys, self.counts, self.rows = _reduce(keys, counts, rows)
+        if len(self.keys) > self.limit:
+            keep = np.sort(np.argsort(-self.counts, kind="stable")[: self.limit // 2])
+            self.keys, self.counts, self.rows = self.keys[keep], self.counts[keep], self.rows[keep]
+            self.pruned = True
+
+    def __len__(self) -> int:
+        self._merge()
+        return len(self.keys)
+
+    def most_common(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        self._merge()
+        top = np.lexsort((self.keys, -self.counts))[:n]
+        return self.rows[top], self.counts[top]
+
+
+def _reduce(keys: np.ndarray, counts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum the counts of equal keys; the result is sorted by key."""
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.intp)
+    return keys[starts], np.add.reduceat(counts[order], starts) if len(starts) else counts[:0], rows[order[starts]]
+
+
 class SummaryBuilder:
     """Accumulates the statistics of a classification run, batch by batch."""
 
@@ -79,7 +161,7 @@ class SummaryBuilder:
         self.rule_connections = np.zeros(n_rules, np.int64)
         self.connections_by_protocol: Counter[int] = Counter()
         self.midstream = 0
-        self.denied: Counter[tuple[bytes, bytes, int, int, int]] = Counter()
+        self.denied = DeniedCounter()
         self.malformed: Counter[int] = Counter()
         self.first_ns: int | None = None
         self.last_ns: int | None = None
@@ -142,9 +224,7 @@ class SummaryBuilder:
             keys["version"] = batch.ip_version[denied]
             keys["protocol"] = batch.protocol[denied]
             keys["dport"] = np.where((batch.l4[denied] & L4_PORTS) != 0, batch.dport[denied], -1)
-            unique, counts = np.unique(keys, return_counts=True)
-            for key, count in zip(unique.tolist(), counts.tolist(), strict=True):
-                self.denied[key] += count
+            self.denied.add(keys)
         bad = batch.status == STATUS_MALFORMED
         if bad.any():
             for code, count in zip(*np.unique(batch.malformed_reason[bad], return_counts=True), strict=True):
@@ -185,6 +265,7 @@ class SummaryBuilder:
                             "bytes": int(self.side_bytes[i, d].sum()),
                         }
                     )
+        top_rows, top_counts = self.denied.most_common(top)
         top_denied = [
             {
                 "src": _address_text(src, version),
@@ -193,7 +274,9 @@ class SummaryBuilder:
                 "dport": dport if dport >= 0 else None,
                 "packets": count,
             }
-            for (src, dst, version, protocol, dport), count in self.denied.most_common(top)
+            for (src, dst, version, protocol, dport), count in zip(
+                top_rows.tolist(), top_counts.tolist(), strict=True
+            )
         ]
         span = (self.last_ns - self.first_ns) / 1e9 if self.first_ns is not None and self.last_ns is not None else 0.0
         return {
@@ -208,6 +291,7 @@ class SummaryBuilder:
             "never_hit": [rule["id"] for rule in rules if rule["packets"] == 0],
             "top_denied": top_denied,
             "denied_tuples": len(self.denied),
+            "denied_tuples_exact": not self.denied.pruned,
             "connections": {
                 "total": int(sum(self.connections_by_protocol.values())),
                 "midstream": self.midstream,

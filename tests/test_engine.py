@@ -39,7 +39,7 @@ def reference_row(verdict: reference.Verdict) -> tuple:
     return (verdict.verdict, verdict.reason, verdict.instance_id, verdict.direction, verdict.rule_id)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_stateless_engine_equals_reference(twin_mode: str, data: st.DataObject) -> None:
     policy = data.draw(strategies.policies())
@@ -49,7 +49,7 @@ def test_stateless_engine_equals_reference(twin_mode: str, data: st.DataObject) 
     assert engine_rows(engine, packets) == expected
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(scenario=strategies.policy_and_sequences())
 def test_stateful_pipeline_equals_reference(twin_mode: str, scenario: tuple) -> None:
     policy, packets = scenario
