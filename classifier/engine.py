@@ -33,38 +33,22 @@ from typing import Any
 
 import numpy as np
 
-from classifier import acl
+from classifier import _twins, acl
 from classifier.conntrack import (
     DIRECTION_EGRESS,
     DIRECTION_INGRESS,
-    DIRECTION_NONE,
-    REASON_IMPLICIT_DENY,
-    REASON_NONE,
-    REASON_RULE,
-    VERDICT_ALLOW,
-    VERDICT_DENY,
-    VERDICT_MALFORMED,
-    VERDICT_NOT_IP,
-    VERDICT_UNMANAGED,
 )
 from classifier.packets import (
-    L4_ICMP,
-    L4_PORTS,
     STATUS_L4_TRUNCATED,
-    STATUS_MALFORMED,
-    STATUS_NOT_IP,
     STATUS_OK,
     PacketBatch,
+    address_to_bytes,
 )
 from classifier.policy import Policy, Rule
 
 CHUNK_ROWS = 4096  # rows per shared matcher: bounds the bit-vector width (memory, scan cost)
 PORT_UNKNOWN = 0x10000  # a packet's port/type field when unknown: outside every restriction
 PORT_ANY_HI = 0xFFFFFFFF  # an unrestricted rule's port range is [0, PORT_ANY_HI]
-PORT_PROTOCOLS = (6, 17, 132)  # protocols whose packets carry ports
-ICMP_PROTOCOLS = (1, 58)
-_CARRIES_PORTS = np.isin(np.arange(256), PORT_PROTOCOLS)  # by protocol number
-_IS_ICMP = np.isin(np.arange(256), ICMP_PROTOCOLS)
 _V4_MAPPED_PREFIX = np.frombuffer(b"\x00" * 10 + b"\xff\xff", np.uint8)
 DIRECTIONS = ("ingress", "egress")  # index = DIRECTION_INGRESS / DIRECTION_EGRESS
 VERSIONS = (4, 6)
@@ -116,6 +100,7 @@ class Engine:
 
     def __init__(self, policy: Policy):
         self.policy = policy
+        self._kernels = _twins.load("_engine")  # compiled, or the pure twin
         self.rules: list[Rule] = list(policy.rules())
         self.rule_ids: list[str] = [rule.id for rule in self.rules]
         self.instances = list(policy.instances.values())
@@ -127,15 +112,23 @@ class Engine:
     # --- build ---------------------------------------------------------------------------
 
     def _build_address_index(self) -> None:
-        """Sorted keys -> owner: IPv4 as uint32 (fast to search), IPv6 as 16-byte strings."""
-        v4 = [(int(ip), i) for i, inst in enumerate(self.instances) for ip in inst.ips if ip.version == 4]
-        v6 = [(ip.packed, i) for i, inst in enumerate(self.instances) for ip in inst.ips if ip.version == 6]
-        v4.sort()
-        v6.sort()
-        self._v4_keys = np.array([k for k, _ in v4], dtype=np.uint32)
-        self._v4_owner = np.array([o for _, o in v4], dtype=np.int32)
-        self._v6_keys = np.array([k for k, _ in v6], dtype="S16")
-        self._v6_owner = np.array([o for _, o in v6], dtype=np.int32)
+        """Local address -> instance: an open-addressing table for `_engine.owners`."""
+        entries = [(ip, i) for i, instance in enumerate(self.instances) for ip in instance.ips]
+        capacity = 16
+        while capacity < 2 * len(entries):
+            capacity *= 2  # at most half full: probe sequences stay short and end
+        self._slot_hi = np.zeros(capacity, np.uint64)
+        self._slot_lo = np.zeros(capacity, np.uint64)
+        self._slot_version = np.zeros(capacity, np.uint8)
+        self._slot_owner = np.full(capacity, -1, np.int32)
+        for ip, owner in entries:
+            raw = address_to_bytes(ip)
+            hi, lo = int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
+            slot = self._kernels.address_hash(hi, lo, ip.version) & (capacity - 1)
+            while self._slot_owner[slot] >= 0:
+                slot = (slot + 1) & (capacity - 1)
+            self._slot_hi[slot], self._slot_lo[slot] = hi, lo
+            self._slot_version[slot], self._slot_owner[slot] = ip.version, owner
 
     def _build_tables(self) -> None:
         """One table per distinct (sequence, direction, version); instances index into them;
@@ -244,91 +237,63 @@ class Engine:
     def instance_of(self, addresses: np.ndarray, ip_version: np.ndarray | None = None) -> np.ndarray:
         """Instance index (int32) owning each 16-byte address row, or -1.
 
-        `ip_version` says the family of each row (IPv4 rows are IPv4-mapped); without it a
-        row is IPv4 when it has the ::ffff:0:0/96 prefix.
+        `ip_version` gives each row's family (4: IPv4-mapped; other values: no owner); by
+        default a row is IPv4 when it has the ::ffff:0:0/96 prefix, else IPv6.
         """
-        addresses = np.ascontiguousarray(addresses)
-        n = len(addresses)
-        owner = np.full(n, -1, np.int32)
+        addresses = np.ascontiguousarray(addresses, dtype=np.uint8).reshape(-1, 16)
         if ip_version is None:
-            is_v4 = np.all(addresses[:, :12] == _V4_MAPPED_PREFIX, axis=1) if n else np.zeros(0, bool)
-        else:
-            is_v4 = ip_version == 4
-        if len(self._v4_keys):
-            rows = np.flatnonzero(is_v4) if ip_version is not None or not is_v4.all() else None
-            words = addresses[:, 12:16].copy().view(">u4").reshape(-1).astype(np.uint32)
-            if rows is not None:
-                words = words[rows]
-            owner_part = _search(self._v4_keys, self._v4_owner, words)
-            if rows is None:
-                owner = owner_part
-            else:
-                owner[rows] = owner_part
-        if len(self._v6_keys):
-            rows = np.flatnonzero(~is_v4)
-            if len(rows):
-                keys = addresses[rows].view("S16").reshape(-1)
-                owner[rows] = _search(self._v6_keys, self._v6_owner, keys)
+            mapped = np.all(addresses[:, :12] == _V4_MAPPED_PREFIX, axis=1)
+            ip_version = np.where(mapped, 4, 6).astype(np.uint8)
+        owner = np.empty(len(addresses), np.int32)
+        self._kernels.owners(
+            addresses,
+            np.ascontiguousarray(ip_version, dtype=np.uint8),
+            self._slot_hi,
+            self._slot_lo,
+            self._slot_version,
+            self._slot_owner,
+            owner,
+        )
         return owner
 
     def classify(self, batch: PacketBatch) -> StatelessVerdicts:
         """Stateless verdicts of spec sections 2-3 for every packet of the batch."""
         n = len(batch)
-        verdict = np.full(n, VERDICT_UNMANAGED, np.uint8)
-        verdict[batch.status == STATUS_NOT_IP] = VERDICT_NOT_IP
-        verdict[batch.status == STATUS_MALFORMED] = VERDICT_MALFORMED
-        reason = np.full(n, REASON_NONE, np.uint8)
-        rule = np.full(n, -1, np.int32)
-        instance = np.full(n, -1, np.int32)
-        direction = np.full(n, DIRECTION_NONE, np.uint8)
-        new_instance = np.full(n, -1, np.int32)
-        new_direction = np.full(n, DIRECTION_NONE, np.uint8)
-
-        is_ip = (batch.status == STATUS_OK) | (batch.status == STATUS_L4_TRUNCATED)
-        is_ip &= (batch.ip_version == 4) | (batch.ip_version == 6)
-        version = np.where(is_ip, batch.ip_version, 0)
-        src_owner = np.where(is_ip, self.instance_of(batch.src, version), -1)
-        dst_owner = np.where(is_ip, self.instance_of(batch.dst, version), -1)
-        port = self._port_column(batch)
-
+        usable = (batch.status == STATUS_OK) | (batch.status == STATUS_L4_TRUNCATED)
+        version = np.where(usable, batch.ip_version, 0).astype(np.uint8)
+        src_owner = self.instance_of(batch.src, version)
+        dst_owner = self.instance_of(batch.dst, version)
+        port = np.empty(n, np.uint32)
+        self._kernels.port_column(batch.protocol, batch.l4, batch.dport, batch.icmp_type, batch.icmp_code, port)
         egress_rule, egress_allow, ingress_rule, ingress_allow = self._evaluate_sides(
             batch, src_owner, dst_owner, port
         )
-
-        has_egress = src_owner >= 0
-        has_ingress = dst_owner >= 0
-        judged = has_egress | has_ingress
-        allowed = judged & (~has_egress | egress_allow) & (~has_ingress | ingress_allow)
-        # Reported side: sender's egress if it denies, else receiver's ingress, else egress.
-        report_egress = has_egress & (~egress_allow | ~has_ingress)
-        report_ingress = judged & ~report_egress
-
-        verdict[judged] = np.where(allowed[judged], VERDICT_ALLOW, VERDICT_DENY)
-        side_rule = np.where(report_egress, egress_rule, ingress_rule)
-        rule[judged] = side_rule[judged]
-        reason[judged] = np.where(side_rule[judged] >= 0, REASON_RULE, REASON_IMPLICIT_DENY)
-        instance[report_egress] = src_owner[report_egress]
-        direction[report_egress] = DIRECTION_EGRESS
-        instance[report_ingress] = dst_owner[report_ingress]
-        direction[report_ingress] = DIRECTION_INGRESS
-        # Section 6: a state-allowed packet reports the receiver's ingress, else sender's egress.
-        new_instance[has_ingress] = dst_owner[has_ingress]
-        new_direction[has_ingress] = DIRECTION_INGRESS
-        only_egress = has_egress & ~has_ingress
-        new_instance[only_egress] = src_owner[only_egress]
-        new_direction[only_egress] = DIRECTION_EGRESS
-        return StatelessVerdicts(verdict, reason, rule, instance, direction, new_instance, new_direction)
-
-    @staticmethod
-    def _port_column(batch: PacketBatch) -> np.ndarray:
-        """Destination port, ICMP type*256+code, or PORT_UNKNOWN, as uint32."""
-        port = np.full(len(batch), PORT_UNKNOWN, np.uint32)
-        protocol = batch.protocol
-        has_ports = ((batch.l4 & L4_PORTS) != 0) & _CARRIES_PORTS[protocol]
-        port[has_ports] = batch.dport[has_ports]
-        has_icmp = ((batch.l4 & L4_ICMP) != 0) & _IS_ICMP[protocol]
-        port[has_icmp] = batch.icmp_type[has_icmp].astype(np.uint32) * 256 + batch.icmp_code[has_icmp]
-        return port
+        verdicts = StatelessVerdicts(
+            verdict=np.empty(n, np.uint8),
+            reason=np.empty(n, np.uint8),
+            rule=np.empty(n, np.int32),
+            instance=np.empty(n, np.int32),
+            direction=np.empty(n, np.uint8),
+            new_instance=np.empty(n, np.int32),
+            new_direction=np.empty(n, np.uint8),
+        )
+        self._kernels.combine_sides(
+            batch.status,
+            src_owner,
+            dst_owner,
+            egress_rule,
+            egress_allow.view(np.uint8),
+            ingress_rule,
+            ingress_allow.view(np.uint8),
+            verdicts.verdict,
+            verdicts.reason,
+            verdicts.rule,
+            verdicts.instance,
+            verdicts.direction,
+            verdicts.new_instance,
+            verdicts.new_direction,
+        )
+        return verdicts
 
     def _evaluate_sides(
         self, batch: PacketBatch, src_owner: np.ndarray, dst_owner: np.ndarray, port: np.ndarray
@@ -383,8 +348,3 @@ def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
             merged.append((lo, hi))
     return merged
 
-
-def _search(keys: np.ndarray, owners: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """owners[i] where keys[i] == wanted (keys sorted), else -1: a vectorised exact lookup."""
-    position = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
-    return np.where(keys[position] == wanted, owners[position], -1).astype(np.int32)

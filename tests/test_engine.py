@@ -154,3 +154,26 @@ def test_batch_sizes(size: int) -> None:
     engine = Engine(_policy(Rule("r1", "g", 1, "ingress")))
     result = engine.classify(PacketBatch.from_packets([_tcp(OUTSIDE, WEB, 80)] * size))
     assert np.all(result.verdict == 0) and len(result.verdict) == size
+
+
+def test_kernel_constants_agree_with_the_contracts() -> None:
+    from classifier import _engine, _engine_py, conntrack, packets
+
+    for kernels in (_engine, _engine_py):
+        for name, value in kernels.CONSTANTS.items():
+            source = packets if name.startswith(("STATUS_", "L4_")) else conntrack
+            assert getattr(source, name) == value, name
+        assert kernels.PORT_UNKNOWN == acl_port_unknown()
+
+
+def acl_port_unknown() -> int:
+    from classifier import acl
+
+    return int(acl.PORT_UNKNOWN)
+
+
+def test_ipv6_address_that_looks_ipv4_mapped_is_not_the_ipv4_instance() -> None:
+    engine = Engine(_policy(Rule("r1", "g", 1, "ingress")))
+    mapped = ipaddress.IPv6Address("::ffff:10.0.1.10")
+    packet = Packet(ip_version=6, src=ipaddress.IPv6Address("2001:db8::1"), dst=mapped, protocol=17, sport=1, dport=2)
+    assert engine_rows(engine, [packet]) == [("unmanaged", "", None, None, None)]

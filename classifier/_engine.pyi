@@ -1,0 +1,39 @@
+import numpy as np
+
+PORT_UNKNOWN: int
+CONSTANTS: dict[str, int]
+
+def address_hash(hi: int, lo: int, version: int) -> int: ...
+def owners(
+    addresses: np.ndarray,
+    ip_version: np.ndarray,
+    slot_hi: np.ndarray,
+    slot_lo: np.ndarray,
+    slot_version: np.ndarray,
+    slot_owner: np.ndarray,
+    out: np.ndarray,
+) -> None: ...
+def port_column(
+    protocol: np.ndarray,
+    l4: np.ndarray,
+    dport: np.ndarray,
+    icmp_type: np.ndarray,
+    icmp_code: np.ndarray,
+    out: np.ndarray,
+) -> None: ...
+def combine_sides(
+    status: np.ndarray,
+    src_owner: np.ndarray,
+    dst_owner: np.ndarray,
+    egress_rule: np.ndarray,
+    egress_allow: np.ndarray,
+    ingress_rule: np.ndarray,
+    ingress_allow: np.ndarray,
+    verdict: np.ndarray,
+    reason: np.ndarray,
+    rule: np.ndarray,
+    instance: np.ndarray,
+    direction: np.ndarray,
+    new_instance: np.ndarray,
+    new_direction: np.ndarray,
+) -> None: ...

@@ -1,0 +1,185 @@
+"""The engine's per-packet passes around the first-match lookup (the "run" phase).
+
+Three loops that numpy would spend a dozen array passes on each:
+
+- `owners`: local address -> instance index, through an open-addressing hash table built by
+  `engine.py` (`build_owner_table`): capacity a power of two, linear probing, at most half
+  full, so a probe sequence is short and always ends at an empty slot (owner -1).
+- `port_column`: the field the rules' port ranges are matched against: the destination port
+  (TCP/UDP/SCTP), ICMP type*256+code, or PORT_UNKNOWN when not known.
+- `combine_sides`: spec section 3 (both sides must allow; which side is reported) and the
+  section-6 side of state-allowed packets, from the two sides' lookup results.
+
+Codes are those of classifier.conntrack and classifier.packets; `test_engine_twins` checks
+that the constants below agree with them. Nothing here raises: engine.py hands in arrays of
+the right types and lengths.
+"""
+
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+cdef enum:
+    STATUS_OK = 0
+    STATUS_L4_TRUNCATED = 3
+    L4_PORTS = 1
+    L4_ICMP = 2
+    VERDICT_ALLOW = 0
+    VERDICT_DENY = 1
+    VERDICT_UNMANAGED = 2
+    VERDICT_NOT_IP = 3
+    VERDICT_MALFORMED = 4
+    STATUS_NOT_IP = 1
+    STATUS_MALFORMED = 2
+    REASON_NONE = 0
+    REASON_RULE = 1
+    REASON_IMPLICIT_DENY = 2
+    DIRECTION_INGRESS = 0
+    DIRECTION_EGRESS = 1
+    DIRECTION_NONE = 2
+    PORT_UNKNOWN_VALUE = 0x10000
+
+PORT_UNKNOWN = PORT_UNKNOWN_VALUE
+CONSTANTS = {
+    "VERDICT_ALLOW": VERDICT_ALLOW, "VERDICT_DENY": VERDICT_DENY,
+    "VERDICT_UNMANAGED": VERDICT_UNMANAGED, "VERDICT_NOT_IP": VERDICT_NOT_IP,
+    "VERDICT_MALFORMED": VERDICT_MALFORMED, "REASON_NONE": REASON_NONE,
+    "REASON_RULE": REASON_RULE, "REASON_IMPLICIT_DENY": REASON_IMPLICIT_DENY,
+    "DIRECTION_INGRESS": DIRECTION_INGRESS, "DIRECTION_EGRESS": DIRECTION_EGRESS,
+    "DIRECTION_NONE": DIRECTION_NONE, "STATUS_OK": STATUS_OK,
+    "STATUS_L4_TRUNCATED": STATUS_L4_TRUNCATED, "STATUS_NOT_IP": STATUS_NOT_IP,
+    "STATUS_MALFORMED": STATUS_MALFORMED, "L4_PORTS": L4_PORTS, "L4_ICMP": L4_ICMP,
+}
+
+
+cdef inline uint64_t _word(const uint8_t* p) noexcept nogil:
+    """8 bytes, big-endian, as an integer (the key half of a 16-byte address)."""
+    return ((<uint64_t>p[0] << 56) | (<uint64_t>p[1] << 48) | (<uint64_t>p[2] << 40)
+            | (<uint64_t>p[3] << 32) | (<uint64_t>p[4] << 24) | (<uint64_t>p[5] << 16)
+            | (<uint64_t>p[6] << 8) | <uint64_t>p[7])
+
+
+cdef inline uint64_t _hash(uint64_t hi, uint64_t lo, uint64_t version) noexcept nogil:
+    cdef uint64_t h = hi * 0x9E3779B97F4A7C15ULL ^ lo * 0xC2B2AE3D27D4EB4FULL ^ version
+    h ^= h >> 29
+    h *= 0xBF58476D1CE4E5B9ULL
+    h ^= h >> 32
+    return h
+
+
+def address_hash(uint64_t hi, uint64_t lo, uint64_t version):
+    """The slot hash of an address, for the table builder (the same function as the loop's)."""
+    return _hash(hi, lo, version)
+
+
+def owners(
+    const uint8_t[:, ::1] addresses,
+    const uint8_t[::1] ip_version,
+    const uint64_t[::1] slot_hi,
+    const uint64_t[::1] slot_lo,
+    const uint8_t[::1] slot_version,
+    const int32_t[::1] slot_owner,
+    int32_t[::1] out,
+):
+    """out[i] = the instance owning addresses[i] (of family ip_version[i]), else -1.
+    Rows whose ip_version is neither 4 nor 6 get -1."""
+    cdef Py_ssize_t i, n = addresses.shape[0]
+    cdef uint64_t mask = slot_owner.shape[0] - 1
+    cdef uint64_t hi, lo, slot
+    cdef uint8_t version
+    with nogil:
+        for i in range(n):
+            out[i] = -1
+            version = ip_version[i]
+            if version != 4 and version != 6:
+                continue
+            hi = _word(&addresses[i, 0])
+            lo = _word(&addresses[i, 8])
+            slot = _hash(hi, lo, version) & mask
+            while slot_owner[slot] >= 0:
+                if slot_hi[slot] == hi and slot_lo[slot] == lo and slot_version[slot] == version:
+                    out[i] = slot_owner[slot]
+                    break
+                slot = (slot + 1) & mask
+
+
+def port_column(
+    const uint8_t[::1] protocol,
+    const uint8_t[::1] l4,
+    const uint16_t[::1] dport,
+    const uint8_t[::1] icmp_type,
+    const uint8_t[::1] icmp_code,
+    uint32_t[::1] out,
+):
+    cdef Py_ssize_t i, n = protocol.shape[0]
+    cdef uint8_t p
+    with nogil:
+        for i in range(n):
+            p = protocol[i]
+            if (p == 6 or p == 17 or p == 132) and (l4[i] & L4_PORTS):
+                out[i] = dport[i]
+            elif (p == 1 or p == 58) and (l4[i] & L4_ICMP):
+                out[i] = <uint32_t>icmp_type[i] * 256 + icmp_code[i]
+            else:
+                out[i] = PORT_UNKNOWN_VALUE
+
+
+def combine_sides(
+    const uint8_t[::1] status,
+    const int32_t[::1] src_owner,
+    const int32_t[::1] dst_owner,
+    const int32_t[::1] egress_rule,
+    const uint8_t[::1] egress_allow,
+    const int32_t[::1] ingress_rule,
+    const uint8_t[::1] ingress_allow,
+    uint8_t[::1] verdict,
+    uint8_t[::1] reason,
+    int32_t[::1] rule,
+    int32_t[::1] instance,
+    uint8_t[::1] direction,
+    int32_t[::1] new_instance,
+    uint8_t[::1] new_direction,
+):
+    cdef Py_ssize_t i, n = status.shape[0]
+    cdef bint has_egress, has_ingress, report_egress
+    cdef int32_t matched
+    with nogil:
+        for i in range(n):
+            reason[i] = REASON_NONE
+            rule[i] = -1
+            instance[i] = -1
+            direction[i] = DIRECTION_NONE
+            new_instance[i] = -1
+            new_direction[i] = DIRECTION_NONE
+            if status[i] == STATUS_NOT_IP:
+                verdict[i] = VERDICT_NOT_IP
+                continue
+            if status[i] == STATUS_MALFORMED:
+                verdict[i] = VERDICT_MALFORMED
+                continue
+            has_egress = src_owner[i] >= 0
+            has_ingress = dst_owner[i] >= 0
+            if not has_egress and not has_ingress:
+                verdict[i] = VERDICT_UNMANAGED
+                continue
+            if (has_egress and not egress_allow[i]) or (has_ingress and not ingress_allow[i]):
+                verdict[i] = VERDICT_DENY
+            else:
+                verdict[i] = VERDICT_ALLOW
+            # reported: the sender's egress if it denies, else the receiver's ingress, else egress
+            report_egress = has_egress and (not egress_allow[i] or not has_ingress)
+            if report_egress:
+                matched = egress_rule[i]
+                instance[i] = src_owner[i]
+                direction[i] = DIRECTION_EGRESS
+            else:
+                matched = ingress_rule[i]
+                instance[i] = dst_owner[i]
+                direction[i] = DIRECTION_INGRESS
+            rule[i] = matched
+            reason[i] = REASON_RULE if matched >= 0 else REASON_IMPLICIT_DENY
+            # section 6: a state-allowed packet reports the receiver's ingress, else the egress
+            if has_ingress:
+                new_instance[i] = dst_owner[i]
+                new_direction[i] = DIRECTION_INGRESS
+            else:
+                new_instance[i] = src_owner[i]
+                new_direction[i] = DIRECTION_EGRESS

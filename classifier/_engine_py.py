@@ -1,0 +1,121 @@
+"""Pure-Python twin of `_engine.pyx`: the same names, the same results, plain loops.
+
+Selected by CLASSIFIER_NO_EXTENSIONS=1; the tests run the engine on both and compare.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+STATUS_OK = 0
+STATUS_NOT_IP = 1
+STATUS_MALFORMED = 2
+STATUS_L4_TRUNCATED = 3
+L4_PORTS = 1
+L4_ICMP = 2
+VERDICT_ALLOW, VERDICT_DENY, VERDICT_UNMANAGED, VERDICT_NOT_IP, VERDICT_MALFORMED = 0, 1, 2, 3, 4
+REASON_NONE, REASON_RULE, REASON_IMPLICIT_DENY = 0, 1, 2
+DIRECTION_INGRESS, DIRECTION_EGRESS, DIRECTION_NONE = 0, 1, 2
+PORT_UNKNOWN = 0x10000
+CONSTANTS = {
+    name: value
+    for name, value in dict(globals()).items()
+    if name.isupper() and name not in ("PORT_UNKNOWN", "CONSTANTS")
+}
+
+_MASK64 = (1 << 64) - 1
+
+
+def address_hash(hi: int, lo: int, version: int) -> int:
+    h = ((hi * 0x9E3779B97F4A7C15) & _MASK64) ^ ((lo * 0xC2B2AE3D27D4EB4F) & _MASK64) ^ version
+    h ^= h >> 29
+    h = (h * 0xBF58476D1CE4E5B9) & _MASK64
+    h ^= h >> 32
+    return h
+
+
+def owners(
+    addresses: np.ndarray,
+    ip_version: np.ndarray,
+    slot_hi: np.ndarray,
+    slot_lo: np.ndarray,
+    slot_version: np.ndarray,
+    slot_owner: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    mask = len(slot_owner) - 1
+    for i in range(len(addresses)):
+        out[i] = -1
+        version = int(ip_version[i])
+        if version not in (4, 6):
+            continue
+        raw = bytes(addresses[i])
+        hi, lo = int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
+        slot = address_hash(hi, lo, version) & mask
+        while slot_owner[slot] >= 0:
+            if slot_hi[slot] == hi and slot_lo[slot] == lo and slot_version[slot] == version:
+                out[i] = slot_owner[slot]
+                break
+            slot = (slot + 1) & mask
+
+
+def port_column(
+    protocol: np.ndarray,
+    l4: np.ndarray,
+    dport: np.ndarray,
+    icmp_type: np.ndarray,
+    icmp_code: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    for i in range(len(protocol)):
+        p = int(protocol[i])
+        if p in (6, 17, 132) and l4[i] & L4_PORTS:
+            out[i] = dport[i]
+        elif p in (1, 58) and l4[i] & L4_ICMP:
+            out[i] = int(icmp_type[i]) * 256 + int(icmp_code[i])
+        else:
+            out[i] = PORT_UNKNOWN
+
+
+def combine_sides(
+    status: np.ndarray,
+    src_owner: np.ndarray,
+    dst_owner: np.ndarray,
+    egress_rule: np.ndarray,
+    egress_allow: np.ndarray,
+    ingress_rule: np.ndarray,
+    ingress_allow: np.ndarray,
+    verdict: np.ndarray,
+    reason: np.ndarray,
+    rule: np.ndarray,
+    instance: np.ndarray,
+    direction: np.ndarray,
+    new_instance: np.ndarray,
+    new_direction: np.ndarray,
+) -> None:
+    for i in range(len(status)):
+        reason[i], rule[i], instance[i], direction[i] = REASON_NONE, -1, -1, DIRECTION_NONE
+        new_instance[i], new_direction[i] = -1, DIRECTION_NONE
+        if status[i] == STATUS_NOT_IP:
+            verdict[i] = VERDICT_NOT_IP
+            continue
+        if status[i] == STATUS_MALFORMED:
+            verdict[i] = VERDICT_MALFORMED
+            continue
+        has_egress, has_ingress = src_owner[i] >= 0, dst_owner[i] >= 0
+        if not has_egress and not has_ingress:
+            verdict[i] = VERDICT_UNMANAGED
+            continue
+        denied = (has_egress and not egress_allow[i]) or (has_ingress and not ingress_allow[i])
+        verdict[i] = VERDICT_DENY if denied else VERDICT_ALLOW
+        # reported: the sender's egress if it denies, else the receiver's ingress, else egress
+        if has_egress and (not egress_allow[i] or not has_ingress):
+            rule[i], instance[i], direction[i] = egress_rule[i], src_owner[i], DIRECTION_EGRESS
+        else:
+            rule[i], instance[i], direction[i] = ingress_rule[i], dst_owner[i], DIRECTION_INGRESS
+        reason[i] = REASON_RULE if rule[i] >= 0 else REASON_IMPLICIT_DENY
+        # section 6: a state-allowed packet reports the receiver's ingress, else the egress
+        if has_ingress:
+            new_instance[i], new_direction[i] = dst_owner[i], DIRECTION_INGRESS
+        else:
+            new_instance[i], new_direction[i] = src_owner[i], DIRECTION_EGRESS
