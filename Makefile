@@ -44,7 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/end_to_end.py
 
 fuzz: $(STAMP)
-	$(BIN)/python tests/fuzz_pcap.py --seconds 600
+	$(BIN)/python tests/fuzz_pcap.py --seconds 600 --build-debug
 
 clean:
 	rm -rf $(VENV) build classifier/*.so classifier/_*.c classifier/*.html

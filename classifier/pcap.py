@@ -1,0 +1,327 @@
+"""Capture reader facade: pcap/pcapng files in, PacketBatch columns out.
+
+Design note. The file is memory-mapped and handed whole to the decoder core (`_pcap`, or its
+twin `_pcap_py`, chosen when a capture is opened). The core frames records and decodes their
+headers in one pass straight into the columns of a preallocated batch; it stops at least
+every `WINDOW` bytes so that this layer can tell the kernel to drop the pages already read
+(`MADV_DONTNEED` on a read-only file mapping only unmaps them: the page cache keeps them).
+Resident memory is therefore one window plus one batch, whatever the file size.
+
+The format is chosen by the magic number, never by the file name. What this layer adds to the
+core:
+- errors: a missing, unreadable, empty or non-capture file is a `PcapError` with one line;
+- damage: the core stops at the first impossible record and reports what and where; the
+  records before it are kept, and one warning says where the read ended and how much was read;
+- the slow path: records of link types the core does not decode (802.11, PPP, ...) are handed
+  to scapy's dissectors; the IP layer scapy finds is decoded by the core as raw IP, so those
+  rows follow exactly the same rules;
+- bookkeeping for the summary: formats and link types seen, first and last timestamp.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from classifier import _twins
+from classifier.errors import PcapError
+from classifier.packets import (
+    MALFORMED_NONE,
+    STATUS_NOT_IP,
+    STATUS_OK,
+    PacketBatch,
+)
+
+__all__ = [
+    "Capture",
+    "CaptureWarning",
+    "DEFAULT_BATCH_SIZE",
+    "LINKTYPE_NAMES",
+    "open_capture",
+    "read_batches",
+]
+
+DEFAULT_BATCH_SIZE = 65536
+WINDOW = 32 << 20  # bytes read between two page drops
+
+# stop codes of Decoder.run (csrc/pcap_core.h)
+STOP_FULL, STOP_EOF, STOP_LIMIT, STOP_DAMAGED, STOP_GROW_IFACES = range(5)
+
+LINKTYPE_NAMES = {
+    0: "NULL",
+    1: "EN10MB",
+    9: "PPP",
+    12: "RAW",
+    14: "RAW",
+    101: "RAW",
+    105: "IEEE802_11",
+    108: "LOOP",
+    113: "LINUX_SLL",
+    127: "IEEE802_11_RADIOTAP",
+    228: "IPV4",
+    229: "IPV6",
+    276: "LINUX_SLL2",
+}
+
+FORMAT_NAMES = {
+    1: "pcap LE usec",
+    2: "pcap LE nsec",
+    4: "pcap BE usec",
+    8: "pcap BE nsec",
+    16: "pcapng LE",
+    32: "pcapng BE",
+}
+
+DAMAGE_REASONS = {
+    1: "the file ends inside a record header ({value} bytes left)",
+    2: "the file ends inside a record (it needs {value} bytes)",
+    3: "captured length {value} is above 262144",
+    4: "captured length {value} is above the original length",
+    5: "block length {value} is impossible (below 12 or not a multiple of 4)",
+    6: "block length {value} disagrees with the block's trailing length",
+    7: "block of length {value} is too short for its type",
+    8: "section header byte-order magic 0x{value:08x} is unknown",
+    9: "packet refers to interface {value}, which the section does not define",
+    10: "captured length {value} runs past the end of its block",
+    11: "simple packet block length {value} disagrees with its packet's length "
+    "(the original length cut to the snaplen)",
+}
+
+
+class CaptureWarning(UserWarning):
+    """A capture was read only in part (damage) or has records that bend its own header."""
+
+
+def linktype_name(linktype: int) -> str:
+    name = LINKTYPE_NAMES.get(linktype, f"LINKTYPE_{linktype}")
+    return f"{name}({linktype})" if name == "RAW" and linktype != 101 else name
+
+
+class Capture:
+    """One open capture file. Use as a context manager; iterate `batches()` once.
+
+    After (or during) the iteration: `records` read, `warnings` (one-line strings),
+    `damaged` and `damage_offset`, `slow_path` (records decoded through scapy), `formats`
+    and `link_types` seen, `first_ts_ns` / `last_ts_ns` (None before the first record),
+    `position` / `size` in bytes for progress.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = str(path)
+        self.records = 0
+        self.warnings: list[str] = []
+        self.damaged = False
+        self.damage_offset: int | None = None
+        self.slow_path = 0
+        self.first_ts_ns: int | None = None
+        self.last_ts_ns: int | None = None
+        self._snap_warned = False
+        self._core = _twins.load("_pcap")
+        self._decoder: Any = self._core.Decoder()
+        self._file: Any = None
+        self._map: mmap.mmap | None = None
+        self._size = 0
+        self._open()
+
+    # --- opening -----------------------------------------------------------------------
+    def _open(self) -> None:
+        path = self.path
+        if os.path.isdir(path):
+            raise PcapError(f"{path}: is a directory, not a capture file")
+        try:
+            self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
+            self._size = os.fstat(self._file.fileno()).st_size
+        except OSError as exc:
+            raise PcapError(f"{path}: cannot open: {exc.strerror or exc}") from None
+        if self._size == 0:
+            self.close()
+            raise PcapError(f"{path}: empty file (0 bytes), not a pcap or pcapng capture")
+        try:
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise PcapError(f"{path}: cannot map the file: {exc}") from None
+        if hasattr(mmap, "MADV_SEQUENTIAL"):
+            self._map.madvise(mmap.MADV_SEQUENTIAL)
+        rc = self._decoder.begin(self._map)
+        if rc == -1:
+            magic = bytes(self._map[:4]).hex()
+            self.close()
+            raise PcapError(f"{path}: not a pcap or pcapng file (magic number {magic})")
+        if rc == -2:
+            self.close()
+            raise PcapError(f"{path}: {self._size} bytes, too short for a pcap file header")
+
+    def close(self) -> None:
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- reading -----------------------------------------------------------------------
+    def batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[PacketBatch]:
+        """Yield PacketBatch objects of up to `batch_size` consecutive records."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if self._map is None:
+            raise ValueError(f"{self.path}: capture is closed")
+        mm = self._map
+        dec = self._decoder
+        dropped = 0
+        page = mmap.PAGESIZE
+        stop = STOP_FULL
+        while stop not in (STOP_EOF, STOP_DAMAGED):
+            batch = PacketBatch.zeros(batch_size)
+            row = 0
+            while True:
+                stop, row = dec.run(mm, batch, row, dec.pos + WINDOW)
+                self._slow_path(batch, dec.fallback())
+                done = (dec.pos // page) * page
+                if done - dropped >= WINDOW and hasattr(mmap, "MADV_DONTNEED"):
+                    mm.madvise(mmap.MADV_DONTNEED, dropped, done - dropped)
+                    dropped = done
+                if stop == STOP_GROW_IFACES:
+                    dec.grow_interfaces()
+                elif stop != STOP_LIMIT:
+                    break
+            if stop == STOP_DAMAGED and not self.damaged:
+                self._note_damage()
+            if dec.over_snaplen and not self._snap_warned:
+                self._snap_warned = True
+                self.warnings.append(
+                    f"{self.path}: record at byte offset {dec.over_snaplen_offset} has a "
+                    f"captured length above the snap length of its file/interface; "
+                    f"read anyway (warned once)"
+                )
+            if row:
+                out = batch if row == batch_size else batch.slice(0, row)
+                if self.first_ts_ns is None:
+                    self.first_ts_ns = int(out.ts_ns[0])
+                self.last_ts_ns = int(out.ts_ns[row - 1])
+                self.records += row
+                yield out
+
+    def _note_damage(self) -> None:
+        dec = self._decoder
+        self.damaged = True
+        self.damage_offset = int(dec.damage_offset)
+        reason = DAMAGE_REASONS.get(dec.damage, "damaged record").format(value=dec.damage_value)
+        self.warnings.append(
+            f"{self.path}: damaged at byte offset {dec.damage_offset}: {reason}; "
+            f"read stopped after {dec.records} records"
+        )
+
+    def _slow_path(self, batch: PacketBatch, records: list[tuple[int, int, int, int]]) -> None:
+        if not records:
+            return
+        assert self._map is not None
+        for row, offset, length, linktype in records:
+            decode_with_scapy(self._core, batch, row, bytes(self._map[offset : offset + length]),
+                              linktype)
+        self.slow_path += len(records)
+
+    # --- summary -----------------------------------------------------------------------
+    @property
+    def formats(self) -> list[str]:
+        bits = int(self._decoder.formats)
+        return [name for bit, name in FORMAT_NAMES.items() if bits & bit]
+
+    @property
+    def link_types(self) -> list[str]:
+        return [linktype_name(int(lt)) for lt in self._decoder.linktypes]
+
+    @property
+    def slow_path_records(self) -> int:
+        """Same as `slow_path`: records decoded through scapy."""
+        return self.slow_path
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file read so far (for progress reports)."""
+        return int(self._decoder.pos)
+
+    @property
+    def size(self) -> int:
+        """The file's size in bytes."""
+        return self._size
+
+    @property
+    def snaplen_exceeded(self) -> int:
+        """How many records had a captured length above their snap length."""
+        return int(self._decoder.over_snaplen)
+
+
+def decode_with_scapy(core: Any, batch: PacketBatch, row: int, data: bytes, linktype: int) -> None:
+    """The slow path: let scapy find the IP layer of a frame the core cannot frame, then
+    decode that layer with the core as raw IPv4/IPv6. No IP layer: not-ip. scapy does not
+    know the link type or fails: the row stays malformed (link type not decoded)."""
+    from scapy.config import conf
+    from scapy.layers.inet import IP
+    from scapy.layers.inet6 import IPv6
+
+    cls = conf.l2types.num2layer.get(linktype)
+    if cls is None:
+        return
+    try:
+        layer: Any = cls(data)
+    except Exception:  # noqa: BLE001 - any dissector failure leaves the row malformed
+        return
+    while layer is not None and layer.__class__.__name__ != "NoPayload":
+        if isinstance(layer, IP | IPv6):
+            batch.status[row] = STATUS_OK
+            batch.malformed_reason[row] = MALFORMED_NONE
+            core.decode_into(batch, row, bytes(layer.original), 228 if isinstance(layer, IP) else 229)
+            return
+        layer = layer.payload
+    batch.status[row] = STATUS_NOT_IP
+    batch.malformed_reason[row] = MALFORMED_NONE
+
+
+def open_capture(path: str | os.PathLike[str]) -> Capture:
+    """Open a pcap or pcapng file (by magic number). Raises PcapError."""
+    return Capture(path)
+
+
+def read_batches(
+    path: str | os.PathLike[str], batch_size: int = DEFAULT_BATCH_SIZE
+) -> Iterator[PacketBatch]:
+    """Yield the capture's records as PacketBatch columns; problems as CaptureWarning."""
+    with open_capture(path) as cap:
+        shown = 0
+        for batch in cap.batches(batch_size):
+            shown = _emit(cap.warnings, shown)
+            yield batch
+        _emit(cap.warnings, shown)
+
+
+def _emit(messages: list[str], shown: int) -> int:
+    for message in messages[shown:]:
+        warnings.warn(message, CaptureWarning, stacklevel=3)
+    return len(messages)
+
+
+def read_all(paths: Iterable[str | os.PathLike[str]] | str | Path) -> PacketBatch:
+    """Every record of one or more captures in one batch (tests, small files)."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    batches = [b for p in paths for b in read_batches(p)]
+    return PacketBatch.concatenate(batches) if batches else PacketBatch.zeros(0)
+
