@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--packets", type=int, default=5_000_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--flows", type=int, default=20_000,
+                        help="distinct conversations per packet kind (0: a fresh 5-tuple per packet)")
     parser.add_argument("--reference-packets", type=int, default=20_000)
     args = parser.parse_args(argv)
 
@@ -151,11 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "synthetic.pcap")
         write_start = time.perf_counter()
-        size = synth.write_capture(path, args.packets, clients, servers, fmt="pcap", seed=1)
+        size = synth.write_capture(path, args.packets, clients, servers, fmt="pcap", seed=1, flows=args.flows)
         write_seconds = time.perf_counter() - write_start
         print(f"policy: {len(policy.instances)} instances, {policy.rule_count} rules, "
               f"{len(engine.tables)} side tables, built in {build_seconds:.3f} s")
-        print(f"capture: {args.packets:,} packets, {size / 1e6:.0f} MB, written in {write_seconds:.1f} s")
+        print(f"capture: {args.packets:,} packets, {size / 1e6:.0f} MB, "
+              f"{args.flows or 'no'} flows per packet kind, written in {write_seconds:.1f} s")
         decode_only(path)  # warm the page cache
         rows = [
             ("decode only", *median_rate(lambda: decode_only(path), args.repeats)),

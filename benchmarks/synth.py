@@ -151,12 +151,15 @@ def write_capture(
     fmt: str = "pcap",
     seed: int = 0,
     start_ts_us: int = 1_700_000_000_000_000,
+    flows: int | None = None,
 ) -> int:
     """Write `n` packets between `clients` and `servers` to `path`; returns the file size.
 
     Each packet goes client -> server or back (half each), on a random server port from
     SERVER_PORTS and a random ephemeral client port. Kinds whose IP version has no address
-    on both sides are left out of the mix.
+    on both sides are left out of the mix. With `flows`, packets are drawn from that many
+    fixed (client, server, ports) conversations per kind instead of a fresh 5-tuple each,
+    as real traffic is: connection tracking then sees established flows, not only new ones.
     """
     if fmt not in ("pcap", "pcapng"):
         raise ValueError("fmt must be 'pcap' or 'pcapng'")
@@ -168,6 +171,15 @@ def write_capture(
     weights = np.array([k.weight for k in kinds])
     weights /= weights.sum()
     sizes = np.array([_record_overhead(fmt, k.frame_len)[1] for k in kinds])
+    flow_table = [
+        (
+            addrs[kind.version][0][rng.integers(0, len(addrs[kind.version][0]), flows)],
+            addrs[kind.version][1][rng.integers(0, len(addrs[kind.version][1]), flows)],
+            rng.integers(1024, 65536, flows).astype(np.uint16),
+            SERVER_PORTS[rng.integers(0, len(SERVER_PORTS), flows)],
+        )
+        for kind in kinds
+    ] if flows else []
     with open(path, "wb") as f:
         f.write(file_header(fmt))
         for start in range(0, n, CHUNK):
@@ -181,10 +193,14 @@ def write_capture(
                 if not len(sel):
                     continue
                 cl, sv = addrs[kind.version]
-                c = cl[rng.integers(0, len(cl), len(sel))]
-                s = sv[rng.integers(0, len(sv), len(sel))]
-                cport = rng.integers(1024, 65536, len(sel)).astype(np.uint16)
-                sport_ = SERVER_PORTS[rng.integers(0, len(SERVER_PORTS), len(sel))]
+                if flows:
+                    pick = rng.integers(0, flows, len(sel))
+                    c, s, cport, sport_ = (column[pick] for column in flow_table[k])
+                else:
+                    c = cl[rng.integers(0, len(cl), len(sel))]
+                    s = sv[rng.integers(0, len(sv), len(sel))]
+                    cport = rng.integers(1024, 65536, len(sel)).astype(np.uint16)
+                    sport_ = SERVER_PORTS[rng.integers(0, len(SERVER_PORTS), len(sel))]
                 reply = rng.random(len(sel)) < 0.5
                 src = np.where(reply[:, None], s, c)
                 dst = np.where(reply[:, None], c, s)

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from classifier import conntrack, pcap
+from classifier.conntrack import ConnectionTracker
 from classifier.engine import Engine
 from classifier.packets import PacketBatch
+from classifier.pcap import open_capture
 from classifier.stats import SummaryBuilder
 
 DEFAULT_BATCH_SIZE = 65536
@@ -54,7 +55,7 @@ class Classification:
         self.engine = engine
         self.stateful = stateful
         self.batch_size = batch_size
-        self.tracker = conntrack.ConnectionTracker() if stateful else None
+        self.tracker = ConnectionTracker() if stateful else None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
         self.files: list[FileReport] = []
 
@@ -111,7 +112,7 @@ class Classification:
         for number, path in enumerate(paths):
             report = FileReport(str(path))
             self.files.append(report)
-            with pcap.open_capture(path) as capture:
+            with open_capture(path) as capture:
                 try:
                     for batch in capture.batches(self.batch_size):
                         report.packets += len(batch)

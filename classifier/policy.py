@@ -89,7 +89,7 @@ class AddressRange:
         return (
             isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address)
             and address.version == self.first.version
-            and self.first <= address <= self.last
+            and int(self.first) <= int(address) <= int(self.last)
         )
 
 

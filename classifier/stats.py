@@ -67,20 +67,29 @@ _MIX = (
 )
 
 
-def _tuple_hash(rows: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each denied tuple (vectorised multiply-xor mixing; wraps mod 2**64)."""
-    src = np.ascontiguousarray(rows["src"]).view("<u8").reshape(-1, 2)
-    dst = np.ascontiguousarray(rows["dst"]).view("<u8").reshape(-1, 2)
-    rest = (
-        rows["dport"].astype(np.int64).view(np.uint64) & np.uint64(0xFFFFFFFF)
-        | rows["protocol"].astype(np.uint64) << np.uint64(40)
-        | rows["version"].astype(np.uint64) << np.uint64(48)
-    )
+def _tuple_hash(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's denied tuple (multiply-xor mixing; wraps mod 2**64)."""
+    src = batch.src.view("<u8")[rows]  # (n, 2): the 16 address bytes as two words
+    dst = batch.dst.view("<u8")[rows]
+    dport = np.where((batch.l4[rows] & L4_PORTS) != 0, batch.dport[rows].astype(np.uint64), np.uint64(1 << 20))
+    rest = dport | batch.protocol[rows].astype(np.uint64) << np.uint64(40)
+    rest |= batch.ip_version[rows].astype(np.uint64) << np.uint64(48)
     h = src[:, 0] * _MIX[0] ^ src[:, 1] * _MIX[1] ^ dst[:, 0] * _MIX[2] ^ dst[:, 1] * _MIX[3] ^ rest * _MIX[4]
     h ^= h >> np.uint64(29)
     h *= _MIX[0]
     h ^= h >> np.uint64(32)
     return h
+
+
+def _tuples(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
+    """The denied tuples of the given rows, as a structured array (only for distinct ones)."""
+    tuples = np.zeros(len(rows), _DENIED_TUPLE)
+    tuples["src"] = np.ascontiguousarray(batch.src[rows]).view("S16").reshape(-1)
+    tuples["dst"] = np.ascontiguousarray(batch.dst[rows]).view("S16").reshape(-1)
+    tuples["version"] = batch.ip_version[rows]
+    tuples["protocol"] = batch.protocol[rows]
+    tuples["dport"] = np.where((batch.l4[rows] & L4_PORTS) != 0, batch.dport[rows].astype(np.int32), -1)
+    return tuples
 
 
 class DeniedCounter:
@@ -103,9 +112,15 @@ class DeniedCounter:
         self.pending_size = 0
         self.pruned = False
 
-    def add(self, rows: np.ndarray) -> None:
-        self.pending.append(_reduce(_tuple_hash(rows), np.ones(len(rows), np.int64), rows))
-        self.pending_size += len(self.pending[-1][0])
+    def add(self, batch: PacketBatch, rows: np.ndarray) -> None:
+        """Count the denied packets `rows` (indices into `batch`)."""
+        keys = _tuple_hash(batch, rows)
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        counts = np.diff(np.r_[starts, len(keys)]).astype(np.int64)
+        self.pending.append((keys[starts], counts, _tuples(batch, rows[order[starts]])))
+        self.pending_size += len(starts)
         if self.pending_size >= self.merge_at:
             self._merge()
 
@@ -216,15 +231,9 @@ class SummaryBuilder:
             if midstream is not None:
                 self.midstream += int(np.count_nonzero(midstream))
 
-        denied = verdict == VERDICT_DENY
-        if denied.any():
-            keys = np.zeros(int(denied.sum()), _DENIED_TUPLE)
-            keys["src"] = np.ascontiguousarray(batch.src[denied]).view("S16").reshape(-1)
-            keys["dst"] = np.ascontiguousarray(batch.dst[denied]).view("S16").reshape(-1)
-            keys["version"] = batch.ip_version[denied]
-            keys["protocol"] = batch.protocol[denied]
-            keys["dport"] = np.where((batch.l4[denied] & L4_PORTS) != 0, batch.dport[denied], -1)
-            self.denied.add(keys)
+        denied = np.flatnonzero(verdict == VERDICT_DENY)
+        if len(denied):
+            self.denied.add(batch, denied)
         bad = batch.status == STATUS_MALFORMED
         if bad.any():
             for code, count in zip(*np.unique(batch.malformed_reason[bad], return_counts=True), strict=True):
