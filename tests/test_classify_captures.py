@@ -15,6 +15,7 @@ import struct
 import tempfile
 from pathlib import Path
 
+import strategies
 from hypothesis import HealthCheck, given, settings
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
@@ -22,7 +23,6 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.layers.sctp import SCTP
 from scapy.packet import Raw
 
-import strategies
 from classifier import reference
 from classifier.cli import main
 from classifier.packets import (
