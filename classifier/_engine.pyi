@@ -37,3 +37,17 @@ def combine_sides(
     new_instance: np.ndarray,
     new_direction: np.ndarray,
 ) -> None: ...
+def count_tuples(
+    src: np.ndarray,
+    dst: np.ndarray,
+    ip_version: np.ndarray,
+    protocol: np.ndarray,
+    l4: np.ndarray,
+    dport: np.ndarray,
+    rows: np.ndarray,
+    slot_key: np.ndarray,
+    slot_index: np.ndarray,
+    out_key: np.ndarray,
+    out_count: np.ndarray,
+    out_row: np.ndarray,
+) -> int: ...

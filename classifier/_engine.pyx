@@ -15,7 +15,7 @@ that the constants below agree with them. Nothing here raises: engine.py hands i
 the right types and lengths.
 """
 
-from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 cdef enum:
     STATUS_OK = 0
@@ -183,3 +183,62 @@ def combine_sides(
             else:
                 new_instance[i] = src_owner[i]
                 new_direction[i] = DIRECTION_EGRESS
+
+
+cdef inline uint64_t _le_word(const uint8_t* p) noexcept nogil:
+    """8 bytes, little-endian, as an integer (what numpy's '<u8' view of the same bytes reads)."""
+    return ((<uint64_t>p[7] << 56) | (<uint64_t>p[6] << 48) | (<uint64_t>p[5] << 40)
+            | (<uint64_t>p[4] << 32) | (<uint64_t>p[3] << 24) | (<uint64_t>p[2] << 16)
+            | (<uint64_t>p[1] << 8) | <uint64_t>p[0])
+
+
+cdef inline uint64_t _tuple_hash(const uint8_t* src, const uint8_t* dst, uint64_t rest) noexcept nogil:
+    cdef uint64_t h = (_le_word(src) * 0x9E3779B97F4A7C15ULL ^ _le_word(src + 8) * 0xC2B2AE3D27D4EB4FULL
+                       ^ _le_word(dst) * 0x165667B19E3779F9ULL ^ _le_word(dst + 8) * 0xD6E8FEB86659FD93ULL
+                       ^ rest * 0xFF51AFD7ED558CCDULL)
+    h ^= h >> 29
+    h *= 0x9E3779B97F4A7C15ULL
+    h ^= h >> 32
+    return h
+
+
+def count_tuples(
+    const uint8_t[:, ::1] src,
+    const uint8_t[:, ::1] dst,
+    const uint8_t[::1] ip_version,
+    const uint8_t[::1] protocol,
+    const uint8_t[::1] l4,
+    const uint16_t[::1] dport,
+    const int64_t[::1] rows,
+    uint64_t[::1] slot_key,
+    int64_t[::1] slot_index,
+    uint64_t[::1] out_key,
+    int64_t[::1] out_count,
+    int64_t[::1] out_row,
+):
+    """Packets per (source, destination, version, protocol, port) tuple among `rows`.
+
+    A 64-bit hash names a tuple; an open-addressing table (`slot_index` all -1 on entry,
+    capacity a power of two at least twice len(rows)) finds its output position. Writes the
+    distinct tuples in order of first appearance (key, count, first row); returns how many.
+    """
+    cdef Py_ssize_t i, row, n = rows.shape[0], distinct = 0
+    cdef uint64_t mask = slot_index.shape[0] - 1, key, slot, port
+    with nogil:
+        for i in range(n):
+            row = rows[i]
+            port = dport[row] if (l4[row] & L4_PORTS) else (1 << 20)
+            key = _tuple_hash(&src[row, 0], &dst[row, 0],
+                              port | (<uint64_t>protocol[row] << 40) | (<uint64_t>ip_version[row] << 48))
+            slot = key & mask
+            while slot_index[slot] >= 0 and slot_key[slot] != key:
+                slot = (slot + 1) & mask
+            if slot_index[slot] < 0:
+                slot_index[slot] = distinct
+                slot_key[slot] = key
+                out_key[distinct] = key
+                out_count[distinct] = 0
+                out_row[distinct] = row
+                distinct += 1
+            out_count[slot_index[slot]] += 1
+    return distinct

@@ -119,3 +119,49 @@ def combine_sides(
             new_instance[i], new_direction[i] = dst_owner[i], DIRECTION_INGRESS
         else:
             new_instance[i], new_direction[i] = src_owner[i], DIRECTION_EGRESS
+
+
+_TUPLE_MIX = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD)
+
+
+def _tuple_hash(src: bytes, dst: bytes, rest: int) -> int:
+    words = (
+        int.from_bytes(src[:8], "little"),
+        int.from_bytes(src[8:], "little"),
+        int.from_bytes(dst[:8], "little"),
+        int.from_bytes(dst[8:], "little"),
+        rest,
+    )
+    h = 0
+    for word, mix in zip(words, _TUPLE_MIX, strict=True):
+        h ^= (word * mix) & _MASK64
+    h ^= h >> 29
+    h = (h * _TUPLE_MIX[0]) & _MASK64
+    h ^= h >> 32
+    return h
+
+
+def count_tuples(
+    src: np.ndarray,
+    dst: np.ndarray,
+    ip_version: np.ndarray,
+    protocol: np.ndarray,
+    l4: np.ndarray,
+    dport: np.ndarray,
+    rows: np.ndarray,
+    slot_key: np.ndarray,
+    slot_index: np.ndarray,
+    out_key: np.ndarray,
+    out_count: np.ndarray,
+    out_row: np.ndarray,
+) -> int:
+    position: dict[int, int] = {}
+    for row in rows.tolist():
+        port = int(dport[row]) if l4[row] & L4_PORTS else 1 << 20
+        rest = port | int(protocol[row]) << 40 | int(ip_version[row]) << 48
+        key = _tuple_hash(bytes(src[row]), bytes(dst[row]), rest)
+        if key not in position:
+            position[key] = len(position)
+            out_key[position[key]], out_count[position[key]], out_row[position[key]] = key, 0, row
+        out_count[position[key]] += 1
+    return len(position)

@@ -241,7 +241,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 f"{rule.ports_text if rule.ports is not None else ''})".replace(" )", ")")
             )
         else:
-            decided = "implicit deny (no rule matched)"
+            print(f"{side.instance_id} {side.direction}: deny: implicit deny (no rule matched)", file=out)
+            continue
         print(f"{side.instance_id} {side.direction}: {side.verdict} by {decided}", file=out)
     print(f"verdict: {verdict.verdict}", file=out)
     return EXIT_OK

@@ -306,21 +306,31 @@ class Engine:
         n = len(batch)
         egress = np.flatnonzero(src_owner >= 0)
         ingress = np.flatnonzero(dst_owner >= 0)
+        split = len(egress)  # rows [0, split) are egress sides, the rest ingress sides
         packet = np.concatenate((egress, ingress))
-        remote = np.concatenate((batch.dst[egress], batch.src[ingress]))
         is_v6 = (batch.ip_version[packet] == 6).astype(np.intp)
         owner = np.concatenate((src_owner[egress], dst_owner[ingress]))
-        direction = np.repeat(np.array([DIRECTION_EGRESS, DIRECTION_INGRESS], np.intp), (len(egress), len(ingress)))
+        direction = np.repeat(np.array([DIRECTION_EGRESS, DIRECTION_INGRESS], np.intp), (split, len(ingress)))
         table = self.side_table[owner, direction, is_v6]
         chunk = self.table_chunk[table]
         matched = np.full(len(packet), -1, np.int32)
         allowed = np.zeros(len(packet), bool)
+        remote_v4: np.ndarray | None = None
         for number, part in enumerate(self.chunks):
-            rows = np.flatnonzero(chunk == number) if len(self.chunks) > 1 else np.flatnonzero(chunk == 0)
+            rows = np.flatnonzero(chunk == number)
             if len(rows) == 0:
                 continue
+            if part.version == 4:
+                if remote_v4 is None:  # IPv4 remotes as host-order words: 4 bytes a row to move
+                    src32 = _ipv4_words(batch.src)
+                    dst32 = _ipv4_words(batch.dst)
+                    remote_v4 = np.concatenate((dst32[egress], src32[ingress]))
+                remote = remote_v4[rows]
+            else:
+                from_dst = (rows < split)[:, None]
+                remote = np.where(from_dst, batch.dst[packet[rows]], batch.src[packet[rows]])
             hit = part.matcher.match_columns(
-                src=remote[rows],
+                src=remote,
                 sport=self.table_local[table[rows]],
                 dport=port[packet[rows]],
                 proto=batch.protocol[packet[rows]],
@@ -336,6 +346,11 @@ class Engine:
         egress_rule[egress], egress_allow[egress] = matched[:split], allowed[:split]
         ingress_rule[ingress], ingress_allow[ingress] = matched[split:], allowed[split:]
         return egress_rule, egress_allow, ingress_rule, ingress_allow
+
+
+def _ipv4_words(addresses: np.ndarray) -> np.ndarray:
+    """Bytes 12..15 of IPv4-mapped 16-byte rows as host-order uint32 (big-endian on the wire)."""
+    return addresses[:, 12:16].copy().view(">u4").reshape(-1).astype(np.uint32)
 
 
 def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

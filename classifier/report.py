@@ -168,7 +168,7 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         table.add_row(name, f"{count:,}", _percent(count, packets), f"{summary['verdict_bytes'][name]:,}")
     console.print(table)
 
-    table = Table(title="Reasons (judged and state-allowed packets)", title_justify="left")
+    table = Table(title="Reasons", title_justify="left")
     table.add_column("reason")
     table.add_column("packets", justify="right")
     for name, count in summary["reasons"].items():

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from classifier import _twins
 from classifier.conntrack import (
     DIRECTION_EGRESS,
     DIRECTION_INGRESS,
@@ -58,29 +59,6 @@ def _address_text(raw: bytes, version: int) -> str:
     return str(ipaddress.IPv6Address(raw))
 
 
-_MIX = (
-    np.uint64(0x9E3779B97F4A7C15),
-    np.uint64(0xC2B2AE3D27D4EB4F),
-    np.uint64(0x165667B19E3779F9),
-    np.uint64(0xD6E8FEB86659FD93),
-    np.uint64(0xFF51AFD7ED558CCD),
-)
-
-
-def _tuple_hash(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each row's denied tuple (multiply-xor mixing; wraps mod 2**64)."""
-    src = batch.src.view("<u8")[rows]  # (n, 2): the 16 address bytes as two words
-    dst = batch.dst.view("<u8")[rows]
-    dport = np.where((batch.l4[rows] & L4_PORTS) != 0, batch.dport[rows].astype(np.uint64), np.uint64(1 << 20))
-    rest = dport | batch.protocol[rows].astype(np.uint64) << np.uint64(40)
-    rest |= batch.ip_version[rows].astype(np.uint64) << np.uint64(48)
-    h = src[:, 0] * _MIX[0] ^ src[:, 1] * _MIX[1] ^ dst[:, 0] * _MIX[2] ^ dst[:, 1] * _MIX[3] ^ rest * _MIX[4]
-    h ^= h >> np.uint64(29)
-    h *= _MIX[0]
-    h ^= h >> np.uint64(32)
-    return h
-
-
 def _tuples(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
     """The denied tuples of the given rows, as a structured array (only for distinct ones)."""
     tuples = np.zeros(len(rows), _DENIED_TUPLE)
@@ -103,6 +81,7 @@ class DeniedCounter:
     """
 
     def __init__(self, limit: int = 2_000_000, merge_at: int = 1 << 20):
+        self._kernels = _twins.load("_engine")
         self.limit = limit
         self.merge_at = merge_at
         self.keys = np.zeros(0, np.uint64)
@@ -113,14 +92,28 @@ class DeniedCounter:
         self.pruned = False
 
     def add(self, batch: PacketBatch, rows: np.ndarray) -> None:
-        """Count the denied packets `rows` (indices into `batch`)."""
-        keys = _tuple_hash(batch, rows)
-        order = np.argsort(keys, kind="stable")
-        keys = keys[order]
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        counts = np.diff(np.r_[starts, len(keys)]).astype(np.int64)
-        self.pending.append((keys[starts], counts, _tuples(batch, rows[order[starts]])))
-        self.pending_size += len(starts)
+        """Count the denied packets `rows` (indices into `batch`): a hash-table pass in the
+        kernel reduces the batch to its distinct tuples before anything is sorted."""
+        n = len(rows)
+        capacity = 1 << max(4, (2 * n - 1).bit_length())
+        keys, counts, first = np.empty(n, np.uint64), np.empty(n, np.int64), np.empty(n, np.int64)
+        distinct = self._kernels.count_tuples(
+            batch.src,
+            batch.dst,
+            batch.ip_version,
+            batch.protocol,
+            batch.l4,
+            batch.dport,
+            np.ascontiguousarray(rows, dtype=np.int64),
+            np.empty(capacity, np.uint64),
+            np.full(capacity, -1, np.int64),
+            keys,
+            counts,
+            first,
+        )
+        order = np.argsort(keys[:distinct], kind="stable")  # runs are kept sorted by key
+        self.pending.append((keys[order], counts[order], _tuples(batch, first[order])))
+        self.pending_size += distinct
         if self.pending_size >= self.merge_at:
             self._merge()
 

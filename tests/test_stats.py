@@ -6,7 +6,7 @@ import ipaddress
 from collections import Counter
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier.packets import Packet, PacketBatch
@@ -35,9 +35,9 @@ def key(p: Packet) -> tuple:
     return (str(p.src), str(p.dst), p.ip_version, p.protocol, -1 if p.dport is None else p.dport)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=st.lists(st.lists(denied_packets(), min_size=1, max_size=40), min_size=1, max_size=4))
-def test_denied_counter_is_exact(batches: list[list[Packet]]) -> None:
+def test_denied_counter_is_exact(twin_mode: str, batches: list[list[Packet]]) -> None:
     counter = DeniedCounter(merge_at=16)  # merge often: runs must combine exactly
     expected: Counter[tuple] = Counter()
     for packets in batches:

@@ -1,0 +1,41 @@
+"""The side-by-side benchmark scripts, run once each on a tiny budget so they cannot rot.
+
+Their real runs (`make bench`) are too long for the test command; here they must finish,
+exit 0 and print their tables. The numbers they print are not checked: speed is measured by
+the benchmarks, never by timed tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import CLASSBENCH, ROOT, require
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(*argv: str) -> str:
+    done = subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_classbench_script() -> None:
+    require(CLASSBENCH)
+    out = run_script("benchmarks/classbench.py", "--sets", "acl1_1k,fw1_1k", "--repeat", "1", "--no-dpdk")
+    assert "acl1_1k" in out and "100.00" in out
+
+
+def test_end_to_end_script() -> None:
+    out = run_script("benchmarks/end_to_end.py", "--packets", "20000", "--repeats", "1", "--reference-packets", "300")
+    assert "classify (stateful)" in out
+
+
+def test_pcap_throughput_script() -> None:
+    out = run_script("benchmarks/pcap_throughput.py", "--packets", "20000", "--peer-packets", "2000", "--repeats", "1")
+    assert "dpkt" in out
