@@ -4,7 +4,7 @@
     .venv/bin/python -m pytest benchmarks/bench_pcap.py --benchmark-disable   # smoke run
 
 Sizes are small so the smoke run is quick; benchmarks/pcap_throughput.py is the big,
-side-by-side measurement (numbers in benchmarks/RESULTS-pcap.md).
+side-by-side measurement (numbers in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

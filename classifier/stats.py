@@ -80,7 +80,7 @@ class DeniedCounter:
     A 64-bit hash identifies a tuple: a collision (odds about n**2 / 2**65) would merge two.
     """
 
-    def __init__(self, limit: int = 2_000_000, merge_at: int = 1 << 20):
+    def __init__(self, limit: int = 2_000_000, merge_at: int = 1 << 18):
         self._kernels = _twins.load("_engine")
         self.limit = limit
         self.merge_at = merge_at
