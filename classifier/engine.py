@@ -44,7 +44,7 @@ from classifier.packets import (
     PacketBatch,
     address_to_bytes,
 )
-from classifier.policy import Policy, Rule
+from classifier.policy import Policy, Rule, merge_ranges
 
 CHUNK_ROWS = 4096  # rows per shared matcher: bounds the bit-vector width (memory, scan cost)
 PORT_UNKNOWN = 0x10000  # a packet's port/type field when unknown: outside every restriction
@@ -214,12 +214,12 @@ class Engine:
         """The remote addresses of a rule as exact, merged, inclusive integer ranges."""
         if rule.remote_group_id is not None:
             members = sorted(int(ip) for ip in self.policy.group_members(rule.remote_group_id, version))
-            return _merge([(ip, ip) for ip in members])
+            return merge_ranges([(ip, ip) for ip in members])
         if rule.remote_address_group_id is not None:
             group = self.policy.address_groups[rule.remote_address_group_id]
-            return _merge([(int(e.first), int(e.last)) for e in group.entries])
+            return merge_ranges([(int(e.first), int(e.last)) for e in group.entries])
         if rule.remote_prefixes:
-            return _merge(
+            return merge_ranges(
                 [(int(net.network_address), int(net.broadcast_address)) for net in rule.remote_prefixes]
             )
         return [(0, (1 << (32 if version == 4 else 128)) - 1)]
@@ -351,15 +351,3 @@ class Engine:
 def _ipv4_words(addresses: np.ndarray) -> np.ndarray:
     """Bytes 12..15 of IPv4-mapped 16-byte rows as host-order uint32 (big-endian on the wire)."""
     return addresses[:, 12:16].copy().view(">u4").reshape(-1).astype(np.uint32)
-
-
-def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sorted, merged inclusive ranges (adjacent ones joined): the exact same address set."""
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
-    return merged
-

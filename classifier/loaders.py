@@ -57,6 +57,7 @@ from classifier.policy import (
     Policy,
     Rule,
     SecurityGroup,
+    merge_ranges,
 )
 
 __all__ = ["ICMP_TYPE_NAMES", "load_policy", "load_policy_data", "policy_summary"]
@@ -359,12 +360,7 @@ def _protocol(value: object) -> int | None:
 
 def _merge(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...] | None:
     """Sorted, merged (touching ranges join); None when the union is every port 1-65535."""
-    merged: list[tuple[int, int]] = []
-    for lo, hi in sorted(ranges):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
-        else:
-            merged.append((lo, hi))
+    merged = merge_ranges(ranges)
     if merged == [(1, 65535)]:
         return None
     return tuple(merged)

@@ -33,6 +33,18 @@ PORT_PROTOCOLS = frozenset({6, 17})  # protocols whose rules may restrict ports
 ICMP_PROTOCOLS = frozenset({1, 58})  # protocols whose rules may restrict type/code
 
 
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, merged inclusive integer ranges (touching ones joined): the same set of values.
+    The normal form of port sets and of address sets."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
 @dataclass(frozen=True)
 class Rule:
     id: str  # unique within the policy; default "<group id>/<n>"
