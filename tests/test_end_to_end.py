@@ -117,3 +117,14 @@ def test_empty_capture_and_policy_errors(tmp_path: Path) -> None:
     broken.write_text("security_groups: [ {id: g, rules: [ {direction: up} ] } ]\n")
     code, _, err, _, _ = classify(tmp_path, policy=str(broken))
     assert code == 2 and "direction" in err and "Traceback" not in err
+
+
+def test_unreadable_second_capture_keeps_the_first_files_results(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pcap"
+    garbage.write_bytes(b"not a capture" * 20)
+    code, out, err, _, summary_json = classify(tmp_path, pcaps=[str(SAMPLE_PCAPS / "web.pcap"), str(garbage)])
+    assert code == 2
+    assert str(garbage) in err and "Traceback" not in err
+    summary = json.loads(summary_json.read_text())
+    assert summary["packets"] == 77  # web.pcap was classified, summarised and written
+    assert "77 packets" in out
