@@ -1,6 +1,6 @@
-"""The engine's per-packet passes around the first-match lookup (the "run" phase).
+"""The per-packet passes around the first-match lookup (the "run" phase), and one for stats.
 
-Three loops that numpy would spend a dozen array passes on each:
+Four loops that numpy would spend a dozen array passes on each:
 
 - `owners`: local address -> instance index, through an open-addressing hash table built by
   `engine.py` (`build_owner_table`): capacity a power of two, linear probing, at most half
@@ -9,9 +9,11 @@ Three loops that numpy would spend a dozen array passes on each:
   (TCP/UDP/SCTP), ICMP type*256+code, or PORT_UNKNOWN when not known.
 - `combine_sides`: spec section 3 (both sides must allow; which side is reported) and the
   section-6 side of state-allowed packets, from the two sides' lookup results.
+- `count_tuples`: packets per denied (source, destination, protocol, port) tuple of a batch,
+  through a per-batch hash table, for `stats.DeniedCounter`.
 
-Codes are those of classifier.conntrack and classifier.packets; `test_engine_twins` checks
-that the constants below agree with them. Nothing here raises: engine.py hands in arrays of
+Codes are those of classifier.conntrack and classifier.packets;
+`test_kernel_constants_agree_with_the_contracts` checks that the constants below agree. Nothing here raises: engine.py hands in arrays of
 the right types and lengths.
 """
 

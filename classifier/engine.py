@@ -17,9 +17,12 @@ Why this shape:
   `row_rule` maps a row back to the policy rule.
 - ICMP type/code travel in the destination-port field as type*256+code (a type-only rule
   is the range [t*256, t*256+255]); a packet whose ports/type are unknown carries
-  PORT_UNKNOWN, which only an unrestricted rule's range [0, PORT_ANY_HI] contains.
-- Local addresses map to instances through one sorted array of 16-byte keys (IPv4 mapped)
-  and a binary search per packet: vectorised, no Python per packet.
+  acl.PORT_UNKNOWN, which only an unrestricted rule's range [0, acl.PORT_ANY_HI] contains.
+- Local addresses map to instances through an open-addressing hash table keyed by the
+  16-byte address and its IP version (`_engine.owners`): one probe or two per packet, in C.
+- All tables of one IP version are packed into shared matchers ("chunks", at most
+  CHUNK_ROWS rows each), a table's rows tagged with an exact source-port value: one lookup
+  call per chunk serves every instance, with no grouping of packets by table.
 
 Invariants: every packet of a batch gets exactly one verdict; `rule` is a global rule index
 (position in `engine.rules`, the policy order) or -1; for judged packets the reported side is
@@ -44,11 +47,10 @@ from classifier.packets import (
     PacketBatch,
     address_to_bytes,
 )
+from classifier.pcap import DEFAULT_BATCH_SIZE
 from classifier.policy import Policy, Rule, merge_ranges
 
 CHUNK_ROWS = 4096  # rows per shared matcher: bounds the bit-vector width (memory, scan cost)
-PORT_UNKNOWN = 0x10000  # a packet's port/type field when unknown: outside every restriction
-PORT_ANY_HI = 0xFFFFFFFF  # an unrestricted rule's port range is [0, PORT_ANY_HI]
 _V4_MAPPED_PREFIX = np.frombuffer(b"\x00" * 10 + b"\xff\xff", np.uint8)
 DIRECTIONS = ("ingress", "egress")  # index = DIRECTION_INGRESS / DIRECTION_EGRESS
 VERSIONS = (4, 6)
@@ -208,7 +210,7 @@ class Engine:
             if rule.icmp_code is not None:
                 return [(base + rule.icmp_code, base + rule.icmp_code)]
             return [(base, base + 255)]
-        return [(0, PORT_ANY_HI)]
+        return [(0, acl.PORT_ANY_HI)]  # also contains the unknown-port marker acl.PORT_UNKNOWN
 
     def _remote_ranges(self, rule: Rule, version: int) -> list[tuple[int, int]]:
         """The remote addresses of a rule as exact, merged, inclusive integer ranges."""
@@ -226,7 +228,7 @@ class Engine:
 
     # --- run -----------------------------------------------------------------------------
 
-    def classify_pcap(self, paths: Any, stateful: bool = True, batch_size: int = 65536) -> Any:
+    def classify_pcap(self, paths: Any, stateful: bool = True, batch_size: int = DEFAULT_BATCH_SIZE) -> Any:
         """Classify one capture (or several, as one continuous capture): per-packet numpy
         columns and the summary, as a `pipeline.ClassifyResult`. For captures larger than
         memory, iterate `pipeline.Classification(engine).run(paths)` instead."""

@@ -249,11 +249,6 @@ class Capture:
         return [linktype_name(int(lt)) for lt in self._decoder.linktypes]
 
     @property
-    def slow_path_records(self) -> int:
-        """Same as `slow_path`: records decoded through scapy."""
-        return self.slow_path
-
-    @property
     def position(self) -> int:
         """Bytes of the file read so far (for progress reports)."""
         return int(self._decoder.pos)

@@ -9,7 +9,7 @@ state: one tracker lives across files, in the order given.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,10 +17,8 @@ import numpy as np
 from classifier.conntrack import ConnectionTracker
 from classifier.engine import Engine
 from classifier.packets import PacketBatch
-from classifier.pcap import open_capture
+from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
 from classifier.stats import SummaryBuilder
-
-DEFAULT_BATCH_SIZE = 65536
 
 
 @dataclass
@@ -39,15 +37,6 @@ class BatchResult:
     midstream: np.ndarray  # int8: 1 where that connection was picked up mid-stream
 
 
-@dataclass
-class FileReport:
-    path: str
-    packets: int = 0
-    warnings: list[str] = field(default_factory=list)
-    damaged: bool = False
-    slow_path: int = 0
-
-
 class Classification:
     """One classification run over one or more captures, with its statistics."""
 
@@ -57,7 +46,6 @@ class Classification:
         self.batch_size = batch_size
         self.tracker = ConnectionTracker() if stateful else None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
-        self.files: list[FileReport] = []
 
     def classify_batch(self, batch: PacketBatch, file: str = "", file_number: int = 0) -> BatchResult:
         if self.tracker is not None:
@@ -110,20 +98,18 @@ class Classification:
     ) -> Iterator[BatchResult]:
         """Classify the captures in order; `progress(path, bytes_done, bytes_total)` per batch."""
         for number, path in enumerate(paths):
-            report = FileReport(str(path))
-            self.files.append(report)
+            packets = 0
             with open_capture(path) as capture:
                 try:
                     for batch in capture.batches(self.batch_size):
-                        report.packets += len(batch)
+                        packets += len(batch)
                         yield self.classify_batch(batch, str(path), number)
                         if progress is not None:
                             progress(str(path), capture.position, capture.size)
                 finally:
-                    report.warnings = list(capture.warnings)
-                    report.damaged = bool(capture.damaged)
-                    report.slow_path = int(capture.slow_path_records)
-                    self.stats.add_file(report.path, report.packets, report.warnings, report.damaged)
+                    self.stats.add_file(
+                        str(path), packets, list(capture.warnings), bool(capture.damaged), int(capture.slow_path)
+                    )
 
     def summary(self, top: int = 10) -> dict[str, Any]:
         return self.stats.summary(top)

@@ -231,5 +231,10 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
             "malformed: " + ", ".join(f"{reason} {count:,}" for reason, count in summary["malformed"].items())
         )
     for file in summary["files"]:
+        if file["slow_path"]:
+            console.print(
+                f"{file['path']}: {file['slow_path']:,} records of link types without a native "
+                "decoder went through scapy's dissectors (slower)"
+            )
         if file["damaged"]:
             console.print(f"[bold]{file['path']}: damaged, {file['packets']:,} packets read before the damage[/bold]")

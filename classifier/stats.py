@@ -1,7 +1,7 @@
 """Verdict columns -> summary: counts by verdict, reason, side and rule; top denied; connections.
 
 `SummaryBuilder.add(...)` folds one classified batch in with vectorised counting
-(`np.bincount` over rule indices, `np.unique` over denied tuples), so the cost is a few numpy
+(`np.bincount` over rule indices, a kernel hash pass over denied tuples), so the cost is a few numpy
 passes per batch and memory is bounded by the policy size plus the distinct denied tuples.
 `SummaryBuilder.summary()` returns a plain dict, the JSON document of `classify --json`.
 """
@@ -235,8 +235,11 @@ class SummaryBuilder:
         self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
         self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
 
-    def add_file(self, path: str, packets: int, warnings: list[str], damaged: bool) -> None:
-        self.files.append({"path": path, "packets": packets, "warnings": list(warnings), "damaged": damaged})
+    def add_file(self, path: str, packets: int, warnings: list[str], damaged: bool, slow_path: int = 0) -> None:
+        """One capture's facts: packets read, reader warnings, damage, records scapy decoded."""
+        self.files.append(
+            {"path": path, "packets": packets, "warnings": list(warnings), "damaged": damaged, "slow_path": slow_path}
+        )
 
     def summary(self, top: int = 10) -> dict[str, Any]:
         rules = [

@@ -45,6 +45,7 @@ def _check(rules_path: Path, sample: int | None) -> None:
     assert bad.size == 0, f"{bad.size} of {len(trace)} differ, first at packet {bad[:5]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rules_path", PAIRS, ids=lambda p: p.name)
 def test_compiled_agrees_with_firstmatch(rules_path: Path, monkeypatch: pytest.MonkeyPatch
                                          ) -> None:
@@ -61,6 +62,7 @@ def test_python_twin_agrees_on_a_sample(rules_path: Path, monkeypatch: pytest.Mo
     _check(rules_path, sample=150)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("isa", ["generic", "x86-64-v3"])
 def test_every_kernel_agrees_on_a_10k_set(isa: str, monkeypatch: pytest.MonkeyPatch) -> None:
     lookup = pytest.importorskip("classifier._lookup")

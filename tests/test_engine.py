@@ -177,3 +177,20 @@ def test_ipv6_address_that_looks_ipv4_mapped_is_not_the_ipv4_instance() -> None:
     mapped = ipaddress.IPv6Address("::ffff:10.0.1.10")
     packet = Packet(ip_version=6, src=ipaddress.IPv6Address("2001:db8::1"), dst=mapped, protocol=17, sport=1, dport=2)
     assert engine_rows(engine, [packet]) == [("unmanaged", "", None, None, None)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_many_small_chunks_equal_the_reference(
+    twin_mode: str, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tables spread over many shared matchers (tags, per-chunk lookups) change nothing."""
+    import classifier.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "CHUNK_ROWS", 3)
+    policy = data.draw(strategies.policies())
+    packets = data.draw(st.lists(strategies.packets(policy), min_size=1, max_size=20))
+    engine = Engine(policy)
+    assert engine._kernels.__name__.endswith("_py") == (twin_mode == "python")
+    expected = [reference_row(reference.evaluate(policy, packet)) for packet in packets]
+    assert engine_rows(engine, packets) == expected
