@@ -199,6 +199,8 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         raise UsageError(f"--icmp-type/--icmp-code apply to icmp and icmpv6, not to {args.proto}")
     if args.icmp_code is not None and args.icmp_type is None:
         raise UsageError("--icmp-code needs --icmp-type")
+    if args.sport is not None and args.dport is None:
+        raise UsageError("--sport needs --dport (only the destination port is matched)")
     if protocol == 1 and src.version == 6 or protocol == 58 and src.version == 4:
         raise UsageError(f"protocol {args.proto} does not go with IPv{src.version} addresses")
     policy = load_policy(args.policy)
@@ -219,17 +221,17 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     )
     verdict = reference.evaluate(policy, packet)
     unknown_ports = (port_protocol and not ports_known) or (icmp_protocol and not icmp_known)
-    if args.json:
-        json.dump(_check_json(verdict), out)
-        out.write("\n")
-        return EXIT_OK
     if unknown_ports:
         what = "destination port" if port_protocol else "ICMP type"
         print(
             f"note: no {what} given: evaluated as a packet whose ports are unknown "
             "(only rules without a port/type restriction can match)",
-            file=out,
+            file=err if args.json else out,  # --json prints exactly one object on stdout
         )
+    if args.json:
+        json.dump(_check_json(verdict), out)
+        out.write("\n")
+        return EXIT_OK
     if not verdict.sides:
         print(f"{src} -> {dst}: neither address belongs to an instance of the policy", file=out)
     for side in verdict.sides:

@@ -95,6 +95,8 @@ class StatelessVerdicts:
     direction: np.ndarray  # uint8 DIRECTION_*
     new_instance: np.ndarray  # int32 the side reported for a state-allowed packet
     new_direction: np.ndarray  # uint8
+    egress_rule: np.ndarray  # int32 the rule that decided the sender's egress side, or -1
+    ingress_rule: np.ndarray  # int32 the rule that decided the receiver's ingress side, or -1
 
 
 class Engine:
@@ -278,6 +280,8 @@ class Engine:
             direction=np.empty(n, np.uint8),
             new_instance=np.empty(n, np.int32),
             new_direction=np.empty(n, np.uint8),
+            egress_rule=egress_rule,
+            ingress_rule=ingress_rule,
         )
         self._kernels.combine_sides(
             batch.status,

@@ -290,7 +290,7 @@ def _integer(value: object, low: int, high: int, what: str) -> int:
             raise _Invalid(f"expected {what}, an integer {low}..{high}; got {_show(value)}")
         number = int(value)
     elif isinstance(value, str):
-        if not re.fullmatch(r"\s*[-+]?\d+\s*", value):
+        if not re.fullmatch(r"\s*[-+]?[0-9]+\s*", value):
             raise _Invalid(f"expected {what}, an integer {low}..{high}; got {_show(value)}")
         number = int(value)
     else:
@@ -347,10 +347,13 @@ def _protocol(value: object) -> int | None:
         return None
     if isinstance(value, str) and value.strip().lower() in PROTOCOL_ALIASES:
         return PROTOCOL_ALIASES[value.strip().lower()]
-    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
-        return None
     allowed = "all/any/0/empty (all protocols), tcp, udp, icmp, icmpv6, gre, or a number 1..255"
-    if isinstance(value, str) and not re.fullmatch(r"\s*[-+]?\d+\s*", value):
+    try:  # 0 in any spelling a number may have ('00', 0.0, '+0') means all protocols
+        if _integer(value, 0, 255, "a protocol number") == 0:
+            return None
+    except _Invalid:
+        pass
+    if isinstance(value, str) and not re.fullmatch(r"\s*[-+]?[0-9]+\s*", value):
         raise _Invalid(f"unknown protocol {_show(value)}: allowed {allowed}")
     try:
         return _integer(value, 1, 255, "a protocol number")
@@ -366,7 +369,7 @@ def _merge(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...] | None:
     return tuple(merged)
 
 
-_PORT_GROUP = re.compile(r"(\d+)(?:\s*-\s*(\d+))?")
+_PORT_GROUP = re.compile(r"([0-9]+)(?:\s*-\s*([0-9]+))?")
 
 
 def _multiport(value: object) -> tuple[tuple[int, int], ...] | None:
@@ -421,7 +424,7 @@ def _network(text: str) -> IPNetwork:
     if "%" in text:
         raise _Invalid(f"{text!r} has a zone index: expected an IP or CIDR")
     address, slash, length = text.partition("/")
-    if slash and not length.isdigit():
+    if slash and not (length.isascii() and length.isdigit()):
         raise _Invalid(f"{text!r}: the prefix length must be a number like /24")
     try:
         host = ipaddress.ip_address(address)
@@ -860,7 +863,7 @@ class _Loader:
             return None, None
         named = _icmp_name(type_value) if isinstance(type_value, str) else None
         if named is None and isinstance(type_value, str) and not re.fullmatch(
-                r"\s*[-+]?\d+\s*", type_value):
+                r"\s*[-+]?[0-9]+\s*", type_value):
             if protocol == 58:
                 self.problem(obj, type_field, f"{_show(type_value)}: ICMP type names exist for "
                              "icmp only; give an ICMPv6 type as a number 0..255")

@@ -14,7 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from classifier.conntrack import ConnectionTracker
+from classifier.conntrack import (
+    DIRECTION_NAMES,
+    REASON_ESTABLISHED,
+    REASON_NAMES,
+    VERDICT_NAMES,
+    ConnectionTracker,
+)
 from classifier.engine import Engine
 from classifier.packets import PacketBatch
 from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
@@ -35,6 +41,8 @@ class BatchResult:
     direction: np.ndarray  # uint8 DIRECTION_*
     created: np.ndarray  # int8: 1 where the packet created a connection
     midstream: np.ndarray  # int8: 1 where that connection was picked up mid-stream
+    egress_rule: np.ndarray  # int32 the rule that decided the egress side (-1: none, or state)
+    ingress_rule: np.ndarray  # int32 the rule that decided the ingress side (-1: none, or state)
 
 
 class Classification:
@@ -67,6 +75,10 @@ class Classification:
                 created,
                 midstream,
             )
+            # packets allowed by state were not decided by any rule on either side
+            by_state = stateless.reason >= REASON_ESTABLISHED
+            stateless.egress_rule[by_state] = -1
+            stateless.ingress_rule[by_state] = -1
         result = BatchResult(
             file,
             file_number,
@@ -78,6 +90,8 @@ class Classification:
             stateless.direction,
             created,
             midstream,
+            stateless.egress_rule,
+            stateless.ingress_rule,
         )
         self.stats.add(
             batch,
@@ -88,6 +102,7 @@ class Classification:
             result.direction,
             created if self.stateful else None,
             midstream if self.stateful else None,
+            side_rules=(result.egress_rule, result.ingress_rule),
         )
         return result
 
@@ -117,19 +132,51 @@ class Classification:
 
 @dataclass
 class ClassifyResult:
-    """Per-packet columns of a whole run (all files concatenated) and its summary."""
+    """Per-packet columns of a whole run (all files concatenated) and its summary.
+
+    `columns` holds compact numpy codes, one element per packet: `file` (position in
+    `files`), `index`, `verdict`/`reason`/`direction` (the codes of classifier.conntrack),
+    `instance` (position in `instance_ids`, -1 for none) and `rule` (position in `rule_ids`
+    and `rule_groups`, -1 for none). `named()` turns them into the columns of spec section 6,
+    the same as the `--packets` CSV.
+    """
 
     columns: dict[str, np.ndarray]
     summary: dict[str, Any]
     files: list[str]
+    instance_ids: list[str]
+    rule_ids: list[str]
+    rule_groups: list[str]
+
+    def named(self) -> dict[str, np.ndarray]:
+        """file, index, verdict, reason, instance, direction, group, rule as text columns
+        ("" where a field does not apply), by vectorised lookup."""
+        c = self.columns
+        rules = np.array([""] + self.rule_ids, dtype=object)
+        groups = np.array([""] + self.rule_groups, dtype=object)
+        return {
+            "file": np.array(self.files, dtype=object)[c["file"]] if self.files else c["file"].astype(object),
+            "index": c["index"],
+            "verdict": _names(VERDICT_NAMES)[c["verdict"]],
+            "reason": _names(REASON_NAMES)[c["reason"]],
+            "instance": np.array([""] + self.instance_ids, dtype=object)[c["instance"] + 1],
+            "direction": _names(DIRECTION_NAMES)[c["direction"]],
+            "group": groups[c["rule"] + 1],
+            "rule": rules[c["rule"] + 1],
+        }
 
     def to_pandas(self) -> Any:
-        """The per-packet columns as a pandas DataFrame (pandas must be installed)."""
+        """The section-6 columns (`named()`) as a pandas DataFrame (pandas must be installed)."""
         try:
             import pandas as pd
         except ImportError:
             raise ImportError("to_pandas() needs pandas: pip install pandas") from None
-        return pd.DataFrame(self.columns)
+        return pd.DataFrame(self.named())
+
+
+def _names(table: tuple[str, ...]) -> np.ndarray:
+    """A code -> name lookup array over all 256 uint8 codes ("" for codes without a name)."""
+    return np.array([table[code] if code < len(table) else "" for code in range(256)], dtype=object)
 
 
 RESULT_COLUMNS = ("file", "index", "verdict", "reason", "rule", "instance", "direction")
@@ -154,4 +201,11 @@ def classify_pcap(
         name: np.concatenate(chunks) if chunks else np.zeros(0, dtypes.get(name, np.uint8))
         for name, chunks in parts.items()
     }
-    return ClassifyResult(columns, run.summary(), path_list)
+    return ClassifyResult(
+        columns,
+        run.summary(),
+        path_list,
+        engine.instance_ids,
+        engine.rule_ids,
+        [rule.group_id for rule in engine.rules],
+    )

@@ -185,7 +185,11 @@ class SummaryBuilder:
         direction: np.ndarray,
         created: np.ndarray | None = None,
         midstream: np.ndarray | None = None,
+        side_rules: tuple[np.ndarray, ...] | None = None,
     ) -> None:
+        """Fold in one batch. `rule` is the reported side's rule (the per-packet column);
+        `side_rules` (egress, ingress), when given, are the rules that decided each evaluated
+        side, which is what per-rule hits count."""
         n = len(batch)
         if n == 0:
             return
@@ -206,19 +210,24 @@ class SummaryBuilder:
                 .astype(np.int64)
                 .reshape(self.side_bytes.shape)
             )
-        hit = rule >= 0
-        if hit.any() and len(self.rules):
-            self.rule_packets += np.bincount(rule[hit], minlength=len(self.rules))
-            self.rule_bytes += np.bincount(rule[hit], weights=wire[hit], minlength=len(self.rules)).astype(
-                np.int64
-            )
+        # A rule is hit when it decides an evaluated side: with both sides evaluated (east-west
+        # traffic) the sender's egress rule and the receiver's ingress rule are both hit.
+        deciding = side_rules if side_rules is not None else (rule,)
+        for side_rule in deciding:
+            hit = side_rule >= 0
+            if hit.any() and len(self.rules):
+                self.rule_packets += np.bincount(side_rule[hit], minlength=len(self.rules))
+                self.rule_bytes += np.bincount(
+                    side_rule[hit], weights=wire[hit], minlength=len(self.rules)
+                ).astype(np.int64)
         if created is not None:
             made = created.astype(bool)
             if made.any():
-                creators = rule[made]
-                known = creators >= 0
-                if known.any() and len(self.rules):
-                    self.rule_connections += np.bincount(creators[known], minlength=len(self.rules))
+                for side_rule in deciding:
+                    creators = side_rule[made]
+                    known = creators >= 0
+                    if known.any() and len(self.rules):
+                        self.rule_connections += np.bincount(creators[known], minlength=len(self.rules))
                 for proto, count in zip(*np.unique(batch.protocol[made], return_counts=True), strict=True):
                     self.connections_by_protocol[int(proto)] += int(count)
             if midstream is not None:

@@ -96,6 +96,10 @@ def test_check_without_port_says_ports_unknown() -> None:
     assert "unknown" in out
     # no port-free ingress rule for TCP from the internet on web-1: implicit deny
     assert out.strip().endswith("verdict: deny")
+    code, out, err = run(
+        "check", "--policy", WEB_DB, "--src", "203.0.113.7", "--dst", "10.0.1.10", "--proto", "tcp", "--json"
+    )
+    assert json.loads(out)["verdict"] == "deny" and "unknown" in err
 
 
 @pytest.mark.parametrize(
@@ -106,6 +110,7 @@ def test_check_without_port_says_ports_unknown() -> None:
         ["check", "--policy", WEB_DB, "--src", "1.2.3.4", "--dst", "10.0.1.10", "--proto", "bogus"],
         ["check", "--policy", WEB_DB, "--src", "1.2.3.4", "--dst", "10.0.1.10", "--proto", "tcp", "--dport", "70000"],
         ["check", "--policy", WEB_DB, "--src", "1.2.3.4", "--dst", "10.0.1.10", "--proto", "udp", "--icmp-type", "3"],
+        ["check", "--policy", WEB_DB, "--src", "1.2.3.4", "--dst", "10.0.1.10", "--proto", "udp", "--sport", "3"],
         ["check", "--policy", "/nonexistent.yaml", "--src", "1.2.3.4", "--dst", "10.0.1.10", "--proto", "tcp"],
         ["validate"],
         ["frobnicate"],

@@ -77,11 +77,17 @@ def test_stateless_mode_judges_every_packet_by_rules(tmp_path: Path) -> None:
     assert summary["packets"] == sum(summary["verdicts"][v] for v in VERDICTS)
 
 
-def test_python_api_columns_and_summary() -> None:
+def test_python_api_columns_equal_the_csv(tmp_path: Path) -> None:
     engine = Engine(load_policy(WEB_DB))
     result = engine.classify_pcap(SAMPLES, stateful=True)
     assert len(result.columns["verdict"]) == result.summary["packets"]
-    assert result.summary["verdicts"]["allow"] == int((result.columns["verdict"] == 0).sum())
+    named = result.named()
+    _, _, _, packets_csv, _ = classify(tmp_path)
+    with packets_csv.open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == len(named["index"])
+    for name in ("file", "index", "verdict", "reason", "instance", "direction", "group", "rule"):
+        assert [str(v) for v in named[name]] == [row[name] for row in rows], name
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in PCAPS_DEV.glob("*")) if PCAPS_DEV.exists() else [])

@@ -194,3 +194,22 @@ def test_many_small_chunks_equal_the_reference(
     assert engine._kernels.__name__.endswith("_py") == (twin_mode == "python")
     expected = [reference_row(reference.evaluate(policy, packet)) for packet in packets]
     assert engine_rows(engine, packets) == expected
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_rule_hits_count_every_deciding_side(data: st.DataObject) -> None:
+    """Per-rule hits in the summary: each evaluated side's deciding rule, as the reference says."""
+    from collections import Counter
+
+    policy = data.draw(strategies.policies())
+    packets = data.draw(st.lists(strategies.packets(policy), min_size=1, max_size=20))
+    run = Classification(Engine(policy), stateful=False)
+    run.classify_batch(PacketBatch.from_packets(packets))
+    expected: Counter[str] = Counter()
+    for packet in packets:
+        for side in reference.evaluate(policy, packet).sides:
+            if side.rule is not None:
+                expected[side.rule.id] += 1
+    got = {rule["id"]: rule["packets"] for rule in run.summary()["rules"] if rule["packets"]}
+    assert got == dict(expected)
