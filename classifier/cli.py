@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--packets", metavar="OUT.csv", help="write one row per packet")
     classify.add_argument("--json", metavar="OUT.json", help="write the summary as JSON")
     classify.add_argument(
-        "--top", type=int, default=10, metavar="N", help="rows of the top-denied table"
+        "--top", type=_count, default=10, metavar="N", help="rows of the top-denied table (0..1000000)"
     )
     classify.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
@@ -128,12 +128,18 @@ def _port(text: str) -> int:
     return _bounded_int(text, 0, 65535, "a port")
 
 
+def _count(text: str) -> int:
+    return _bounded_int(text, 0, 1_000_000, "a count")
+
+
 def _byte(text: str) -> int:
     return _bounded_int(text, 0, 255, "a value")
 
 
 def _bounded_int(text: str, lo: int, hi: int, what: str) -> int:
     try:
+        if not (text.isascii() and len(text) <= 12):
+            raise ValueError
         value = int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not {what} ({lo}..{hi})") from None
@@ -269,17 +275,16 @@ def _check_json(verdict: Any) -> dict[str, Any]:
 
 def cmd_packets(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.dump import dump_packets
+    from classifier.report import check_outputs, open_output
 
     if args.csv:
-        try:
-            stream = open(args.csv, "w", newline="", encoding="utf-8")  # noqa: SIM115
-        except OSError as error:
-            raise UsageError(f"{args.csv}: cannot write: {error.strerror}") from None
-        with stream:
+        check_outputs([args.pcap], [args.csv])
+        with open_output(args.csv) as stream:
+            assert stream is not None
             summary = dump_packets([args.pcap], stream)
     else:
         summary = dump_packets([args.pcap], out)
-    for warning in getattr(summary, "warnings", ()):
+    for warning in summary.warnings:
         print(f"warning: {warning}", file=err)
     return EXIT_OK
 
@@ -299,8 +304,9 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
+    # a closed stdout/stderr (`sgclassify ... >&-`) leaves None: write nowhere, not crash
+    out = out or sys.stdout or open(os.devnull, "w")  # noqa: SIM115
+    err = err or sys.stderr or open(os.devnull, "w")  # noqa: SIM115
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -319,6 +325,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except OSError as error:  # writing the results failed: a full disk, a vanished device
+        where = error.filename or "output"
+        print(f"error: {where}: cannot write: {error.strerror or error}", file=err)
+        return EXIT_BAD_INPUT
     except Exception as error:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("SGCLASSIFY_DEBUG") == "1":
             raise

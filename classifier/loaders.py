@@ -218,6 +218,8 @@ def _parse(raw: bytes, source: str, suffix: str) -> object:
             json_error = fail(f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}")
         except RecursionError:
             json_error = fail("invalid JSON: nested too deeply")
+        except ValueError:  # an integer literal of thousands of digits
+            json_error = fail("invalid JSON: a number too long to read (thousands of digits)")
         if suffix not in (".yaml", ".yml"):
             raise json_error
     try:
@@ -231,6 +233,26 @@ def _parse(raw: bytes, source: str, suffix: str) -> object:
         raise fail(f"invalid YAML: {exc}") from None
     except RecursionError:
         raise fail("invalid YAML: nested too deeply") from None
+    except ValueError:  # an integer of thousands of digits
+        raise fail("invalid YAML: a number too long to read (thousands of digits)") from None
+
+
+MAX_DIGITS = 20  # longer digit strings are out of every range here; int() of huge ones is slow
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _small_int(digits: str) -> int:
+    """int() of a digit string that fits every range of the format (ports, priorities, ...):
+    longer ones become a huge sentinel rather than a slow or refused conversion."""
+    digits = digits.strip().lstrip("+")
+    negative = digits.startswith("-")
+    body = digits.lstrip("-").lstrip("0") or "0"
+    if len(body) > MAX_DIGITS:
+        return -(10**MAX_DIGITS) if negative else 10**MAX_DIGITS
+    return int(digits)
 
 
 def _parse_json(text: str, source: str) -> object:
@@ -269,7 +291,7 @@ def _show(value: object) -> str:
     if isinstance(value, str):
         return repr(value if len(value) <= 60 else value[:57] + "...")
     if isinstance(value, int | float):
-        return str(value)
+        return _shorten(str(value), 40)
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, list):
@@ -292,11 +314,11 @@ def _integer(value: object, low: int, high: int, what: str) -> int:
     elif isinstance(value, str):
         if not re.fullmatch(r"\s*[-+]?[0-9]+\s*", value):
             raise _Invalid(f"expected {what}, an integer {low}..{high}; got {_show(value)}")
-        number = int(value)
+        number = _small_int(value)
     else:
         number = value
     if not low <= number <= high:
-        raise _Invalid(f"{number} is out of range: allowed {low}..{high}")
+        raise _Invalid(f"{_shorten(str(number), 40)} is out of range: allowed {low}..{high}")
     return number
 
 
@@ -387,8 +409,8 @@ def _multiport(value: object) -> tuple[tuple[int, int], ...] | None:
         if not match:
             what = "an empty entry" if not part else repr(part)
             raise _Invalid(f"{what} in {_show(value)}: expected {allowed}")
-        lo = int(match.group(1))
-        hi = int(match.group(2)) if match.group(2) is not None else lo
+        lo = _small_int(match.group(1))
+        hi = _small_int(match.group(2)) if match.group(2) is not None else lo
         for port in (lo, hi):
             if not 1 <= port <= 65535:
                 raise _Invalid(f"port {port} in {_show(value)} is out of range: allowed 1..65535")
@@ -422,20 +444,20 @@ def _network(text: str) -> IPNetwork:
     """One IP or CIDR; a bare IP is /32 or /128; host bits set is an error (spec section 1)."""
     text = text.strip()
     if "%" in text:
-        raise _Invalid(f"{text!r} has a zone index: expected an IP or CIDR")
+        raise _Invalid(f"{_show(text)} has a zone index: expected an IP or CIDR")
     address, slash, length = text.partition("/")
     if slash and not (length.isascii() and length.isdigit()):
-        raise _Invalid(f"{text!r}: the prefix length must be a number like /24")
+        raise _Invalid(f"{_show(text)}: the prefix length must be a number like /24")
     try:
         host = ipaddress.ip_address(address)
     except ValueError:
-        raise _Invalid(f"{text!r} is not an IP address or CIDR") from None
-    bits = int(length) if slash else host.max_prefixlen
+        raise _Invalid(f"{_show(text)} is not an IP address or CIDR") from None
+    bits = _small_int(length) if slash else host.max_prefixlen
     if bits > host.max_prefixlen:
-        raise _Invalid(f"{text!r}: prefix length {bits} is above {host.max_prefixlen}")
-    network = ipaddress.ip_network(f"{host}/{bits}", strict=False)
+        raise _Invalid(f"{_show(text)}: prefix length {_shorten(str(bits), 24)} is above {host.max_prefixlen}")
+    network = ipaddress.ip_network(f"{host}/{_shorten(str(bits), 24)}", strict=False)
     if network.network_address != host:
-        raise _Invalid(f"{text!r} has host bits set: did you mean '{network}'?")
+        raise _Invalid(f"{_show(text)} has host bits set: did you mean '{network}'?")
     return network
 
 

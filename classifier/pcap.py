@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -134,6 +135,12 @@ class Capture:
         if os.path.isdir(path):
             raise PcapError(f"{path}: is a directory, not a capture file")
         try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            raise PcapError(f"{path}: cannot open: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(mode):  # a FIFO would block in open() and cannot be mapped
+            raise PcapError(f"{path}: not a regular file (a pipe, device or socket): give a capture file")
+        try:
             self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
             self._size = os.fstat(self._file.fileno()).st_size
         except OSError as exc:
@@ -192,6 +199,9 @@ class Capture:
             batch = PacketBatch.zeros(batch_size)
             row = 0
             while True:
+                if self._shrunk():
+                    stop = STOP_DAMAGED
+                    break
                 stop, row = dec.run(mm, batch, row, dec.pos + WINDOW)
                 self._slow_path(batch, dec.fallback())
                 done = (dec.pos // page) * page
@@ -218,6 +228,23 @@ class Capture:
                 self.last_ts_ns = int(out.ts_ns[row - 1])
                 self.records += row
                 yield out
+
+    def _shrunk(self) -> bool:
+        """The file got shorter than when it was mapped (truncated or rotated while being read):
+        reading the lost pages would kill the process with SIGBUS, so stop here, with a warning.
+        Checked before each window of the map; a truncation inside a window is not caught."""
+        assert self._file is not None
+        size = os.fstat(self._file.fileno()).st_size
+        if size >= self._size:
+            return False
+        if not self.damaged:
+            self.damaged = True
+            self.damage_offset = int(self._decoder.pos)
+            self.warnings.append(
+                f"{self.path}: the file shrank from {self._size} to {size} bytes while being read; "
+                f"read stopped after {self._decoder.records} records"
+            )
+        return True
 
     def _note_damage(self) -> None:
         dec = self._decoder

@@ -8,6 +8,7 @@ state: one tracker lives across files, in the order given.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -183,9 +184,15 @@ RESULT_COLUMNS = ("file", "index", "verdict", "reason", "rule", "instance", "dir
 
 
 def classify_pcap(
-    engine: Engine, paths: str | Iterable[str], stateful: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+    engine: Engine,
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    stateful: bool = True,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> ClassifyResult:
-    path_list = [paths] if isinstance(paths, str) else [str(p) for p in paths]
+    if isinstance(paths, str | os.PathLike):
+        path_list = [os.fsdecode(paths)]
+    else:
+        path_list = [os.fsdecode(p) for p in paths]
     run = Classification(engine, stateful=stateful, batch_size=batch_size)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in RESULT_COLUMNS}
     for result in run.run(path_list):

@@ -7,8 +7,6 @@ classified before it is still printed and written.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Iterator
@@ -28,10 +26,11 @@ CSV_HEADER = "file,index,verdict,reason,instance,direction,group,rule\n"
 
 
 def _csv_cell(text: str) -> str:
-    """One CSV cell, quoted only where the text needs it (ids and paths are user text)."""
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow([text])
-    return buffer.getvalue()
+    """One CSV cell, quoted (RFC 4180) only where the text needs it: ids and paths are user
+    text and may hold commas, quotes, or line breaks."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 class PacketCsvWriter:
@@ -68,29 +67,57 @@ class PacketCsvWriter:
 
 
 @contextmanager
-def _open_output(path: str | None) -> Iterator[TextIO | None]:
+def open_output(path: str | None) -> Iterator[TextIO | None]:
+    """An output file; errors name it. Non-UTF-8 file names in the data pass through as the
+    bytes they were (surrogateescape), as the shell gave them."""
     if path is None:
         yield None
         return
     try:
-        stream = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        stream = open(path, "w", newline="", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
     except OSError as error:
         raise UsageError(f"{path}: cannot write: {error.strerror}") from None
-    with stream:
-        yield stream
+    try:
+        with stream:
+            yield stream
+    except OSError as error:
+        raise UsageError(f"{path}: cannot write: {error.strerror}") from None
+
+
+def check_outputs(inputs: list[str], outputs: list[str | None]) -> None:
+    """Refuse an output that is one of the inputs or another output: it would be truncated
+    before it is read, or overwrite the other."""
+    seen: list[str] = []
+    for output in outputs:
+        if output is None:
+            continue
+        for other in inputs + seen:
+            if _same_file(output, other):
+                raise UsageError(f"{output}: this output file is also {other!r}: choose another name")
+        seen.append(output)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist yet
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def run_classify(args: Any, out: TextIO, err: TextIO) -> int:
     for path in args.pcaps:
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise UsageError(f"{path}: no such capture file")
+        if not os.path.isfile(path):
+            raise UsageError(f"{path}: not a regular file (a directory, pipe or device): give a capture file")
+    check_outputs([args.policy, *args.pcaps], [args.packets, args.json])
     policy = load_policy(args.policy)
     for warning in policy.warnings:
         print(f"warning: {warning}", file=err)
     engine = Engine(policy)
     run = Classification(engine, stateful=not args.stateless)
     failure: ClassifierError | None = None
-    with _open_output(args.packets) as packets_stream, _progress(args, err) as progress:
+    with open_output(args.packets) as packets_stream, _progress(args, err) as progress:
         writer = PacketCsvWriter(packets_stream, engine) if packets_stream is not None else None
         try:
             for result in run.run(args.pcaps, progress):
@@ -103,7 +130,7 @@ def run_classify(args: Any, out: TextIO, err: TextIO) -> int:
         for warning in file["warnings"]:
             print(f"warning: {warning}", file=err)
     if args.json:
-        with _open_output(args.json) as json_stream:
+        with open_output(args.json) as json_stream:
             assert json_stream is not None
             json.dump(summary, json_stream, indent=2)
             json_stream.write("\n")
@@ -120,6 +147,7 @@ def _progress(args: Any, err: TextIO) -> Iterator[Any]:
         yield None
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     total = sum(os.path.getsize(path) for path in args.pcaps)
@@ -139,7 +167,7 @@ def _progress(args: Any, err: TextIO) -> Iterator[Any]:
         task = bar.add_task("classifying", total=total)
 
         def update(path: str, position: int, size: int) -> None:
-            bar.update(task, completed=offsets.get(path, 0) + position, description=os.path.basename(path))
+            bar.update(task, completed=offsets.get(path, 0) + position, description=escape(os.path.basename(path)))
 
         yield update
 
@@ -152,13 +180,21 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    class PlainConsole(Console):
+        """Ids and paths are user text: never read as markup. A closed pipe (`| head`) is
+        the CLI's to handle, not a reason for rich to exit the process."""
+
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
     width = None if out.isatty() else 120
-    console = Console(file=out, width=width, highlight=False, emoji=False)
+    console = PlainConsole(file=out, width=width, highlight=False, emoji=False, markup=False)
     packets, total_bytes = summary["packets"], summary["bytes"]
     span = summary["time"]["span_seconds"]
     console.print(
-        f"[bold]{packets:,} packets, {total_bytes:,} bytes[/bold] in {len(summary['files'])} "
-        f"capture(s), {span:,.3f} s of traffic, {summary['mode']} mode"
+        f"{packets:,} packets, {total_bytes:,} bytes in {len(summary['files'])} "
+        f"capture(s), {span:,.3f} s of traffic, {summary['mode']} mode",
+        style="bold",
     )
 
     table = Table(title="Verdicts", title_justify="left")
@@ -237,4 +273,4 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
                 "decoder went through scapy's dissectors (slower)"
             )
         if file["damaged"]:
-            console.print(f"[bold]{file['path']}: damaged, {file['packets']:,} packets read before the damage[/bold]")
+            console.print(f"{file['path']}: damaged, {file['packets']:,} packets read before the damage", style="bold")

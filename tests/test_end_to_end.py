@@ -134,3 +134,38 @@ def test_unreadable_second_capture_keeps_the_first_files_results(tmp_path: Path)
     summary = json.loads(summary_json.read_text())
     assert summary["packets"] == 77  # web.pcap was classified, summarised and written
     assert "77 packets" in out
+
+
+def test_user_text_in_ids_stays_text(tmp_path: Path) -> None:
+    """Ids with commas, quotes, line breaks and rich markup: valid CSV, verbatim summary."""
+    import yaml
+
+    document = yaml.safe_load((EXAMPLES / "web-db.yaml").read_text())
+    weird_rule, weird_instance = 'web,"http"\r\n[/x]', "web\n[bold]1"
+    for group in document["security_groups"]:
+        for rule in group["rules"]:
+            if rule["id"] == "web-http":
+                rule["id"] = weird_rule
+    for instance in document["instances"]:
+        if instance["id"] == "web-1":
+            instance["id"] = weird_instance
+    policy = tmp_path / "weird.json"
+    policy.write_text(json.dumps(document))
+    code, out, err, packets_csv, _ = classify(tmp_path, pcaps=[str(SAMPLE_PCAPS / "web.pcap")], policy=str(policy))
+    assert code == 0, err
+    with packets_csv.open(newline="") as stream:
+        rows = list(csv.reader(stream))
+    assert len(rows) == 1 + 77 and {len(row) for row in rows} == {8}
+    assert any(row[7] == weird_rule and row[4] == weird_instance for row in rows)
+    assert "[/x]" in out
+
+
+def test_outputs_may_not_overwrite_inputs(tmp_path: Path) -> None:
+    capture = tmp_path / "web.pcap"
+    capture.write_bytes((SAMPLE_PCAPS / "web.pcap").read_bytes())
+    before = capture.read_bytes()
+    for extra in (["--packets", str(capture)], ["--json", WEB_DB]):
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["classify", "--policy", WEB_DB, "-q", *extra, str(capture)], out, err)
+        assert code == 2 and "also" in err.getvalue()
+    assert capture.read_bytes() == before
