@@ -9,6 +9,10 @@ Why this shape:
 - A side's verdict depends only on the instance's group *sequence*, the direction and the
   IP version (remote-group membership is a property of the whole policy), so instances
   that share a sequence share a table: a fleet of 100 web servers is one table, not 100.
+  When sequences are so many and so large that per-sequence tables would grow quadratically
+  (thousands of instances, each with a group of its own beside a shared one), the engine
+  switches to per-group tables tried in sequence order ("group mode", see _build_tables):
+  the first group with a matching rule decides, which is the spec's order too.
 - Each table is a generic 5-tuple rule list (`classifier.acl`): the remote address in the
   source-address field, the protocol, and the destination port. Rules are emitted in the
   spec's order (group position, priority, deny before allow, position in group), so the
@@ -51,6 +55,7 @@ from classifier.pcap import DEFAULT_BATCH_SIZE
 from classifier.policy import Policy, Rule, merge_ranges
 
 CHUNK_ROWS = 4096  # rows per shared matcher: bounds the bit-vector width (memory, scan cost)
+SEQUENCE_ROWS_BUDGET = 1_000_000  # past this many rows in per-sequence tables, use group mode
 _V4_MAPPED_PREFIX = np.frombuffer(b"\x00" * 10 + b"\xff\xff", np.uint8)
 DIRECTIONS = ("ingress", "egress")  # index = DIRECTION_INGRESS / DIRECTION_EGRESS
 VERSIONS = (4, 6)
@@ -110,6 +115,7 @@ class Engine:
         self.instances = list(policy.instances.values())
         self.instance_ids = [instance.id for instance in self.instances]
         self._rule_position = {(rule.group_id, rule.position): i for i, rule in enumerate(self.rules)}
+        self._member_ranges: dict[tuple[str, int], list[tuple[int, int]]] = {}
         self._build_address_index()
         self._build_tables()
 
@@ -135,20 +141,49 @@ class Engine:
             self._slot_version[slot], self._slot_owner[slot] = ip.version, owner
 
     def _build_tables(self) -> None:
-        """One table per distinct (sequence, direction, version); instances index into them;
-        tables are packed, in order, into chunks of at most CHUNK_ROWS rows per version."""
+        """The tables, the plans that say which tables decide each side, and the chunks.
+
+        Sequence mode (the fast one): one table per distinct (group sequence, direction,
+        version), so a side is one lookup. Its size is the sum, over distinct sequences, of
+        their groups' rows; when that passes SEQUENCE_ROWS_BUDGET (thousands of instances
+        each with a group of its own plus a shared group that names itself as remote: the
+        cloud's default pattern), group mode: one table per (group, direction, version),
+        and a side looks its groups up in sequence order until one has a matching rule.
+        Both give the spec's first match: candidates are ordered by group position first.
+        """
+        group_rows = {
+            (group_id, direction, version): self._group_rows(group_id, direction, version)
+            for group_id in self.policy.groups
+            for direction in (DIRECTION_INGRESS, DIRECTION_EGRESS)
+            for version in VERSIONS
+        }
+        sequences = {instance.security_groups for instance in self.instances}
+        sequence_rows = sum(
+            len(group_rows[(g, d, v)]) for seq in sequences for g in seq for d in (0, 1) for v in VERSIONS
+        )
+        self.mode = "sequence" if sequence_rows <= SEQUENCE_ROWS_BUDGET else "group"
         self.tables: list[SideTable] = []
         by_key: dict[tuple[tuple[str, ...], int, int], int] = {}
-        # side_table[instance, direction, version index] -> index into self.tables
-        self.side_table = np.zeros((max(len(self.instances), 1), 2, 2), dtype=np.int32)
+
+        def table_of(sequence: tuple[str, ...], direction: int, version: int) -> int:
+            key = (sequence, direction, version)
+            if key not in by_key:
+                rows = [row for g in sequence for row in group_rows[(g, direction, version)]]
+                by_key[key] = len(self.tables)
+                self.tables.append(SideTable(sequence, direction, version, rows))
+            return by_key[key]
+
+        # plan[instance, direction, version index, k]: the k-th table to try, -1 past the end
+        depth = 1 if self.mode == "sequence" else max((len(i.security_groups) for i in self.instances), default=1)
+        self.plan = np.full((max(len(self.instances), 1), 2, 2, max(depth, 1)), -1, dtype=np.int32)
         for i, instance in enumerate(self.instances):
             for direction in (DIRECTION_INGRESS, DIRECTION_EGRESS):
                 for v, version in enumerate(VERSIONS):
-                    key = (instance.security_groups, direction, version)
-                    if key not in by_key:
-                        by_key[key] = len(self.tables)
-                        self.tables.append(SideTable(*key, rows=self._side_rows(*key)))
-                    self.side_table[i, direction, v] = by_key[key]
+                    if self.mode == "sequence":
+                        self.plan[i, direction, v, 0] = table_of(instance.security_groups, direction, version)
+                    else:
+                        for k, group_id in enumerate(instance.security_groups):
+                            self.plan[i, direction, v, k] = table_of((group_id,), direction, version)
         self.chunks: list[Chunk] = []
         for version in VERSIONS:
             pending: list[SideTable] = []
@@ -161,8 +196,8 @@ class Engine:
                 pending.append(table)
             if pending:
                 self._compile_chunk(pending)
-        self.table_chunk = np.array([t.chunk for t in self.tables], dtype=np.int32)
-        self.table_local = np.array([t.local_id for t in self.tables], dtype=np.uint32)
+        self.table_chunk = np.array([t.chunk for t in self.tables] or [-1], dtype=np.int32)
+        self.table_local = np.array([t.local_id for t in self.tables] or [0], dtype=np.uint32)
 
     def _compile_chunk(self, tables: list[SideTable]) -> None:
         rows = acl.RuleRows(tables[0].version)
@@ -179,23 +214,17 @@ class Engine:
             Chunk(tables[0].version, acl.compile(rows), np.array(row_rule, np.int32), np.array(row_allow, bool))
         )
 
-    def _ordered_rules(self, sequence: tuple[str, ...], direction: int, version: int) -> list[Rule]:
-        """Candidates of spec section 2, steps 1-2: enabled, this direction and ethertype."""
-        ordered = []
-        for group_position, group_id in enumerate(sequence):
-            for rule in self.policy.groups[group_id].rules:
-                if rule.enabled and rule.direction == DIRECTIONS[direction] and rule.ip_version == version:
-                    key = (group_position, rule.priority, rule.action != "deny", rule.position)
-                    ordered.append((key, rule))
-        ordered.sort(key=lambda item: item[0])
-        return [rule for _, rule in ordered]
-
-    def _side_rows(
-        self, sequence: tuple[str, ...], direction: int, version: int
-    ) -> list[tuple[int, int, int, int, int, int, int]]:
-        """A side's rules in spec order, each expanded into exact rows (remote range x ports)."""
+    def _group_rows(self, group_id: str, direction: int, version: int) -> list[tuple[int, int, int, int, int, int, int]]:
+        """One group's candidates for a side (enabled, this direction and ethertype) in the
+        spec's order within a group (priority, deny before allow, position), each expanded
+        into exact rows: (remote lo, hi, port lo, hi, protocol, protocol mask, rule index)."""
+        candidates = sorted(
+            (rule for rule in self.policy.groups[group_id].rules
+             if rule.enabled and rule.direction == DIRECTIONS[direction] and rule.ip_version == version),
+            key=lambda rule: (rule.priority, rule.action != "deny", rule.position),
+        )
         rows = []
-        for rule in self._ordered_rules(sequence, direction, version):
+        for rule in candidates:
             index = self._rule_position[(rule.group_id, rule.position)]
             proto, proto_mask = (0, 0) if rule.protocol is None else (rule.protocol, 0xFF)
             for lo, hi in self._remote_ranges(rule, version):
@@ -217,8 +246,11 @@ class Engine:
     def _remote_ranges(self, rule: Rule, version: int) -> list[tuple[int, int]]:
         """The remote addresses of a rule as exact, merged, inclusive integer ranges."""
         if rule.remote_group_id is not None:
-            members = sorted(int(ip) for ip in self.policy.group_members(rule.remote_group_id, version))
-            return merge_ranges([(ip, ip) for ip in members])
+            key = (rule.remote_group_id, version)
+            if key not in self._member_ranges:  # a group's members are the same for every rule
+                members = self.policy.group_members(rule.remote_group_id, version)
+                self._member_ranges[key] = merge_ranges([(int(ip), int(ip)) for ip in members])
+            return self._member_ranges[key]
         if rule.remote_address_group_id is not None:
             group = self.policy.address_groups[rule.remote_address_group_id]
             return merge_ranges([(int(e.first), int(e.last)) for e in group.entries])
@@ -306,8 +338,10 @@ class Engine:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(matched global rule or -1, allowed) of the egress and of the ingress side.
 
-        Both sides of every packet go through the chunk matchers together: egress rows look
-        up the destination as remote, ingress rows the source.
+        Every evaluated side is a row: egress rows look up the destination as remote, ingress
+        rows the source. Each step k of the plans looks the still undecided rows up in their
+        k-th table, through the chunk matchers (one call per chunk); in sequence mode there is
+        one step.
         """
         n = len(batch)
         egress = np.flatnonzero(src_owner >= 0)
@@ -317,38 +351,45 @@ class Engine:
         is_v6 = (batch.ip_version[packet] == 6).astype(np.intp)
         owner = np.concatenate((src_owner[egress], dst_owner[ingress]))
         direction = np.repeat(np.array([DIRECTION_EGRESS, DIRECTION_INGRESS], np.intp), (split, len(ingress)))
-        table = self.side_table[owner, direction, is_v6]
-        chunk = self.table_chunk[table]
         matched = np.full(len(packet), -1, np.int32)
         allowed = np.zeros(len(packet), bool)
         remote_v4: np.ndarray | None = None
-        for number, part in enumerate(self.chunks):
-            rows = np.flatnonzero(chunk == number)
-            if len(rows) == 0:
-                continue
-            if part.version == 4:
-                if remote_v4 is None:  # IPv4 remotes as host-order words: 4 bytes a row to move
-                    src32 = _ipv4_words(batch.src)
-                    dst32 = _ipv4_words(batch.dst)
-                    remote_v4 = np.concatenate((dst32[egress], src32[ingress]))
-                remote = remote_v4[rows]
-            else:
-                from_dst = (rows < split)[:, None]
-                remote = np.where(from_dst, batch.dst[packet[rows]], batch.src[packet[rows]])
-            hit = part.matcher.match_columns(
-                src=remote,
-                sport=self.table_local[table[rows]],
-                dport=port[packet[rows]],
-                proto=batch.protocol[packet[rows]],
-            )
-            found = hit >= 0
-            matched[rows[found]] = part.row_rule[hit[found]]
-            allowed[rows[found]] = part.row_allow[hit[found]]
+        undecided = np.arange(len(packet))
+        for step in range(self.plan.shape[3]):
+            table = self.plan[owner[undecided], direction[undecided], is_v6[undecided], step]
+            live = table >= 0
+            undecided, table = undecided[live], table[live]
+            if len(undecided) == 0:
+                break
+            chunk = self.table_chunk[table]
+            decided = np.zeros(len(undecided), bool)
+            for number, part in enumerate(self.chunks):
+                at = np.flatnonzero(chunk == number)
+                if len(at) == 0:
+                    continue
+                rows = undecided[at]
+                if part.version == 4:
+                    if remote_v4 is None:  # IPv4 remotes as host-order words: 4 bytes a row to move
+                        remote_v4 = np.concatenate((_ipv4_words(batch.dst)[egress], _ipv4_words(batch.src)[ingress]))
+                    remote = remote_v4[rows]
+                else:
+                    from_dst = (rows < split)[:, None]
+                    remote = np.where(from_dst, batch.dst[packet[rows]], batch.src[packet[rows]])
+                hit = part.matcher.match_columns(
+                    src=remote,
+                    sport=self.table_local[table[at]],
+                    dport=port[packet[rows]],
+                    proto=batch.protocol[packet[rows]],
+                )
+                found = hit >= 0
+                matched[rows[found]] = part.row_rule[hit[found]]
+                allowed[rows[found]] = part.row_allow[hit[found]]
+                decided[at[found]] = True
+            undecided = undecided[~decided]
         egress_rule = np.full(n, -1, np.int32)
         egress_allow = np.zeros(n, bool)
         ingress_rule = np.full(n, -1, np.int32)
         ingress_allow = np.zeros(n, bool)
-        split = len(egress)
         egress_rule[egress], egress_allow[egress] = matched[:split], allowed[:split]
         ingress_rule[ingress], ingress_allow[ingress] = matched[split:], allowed[split:]
         return egress_rule, egress_allow, ingress_rule, ingress_allow

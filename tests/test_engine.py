@@ -179,21 +179,47 @@ def test_ipv6_address_that_looks_ipv4_mapped_is_not_the_ipv4_instance() -> None:
     assert engine_rows(engine, [packet]) == [("unmanaged", "", None, None, None)]
 
 
+@pytest.mark.parametrize("budget", [1_000_000, -1], ids=["sequence-mode", "group-mode"])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_many_small_chunks_equal_the_reference(
-    twin_mode: str, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
+def test_many_small_chunks_and_both_modes_equal_the_reference(
+    twin_mode: str, budget: int, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Tables spread over many shared matchers (tags, per-chunk lookups) change nothing."""
+    """Tables spread over many shared matchers (tags, per-chunk lookups), and per-group tables
+    looked up in sequence order (group mode), change no verdict."""
     import classifier.engine as engine_module
 
     monkeypatch.setattr(engine_module, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(engine_module, "SEQUENCE_ROWS_BUDGET", budget)
     policy = data.draw(strategies.policies())
     packets = data.draw(st.lists(strategies.packets(policy), min_size=1, max_size=20))
     engine = Engine(policy)
+    assert engine.mode == ("sequence" if budget > 0 else "group")
     assert engine._kernels.__name__.endswith("_py") == (twin_mode == "python")
     expected = [reference_row(reference.evaluate(policy, packet)) for packet in packets]
     assert engine_rows(engine, packets) == expected
+
+
+def test_default_group_pattern_builds_in_linear_time() -> None:
+    """Thousands of instances, each with a group of its own and a shared group that names
+    itself as remote (the cloud's default): group mode keeps the build linear."""
+    n = 3000
+    shared = SecurityGroup(
+        "default", (Rule("d1", "default", 1, "ingress", remote_group_id="default"), Rule("d2", "default", 2, "egress"))
+    )
+    own = {f"own{i}": SecurityGroup(f"own{i}", (Rule(f"o{i}", f"own{i}", 1, "ingress", protocol=6, ports=((22, 22),)),)) for i in range(n)}
+    instances = {
+        f"vm{i}": Instance(f"vm{i}", (V4(f"10.{i // 250}.{i % 250}.7"),), (f"own{i}", "default")) for i in range(n)
+    }
+    policy = Policy(groups={"default": shared} | own, instances=instances)
+    import time
+
+    start = time.perf_counter()
+    engine = Engine(policy)
+    assert engine.mode == "group"
+    assert time.perf_counter() - start < 60  # a guard against the quadratic build, not a benchmark
+    rows = engine_rows(engine, [_tcp(V4("10.0.1.7"), V4("10.0.2.7"), 80), _tcp(OUTSIDE, V4("10.0.2.7"), 22)])
+    assert rows[0][4] == "d1" and rows[1][4] == "o2"  # 10.0.2.7 is vm2
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
