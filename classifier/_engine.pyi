@@ -51,3 +51,17 @@ def count_tuples(
     out_count: np.ndarray,
     out_row: np.ndarray,
 ) -> int: ...
+def side_rows(
+    src_owner: np.ndarray,
+    dst_owner: np.ndarray,
+    ip_version: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    plan: np.ndarray,
+    packet: np.ndarray,
+    owner: np.ndarray,
+    direction: np.ndarray,
+    is_v6: np.ndarray,
+    remote_v4: np.ndarray,
+    first_table: np.ndarray,
+) -> tuple[int, int]: ...

@@ -244,3 +244,50 @@ def count_tuples(
                 distinct += 1
             out_count[slot_index[slot]] += 1
     return distinct
+
+
+def side_rows(
+    const int32_t[::1] src_owner,
+    const int32_t[::1] dst_owner,
+    const uint8_t[::1] ip_version,
+    const uint8_t[:, ::1] src,
+    const uint8_t[:, ::1] dst,
+    const int32_t[:, :, :, ::1] plan,
+    int64_t[::1] packet,
+    int32_t[::1] owner,
+    uint8_t[::1] direction,
+    uint8_t[::1] is_v6,
+    uint32_t[::1] remote_v4,
+    int32_t[::1] first_table,
+):
+    """One row per evaluated side, egress sides first: the packet, the instance, the
+    direction, the IP version, the remote's IPv4 word (the destination for egress, the source
+    for ingress; 0 for IPv6) and the first table of the side's plan. Returns (rows, egress rows)."""
+    cdef Py_ssize_t i, n = src_owner.shape[0], m = 0, split
+    cdef const uint8_t* r
+    cdef uint8_t v6
+    with nogil:
+        for i in range(n):
+            if src_owner[i] >= 0:
+                v6 = ip_version[i] == 6
+                r = &dst[i, 12]
+                packet[m] = i
+                owner[m] = src_owner[i]
+                direction[m] = DIRECTION_EGRESS
+                is_v6[m] = v6
+                remote_v4[m] = 0 if v6 else ((<uint32_t>r[0] << 24) | (<uint32_t>r[1] << 16) | (<uint32_t>r[2] << 8) | r[3])
+                first_table[m] = plan[src_owner[i], DIRECTION_EGRESS, v6, 0]
+                m += 1
+        split = m
+        for i in range(n):
+            if dst_owner[i] >= 0:
+                v6 = ip_version[i] == 6
+                r = &src[i, 12]
+                packet[m] = i
+                owner[m] = dst_owner[i]
+                direction[m] = DIRECTION_INGRESS
+                is_v6[m] = v6
+                remote_v4[m] = 0 if v6 else ((<uint32_t>r[0] << 24) | (<uint32_t>r[1] << 16) | (<uint32_t>r[2] << 8) | r[3])
+                first_table[m] = plan[dst_owner[i], DIRECTION_INGRESS, v6, 0]
+                m += 1
+    return m, split

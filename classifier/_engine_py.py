@@ -165,3 +165,33 @@ def count_tuples(
             out_key[position[key]], out_count[position[key]], out_row[position[key]] = key, 0, row
         out_count[position[key]] += 1
     return len(position)
+
+
+def side_rows(
+    src_owner: np.ndarray,
+    dst_owner: np.ndarray,
+    ip_version: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    plan: np.ndarray,
+    packet: np.ndarray,
+    owner: np.ndarray,
+    direction: np.ndarray,
+    is_v6: np.ndarray,
+    remote_v4: np.ndarray,
+    first_table: np.ndarray,
+) -> tuple[int, int]:
+    m = 0
+    split = 0
+    for side_direction, owners, remotes in ((DIRECTION_EGRESS, src_owner, dst), (DIRECTION_INGRESS, dst_owner, src)):
+        for i in range(len(owners)):
+            if owners[i] < 0:
+                continue
+            v6 = int(ip_version[i] == 6)
+            packet[m], owner[m], direction[m], is_v6[m] = i, owners[i], side_direction, v6
+            remote_v4[m] = 0 if v6 else int.from_bytes(bytes(remotes[i, 12:16]), "big")
+            first_table[m] = plan[owners[i], side_direction, v6, 0]
+            m += 1
+        if side_direction == DIRECTION_EGRESS:
+            split = m
+    return m, split

@@ -344,21 +344,28 @@ class Engine:
         one step.
         """
         n = len(batch)
-        egress = np.flatnonzero(src_owner >= 0)
-        ingress = np.flatnonzero(dst_owner >= 0)
-        split = len(egress)  # rows [0, split) are egress sides, the rest ingress sides
-        packet = np.concatenate((egress, ingress))
-        is_v6 = (batch.ip_version[packet] == 6).astype(np.intp)
-        owner = np.concatenate((src_owner[egress], dst_owner[ingress]))
-        direction = np.repeat(np.array([DIRECTION_EGRESS, DIRECTION_INGRESS], np.intp), (split, len(ingress)))
-        matched = np.full(len(packet), -1, np.int32)
-        allowed = np.zeros(len(packet), bool)
-        remote_v4: np.ndarray | None = None
-        undecided = np.arange(len(packet))
+        packet = np.empty(2 * n, np.int64)
+        owner = np.empty(2 * n, np.int32)
+        direction = np.empty(2 * n, np.uint8)
+        is_v6 = np.empty(2 * n, np.uint8)
+        remote_v4 = np.empty(2 * n, np.uint32)
+        first_table = np.empty(2 * n, np.int32)
+        m, split = self._kernels.side_rows(
+            src_owner, dst_owner, batch.ip_version, batch.src, batch.dst, self.plan,
+            packet, owner, direction, is_v6, remote_v4, first_table,
+        )
+        packet, owner, direction, is_v6 = packet[:m], owner[:m], direction[:m], is_v6[:m]
+        matched = np.full(m, -1, np.int32)
+        allowed = np.zeros(m, bool)
+        undecided = np.arange(m)
         for step in range(self.plan.shape[3]):
-            table = self.plan[owner[undecided], direction[undecided], is_v6[undecided], step]
+            if step == 0:
+                table = first_table[:m]
+            else:
+                table = self.plan[owner[undecided], direction[undecided], is_v6[undecided], step]
             live = table >= 0
-            undecided, table = undecided[live], table[live]
+            if not live.all():
+                undecided, table = undecided[live], table[live]
             if len(undecided) == 0:
                 break
             chunk = self.table_chunk[table]
@@ -369,8 +376,6 @@ class Engine:
                     continue
                 rows = undecided[at]
                 if part.version == 4:
-                    if remote_v4 is None:  # IPv4 remotes as host-order words: 4 bytes a row to move
-                        remote_v4 = np.concatenate((_ipv4_words(batch.dst)[egress], _ipv4_words(batch.src)[ingress]))
                     remote = remote_v4[rows]
                 else:
                     from_dst = (rows < split)[:, None]
@@ -386,6 +391,8 @@ class Engine:
                 allowed[rows[found]] = part.row_allow[hit[found]]
                 decided[at[found]] = True
             undecided = undecided[~decided]
+        egress = packet[:split]
+        ingress = packet[split:]
         egress_rule = np.full(n, -1, np.int32)
         egress_allow = np.zeros(n, bool)
         ingress_rule = np.full(n, -1, np.int32)
