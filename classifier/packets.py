@@ -170,7 +170,7 @@ class PacketBatch:
 
     @classmethod
     def from_packets(cls, packets: list[Packet]) -> PacketBatch:
-        """Build a batch from Python records (tests, the `check` command)."""
+        """Build a batch from Python records (tests, scripts)."""
         batch = cls.zeros(len(packets))
         for i, p in enumerate(packets):
             p.store(batch, i)

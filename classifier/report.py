@@ -15,12 +15,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from classifier.conntrack import DIRECTION_EGRESS, DIRECTION_INGRESS
 from classifier.engine import Engine
 from classifier.errors import ClassifierError, UsageError
 from classifier.loaders import load_policy
 from classifier.pipeline import BatchResult, Classification
-from classifier.stats import REASON_NAMES, VERDICT_NAMES
+from classifier.stats import DIRECTION_NAMES, REASON_NAMES, VERDICT_NAMES
 
 CSV_HEADER = "file,index,verdict,reason,instance,direction,group,rule\n"
 
@@ -40,8 +39,7 @@ class PacketCsvWriter:
         self.stream = stream
         self.verdicts = np.array([VERDICT_NAMES.get(code, "") for code in range(256)], dtype=object)
         self.reasons = np.array([REASON_NAMES.get(code, "") for code in range(256)], dtype=object)
-        directions = {DIRECTION_INGRESS: "ingress", DIRECTION_EGRESS: "egress"}
-        self.directions = np.array([directions.get(code, "") for code in range(256)], dtype=object)
+        self.directions = np.array([DIRECTION_NAMES.get(code, "") for code in range(256)], dtype=object)
         self.instances = np.array([""] + [_csv_cell(i) for i in engine.instance_ids], dtype=object)
         self.groups = np.array([""] + [_csv_cell(r.group_id) for r in engine.rules], dtype=object)
         self.rules = np.array([""] + [_csv_cell(r.id) for r in engine.rules], dtype=object)

@@ -8,42 +8,29 @@ passes per batch and memory is bounded by the policy size plus the distinct deni
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter
 from typing import Any
 
 import numpy as np
 
-from classifier import _twins
+from classifier import _twins, conntrack
 from classifier.conntrack import (
     DIRECTION_EGRESS,
     DIRECTION_INGRESS,
-    REASON_ESTABLISHED,
-    REASON_IMPLICIT_DENY,
-    REASON_RELATED,
-    REASON_RULE,
-    VERDICT_ALLOW,
     VERDICT_DENY,
-    VERDICT_MALFORMED,
-    VERDICT_NOT_IP,
-    VERDICT_UNMANAGED,
 )
-from classifier.packets import L4_PORTS, MALFORMED_REASONS, STATUS_MALFORMED, PacketBatch
+from classifier.packets import (
+    L4_PORTS,
+    MALFORMED_REASONS,
+    STATUS_MALFORMED,
+    PacketBatch,
+    bytes_to_address,
+)
 from classifier.policy import PROTOCOL_NAMES, Rule
 
-VERDICT_NAMES = {
-    VERDICT_ALLOW: "allow",
-    VERDICT_DENY: "deny",
-    VERDICT_UNMANAGED: "unmanaged",
-    VERDICT_NOT_IP: "not-ip",
-    VERDICT_MALFORMED: "malformed",
-}
-REASON_NAMES = {
-    REASON_RULE: "rule",
-    REASON_IMPLICIT_DENY: "implicit-deny",
-    REASON_ESTABLISHED: "established",
-    REASON_RELATED: "related",
-}
+# code -> name, derived from the one list of names in classifier.conntrack
+VERDICT_NAMES = dict(enumerate(conntrack.VERDICT_NAMES))
+REASON_NAMES = {code: name for code, name in enumerate(conntrack.REASON_NAMES) if name}
 DIRECTION_NAMES = {DIRECTION_INGRESS: "ingress", DIRECTION_EGRESS: "egress"}
 _DENIED_TUPLE = np.dtype([("src", "S16"), ("dst", "S16"), ("version", "u1"), ("protocol", "u1"), ("dport", "i4")])
 
@@ -53,10 +40,7 @@ def protocol_name(number: int) -> str:
 
 
 def _address_text(raw: bytes, version: int) -> str:
-    raw = raw.ljust(16, b"\x00")  # numpy's S16 drops trailing NUL bytes
-    if version == 4:
-        return str(ipaddress.IPv4Address(raw[12:16]))
-    return str(ipaddress.IPv6Address(raw))
+    return str(bytes_to_address(raw.ljust(16, b"\x00"), version))  # S16 drops trailing NULs
 
 
 def _tuples(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:

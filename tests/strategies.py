@@ -52,6 +52,7 @@ from classifier.policy import (
     Policy,
     Rule,
     SecurityGroup,
+    merge_ranges,
 )
 
 V4_POOL = tuple(
@@ -118,14 +119,8 @@ T0 = 1_700_000_000 * SECOND
 
 def normalise_ports(ranges: list[tuple[int, int]]) -> tuple[tuple[int, int], ...] | None:
     """Sorted, merged ranges; None when they cover every port (policy.py's normal form)."""
-    merged: list[list[int]] = []
-    for lo, hi in sorted(ranges):
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], hi)
-        else:
-            merged.append([lo, hi])
-    result = tuple((lo, hi) for lo, hi in merged)
-    return None if result == ((1, 65535),) else result
+    merged = merge_ranges(ranges)
+    return None if merged == [(1, 65535)] else tuple(merged)
 
 
 @st.composite

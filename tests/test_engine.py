@@ -10,15 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import reference
-from classifier.conntrack import DIRECTION_EGRESS, DIRECTION_INGRESS
 from classifier.engine import Engine
 from classifier.packets import Packet, PacketBatch
 from classifier.pipeline import Classification
 from classifier.policy import AddressGroup, AddressRange, Instance, Policy, Rule, SecurityGroup
-from classifier.stats import REASON_NAMES, VERDICT_NAMES
+from classifier.stats import DIRECTION_NAMES, REASON_NAMES, VERDICT_NAMES
 from tests import strategies
-
-DIRECTION_NAMES = {DIRECTION_INGRESS: "ingress", DIRECTION_EGRESS: "egress"}
 
 
 def engine_rows(engine: Engine, packets: list[Packet]) -> list[tuple]:
