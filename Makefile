@@ -1,15 +1,16 @@
 # Two commands do all set-up on a fresh machine (Python 3.11+ and a C compiler):
 #   make demo   - classify the bundled sample captures with the bundled example policy
-#   make test   - lint, type-check and run the whole test suite on both twins
+#   make test   - lint, type-check and run the whole test suite on both twins and a debug build
 # Each creates .venv when missing and (re)builds the extensions when their sources change.
+# The parts of `make test` run alone too: lint, typecheck, test-compiled, test-pure, test-debug.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pyx classifier/*.pxd classifier/csrc/*.h)
+SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
 
-.PHONY: demo test bench bench-tools fuzz tools clean
+.PHONY: demo test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools fuzz tools clean
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,11 +32,44 @@ demo: $(STAMP)
 	    --packets out/verdicts.csv --json out/summary.json
 	@echo "per-packet verdicts: out/verdicts.csv; summary: out/summary.json"
 
-test: $(STAMP) tools
-	$(BIN)/ruff check classifier tests benchmarks
+PY_SOURCES := classifier tests benchmarks pcaps/make_samples.py setup.py
+DEBUG_TREE := build/debug
+
+test: lint typecheck test-compiled test-pure test-debug
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(PY_SOURCES)
+	$(BIN)/ruff format --check $(PY_SOURCES)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/cython-lint --max-line-length 100 classifier
+	$(BIN)/codespell classifier tests benchmarks docs examples README.md ARCHITECTURE.md CHANGES.md
+
+typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# the whole suite on the compiled modules (tests taking `twin_mode` run on both twins)
+test-compiled: $(STAMP) tools
 	$(BIN)/python -m pytest -q --benchmark-disable
+
+# every other test again on the pure-Python twins
+test-pure: $(STAMP)
 	CLASSIFIER_NO_EXTENSIONS=1 $(BIN)/python -m pytest -q --benchmark-disable -m "not slow"
+
+# the suite once more on extensions built with CLASSIFIER_DEBUG=1 (bounds checks, asserts in
+# the C cores, -O0), from a copy of the package put first on the path
+test-debug: $(STAMP)
+	rm -rf $(DEBUG_TREE) && mkdir -p $(DEBUG_TREE)
+	cp -r setup.py pyproject.toml README.md $(DEBUG_TREE)/
+	cp -r classifier $(DEBUG_TREE)/
+	find $(DEBUG_TREE)/classifier \( -name '*.so' -o -name '_*.c' -o -name __pycache__ \) -prune -exec rm -rf {} +
+	cd $(DEBUG_TREE) && CLASSIFIER_DEBUG=1 $(CURDIR)/$(BIN)/python setup.py -q build_ext --inplace >/dev/null
+	PYTHONPATH=$(DEBUG_TREE) $(BIN)/python -c "import classifier.pcap._pcap as m, sys; \
+	    assert m.DEBUG_BUILD and m.__file__.startswith('$(CURDIR)/$(DEBUG_TREE)'), m.__file__"
+	PYTHONPATH=$(DEBUG_TREE) $(BIN)/python -m pytest -q --benchmark-disable -m "not slow" -p no:cacheprovider
+
+# Cython's HTML annotation beside each .pyx (git-ignored): where Python leaks into hot loops
+annotate: $(STAMP)
+	CLASSIFIER_ANNOTATE=1 $(BIN)/python setup.py -q build_ext --inplace
+	@find classifier -name '_*.html' | sed 's/^/annotation: /'
 
 # dpdk-test-acl (Debian's dpdk-dev) is the speed reference of benchmarks/classbench.py.
 bench-tools:
@@ -53,4 +87,5 @@ fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz_pcap.py --seconds 600 --build-debug
 
 clean:
-	rm -rf $(VENV) build classifier/*.so classifier/_*.c classifier/*.html
+	rm -rf $(VENV) build
+	find classifier \( -name '*.so' -o -name '_*.c' -o -name '*.html' \) -delete

@@ -1,7 +1,9 @@
 """Build the Cython extensions of the classifier package.
 
-Every `classifier/*.pyx` is one extension module; C helpers live as header-only
-files in `classifier/csrc/`. Compiler directives are set here, once:
+Every `classifier/**/*.pyx` is one extension module, named by its path
+(`classifier/engine/_engine.pyx` is `classifier.engine._engine`). C lives in header-only files
+beside the .pyx that includes it; the codes every room shares are `classifier/csrc/codes.h`
+(declared for Cython in `classifier/_codes.pxd`). Compiler directives are set here, once:
 
 - CLASSIFIER_DEBUG=1     bounds and wraparound checks on, -O0 -g (fuzzing, sanitizers)
 - CLASSIFIER_ANNOTATE=1  write Cython's HTML annotation next to each .pyx
@@ -33,22 +35,28 @@ if DEBUG:
 else:
     compile_args = ["-O3", "-DNDEBUG"]
 
+
+def module_name(path: str) -> str:
+    return os.path.splitext(path)[0].replace(os.sep, ".")
+
+
 extensions = [
     Extension(
-        name="classifier." + os.path.splitext(os.path.basename(path))[0],
+        name=module_name(path),
         sources=[path],
-        include_dirs=[numpy.get_include(), "classifier/csrc"],
+        include_dirs=[numpy.get_include(), "classifier/csrc", os.path.dirname(path)],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
     )
-    for path in sorted(glob("classifier/*.pyx"))
-    if not ONLY or os.path.splitext(os.path.basename(path))[0] in ONLY
+    for path in sorted(glob("classifier/**/*.pyx", recursive=True))
+    if not ONLY or module_name(path).rsplit(".", 1)[-1] in ONLY
 ]
 
 setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,
+        include_path=["."],
         annotate=ANNOTATE,
         force=DEBUG,
     ),

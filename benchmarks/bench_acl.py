@@ -29,8 +29,10 @@ def _security_group(n_rules: int, seed: int = 1) -> np.ndarray:
     rules = acl.wildcard_rules(n_rules)
     base = rng.integers(0x0A000000, 0x0AFFFFFF, n_rules, dtype=np.uint32)
     width = rng.choice([0, 255, 4095, 0xFFFFFF], n_rules).astype(np.uint32)
-    rules["src_lo"], rules["src_hi"] = base, np.minimum(base.astype(np.uint64) + width,
-                                                        0xFFFFFFFF).astype(np.uint32)
+    rules["src_lo"], rules["src_hi"] = (
+        base,
+        np.minimum(base.astype(np.uint64) + width, 0xFFFFFFFF).astype(np.uint32),
+    )
     ports = rng.choice([22, 80, 443, 3306, 5432, 8080], n_rules)
     rules["dport_lo"] = rules["dport_hi"] = ports
     rules["proto"], rules["proto_mask"] = 6, 0xFF

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import synth  # noqa: E402
-
+from benchmarks import synth  # noqa: E402
 from classifier import pcap  # noqa: E402
-from classifier.dump import dump_packets  # noqa: E402
+from classifier.pcap.dump import dump_packets  # noqa: E402
 
 PACKETS = 20_000
 

@@ -24,14 +24,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import synth  # noqa: E402
-
+from benchmarks import synth  # noqa: E402
 from classifier import pcap, reference  # noqa: E402
-from classifier.engine import Engine  # noqa: E402
-from classifier.loaders import load_policy_data  # noqa: E402
-from classifier.pipeline import Classification  # noqa: E402
+from classifier.engine import (
+    Classification,  # noqa: E402
+    Engine,  # noqa: E402
+)
+from classifier.policy import load_policy_data  # noqa: E402
 
 N_INSTANCES = 100
 N_GROUPS = 10
@@ -59,19 +60,36 @@ def build_policy_data(n_instances: int = N_INSTANCES) -> dict[str, Any]:
             if kind == 0:
                 rule |= {"protocol": "tcp", "multiport": str(ports[(r + g) % len(ports)])}
             elif kind == 1:
-                rule |= {"protocol": "tcp", "multiport": f"{1000 + r * 100}-{1050 + r * 100},{ports[r % 10]}"}
+                rule |= {
+                    "protocol": "tcp",
+                    "multiport": f"{1000 + r * 100}-{1050 + r * 100},{ports[r % 10]}",
+                }
             elif kind == 2:
-                rule |= {"protocol": "udp", "multiport": str(ports[(r * 3) % len(ports)]),
-                         "remote_ip_prefix": f"{(r * 37) % 223 + 1}.{g}.0.0/16"}
+                rule |= {
+                    "protocol": "udp",
+                    "multiport": str(ports[(r * 3) % len(ports)]),
+                    "remote_ip_prefix": f"{(r * 37) % 223 + 1}.{g}.0.0/16",
+                }
             elif kind == 3:
                 rule |= {"protocol": "tcp", "remote_group_id": f"sg{(g + 1) % N_GROUPS}"}
             elif kind == 4:
                 rule |= {"protocol": "icmp", "icmp_type": 8, "remote_ip_prefix": "0.0.0.0/0"}
             else:
-                rule |= {"protocol": "tcp", "multiport": "443", "remote_address_group_id": "ag-partners"}
+                rule |= {
+                    "protocol": "tcp",
+                    "multiport": "443",
+                    "remote_address_group_id": "ag-partners",
+                }
             rules.append(rule)
-        rules.append({"id": f"sg{g}-v6", "direction": "ingress", "ethertype": "IPv6", "protocol": "tcp",
-                      "multiport": "80,443"})
+        rules.append(
+            {
+                "id": f"sg{g}-v6",
+                "direction": "ingress",
+                "ethertype": "IPv6",
+                "protocol": "tcp",
+                "multiport": "80,443",
+            }
+        )
         rules.append({"id": f"sg{g}-out", "direction": "egress", "priority": 100})
         groups.append({"id": f"sg{g}", "rules": rules})
     instances = [
@@ -82,8 +100,13 @@ def build_policy_data(n_instances: int = N_INSTANCES) -> dict[str, Any]:
         }
         for i in range(n_instances)
     ]
-    address_groups = [{"id": "ag-partners", "ip_version": 4,
-                       "ip_set": ["198.51.100.0/24", "192.0.2.10-192.0.2.200", "203.0.113.0/25"]}]
+    address_groups = [
+        {
+            "id": "ag-partners",
+            "ip_version": 4,
+            "ip_set": ["198.51.100.0/24", "192.0.2.10-192.0.2.200", "203.0.113.0/25"],
+        }
+    ]
     return {"security_groups": groups, "address_groups": address_groups, "instances": instances}
 
 
@@ -130,15 +153,17 @@ def peak_rss_mb(path: str, stateful: bool = True) -> float:
     """Peak resident memory (VmHWM) of a fresh process that classifies `path` end to end."""
     code = (
         "import sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
-        "import end_to_end as e\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from benchmarks import end_to_end as e\n"
         "from classifier.engine import Engine\n"
-        "from classifier.loaders import load_policy_data\n"
+        "from classifier.policy import load_policy_data\n"
         "engine = Engine(load_policy_data(e.build_policy_data(), 'benchmark-policy'))\n"
         f"e.classify(engine, sys.argv[1], {stateful})\n"
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code, path], capture_output=True, text=True, check=True
+    )
     return int(done.stdout.split()[-1]) / 1024
 
 
@@ -153,15 +178,25 @@ def median_rate(fn: Any, repeats: int) -> tuple[float, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--packets", type=int, default=5_000_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--flows", type=int, default=20_000,
-                        help="distinct conversations per packet kind (0: a fresh 5-tuple per packet)")
+    parser.add_argument(
+        "--flows",
+        type=int,
+        default=20_000,
+        help="distinct conversations per packet kind (0: a fresh 5-tuple per packet)",
+    )
     parser.add_argument("--reference-packets", type=int, default=20_000)
-    parser.add_argument("--rss-packets", type=int, default=0,
-                        help="also classify a capture of this many packets (25M ~ 2 GB) in a "
-                        "fresh process and report its peak RSS")
+    parser.add_argument(
+        "--rss-packets",
+        type=int,
+        default=0,
+        help="also classify a capture of this many packets (25M ~ 2 GB) in a "
+        "fresh process and report its peak RSS",
+    )
     args = parser.parse_args(argv)
 
     policy = load_policy_data(build_policy_data(), "benchmark-policy")
@@ -172,24 +207,37 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "synthetic.pcap")
         write_start = time.perf_counter()
-        size = synth.write_capture(path, args.packets, clients, servers, fmt="pcap", seed=1, flows=args.flows)
+        size = synth.write_capture(
+            path, args.packets, clients, servers, fmt="pcap", seed=1, flows=args.flows
+        )
         write_seconds = time.perf_counter() - write_start
-        print(f"policy: {len(policy.instances)} instances, {policy.rule_count} rules, "
-              f"{len(engine.tables)} side tables, built in {build_seconds:.3f} s")
-        print(f"capture: {args.packets:,} packets, {size / 1e6:.0f} MB, "
-              f"{args.flows or 'no'} flows per packet kind, written in {write_seconds:.1f} s")
+        print(
+            f"policy: {len(policy.instances)} instances, {policy.rule_count} rules, "
+            f"{len(engine.tables)} side tables, built in {build_seconds:.3f} s"
+        )
+        print(
+            f"capture: {args.packets:,} packets, {size / 1e6:.0f} MB, "
+            f"{args.flows or 'no'} flows per packet kind, written in {write_seconds:.1f} s"
+        )
         decode_only(path)  # warm the page cache
         rows = [
             ("decode only", *median_rate(lambda: decode_only(path), args.repeats)),
-            ("classify --stateless", *median_rate(lambda: classify(engine, path, False), args.repeats)),
-            ("classify (stateful)", *median_rate(lambda: classify(engine, path, True), args.repeats)),
+            (
+                "classify --stateless",
+                *median_rate(lambda: classify(engine, path, False), args.repeats),
+            ),
+            (
+                "classify (stateful)",
+                *median_rate(lambda: classify(engine, path, True), args.repeats),
+            ),
         ]
         ref = reference_rate(policy, path, args.reference_packets)
         rss = [(args.packets, size, peak_rss_mb(path))]
         if args.rss_packets:
             big = str(Path(tmp) / "big.pcap")
-            big_size = synth.write_capture(big, args.rss_packets, clients, servers, fmt="pcap", seed=2,
-                                           flows=args.flows)
+            big_size = synth.write_capture(
+                big, args.rss_packets, clients, servers, fmt="pcap", seed=2, flows=args.flows
+            )
             rss.append((args.rss_packets, big_size, peak_rss_mb(big)))
     decode_rate = rows[0][1]
     print(f"\n{'stage':<24}{'Mpkt/s':>10}{'vs decode':>12}{'vs reference':>14}")
@@ -198,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'reference (Python)':<24}{ref / 1e6:>10.4f}")
     print()
     for packets, file_size, peak in rss:
-        print(f"peak RSS of a fresh process classifying {packets:,} packets "
-              f"({file_size / 1e6:.0f} MB, stateful): {peak:.0f} MB")
+        print(
+            f"peak RSS of a fresh process classifying {packets:,} packets "
+            f"({file_size / 1e6:.0f} MB, stateful): {peak:.0f} MB"
+        )
     return 0
 
 

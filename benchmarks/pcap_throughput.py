@@ -28,10 +28,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import synth  # noqa: E402
-
+from benchmarks import synth  # noqa: E402
 from classifier import pcap  # noqa: E402
 
 
@@ -92,8 +91,13 @@ def dpkt_reader(path: str) -> int:
             ip = eth.data
             if isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6):
                 l4 = ip.data
-                (ip.src, ip.dst, ip.p if isinstance(ip, dpkt.ip.IP) else ip.nxt,
-                 getattr(l4, "sport", 0), getattr(l4, "dport", 0))
+                (
+                    ip.src,
+                    ip.dst,
+                    ip.p if isinstance(ip, dpkt.ip.IP) else ip.nxt,
+                    getattr(l4, "sport", 0),
+                    getattr(l4, "dport", 0),
+                )
             n += 1
     return n
 
@@ -117,8 +121,9 @@ def peak_rss_mb(path: str) -> float:
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
         "print(n, hwm)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code, path], capture_output=True, text=True, check=True
+    ).stdout.split()
     return int(out[1]) / 1024
 
 
@@ -127,8 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--packets", type=int, default=5_000_000)
     ap.add_argument("--peer-packets", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--rss-packets", type=int, default=0,
-                    help="also measure peak RSS on a capture of this many packets (25M ~ 2 GB)")
+    ap.add_argument(
+        "--rss-packets",
+        type=int,
+        default=0,
+        help="also measure peak RSS on a capture of this many packets (25M ~ 2 GB)",
+    )
     ap.add_argument("--dir", default=None, help="where to write the captures (default: a temp dir)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -140,8 +149,10 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             size = synth.write_capture(big, args.packets, fmt=fmt)
             synth.write_capture(small, min(args.peer_packets, args.packets), fmt=fmt)
-            print(f"# {fmt}: wrote {args.packets} packets, {size / 1e6:.0f} MB in "
-                  f"{time.perf_counter() - t0:.1f} s")
+            print(
+                f"# {fmt}: wrote {args.packets} packets, {size / 1e6:.0f} MB in "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
             if fmt == "pcap":
                 big_pcap = big
             ours(big)  # warm the page cache
@@ -151,13 +162,17 @@ def main(argv: list[str] | None = None) -> None:
                 peer, m = measure(fn, small, args.repeats)
                 print(f"{fmt:8} {name:10} {m:>10} {peer:>14,.0f} {rate / peer:>10.1f}")
         rss = peak_rss_mb(big_pcap)
-        print(f"# peak RSS of a fresh process reading the "
-              f"{os.path.getsize(big_pcap) / 1e6:.0f} MB pcap: {rss:.0f} MB")
+        print(
+            f"# peak RSS of a fresh process reading the "
+            f"{os.path.getsize(big_pcap) / 1e6:.0f} MB pcap: {rss:.0f} MB"
+        )
         if args.rss_packets:
             huge = os.path.join(tmp, "huge.pcap")
             synth.write_capture(huge, args.rss_packets)
-            print(f"# peak RSS of a fresh process reading the "
-                  f"{os.path.getsize(huge) / 1e6:.0f} MB pcap: {peak_rss_mb(huge):.0f} MB")
+            print(
+                f"# peak RSS of a fresh process reading the "
+                f"{os.path.getsize(huge) / 1e6:.0f} MB pcap: {peak_rss_mb(huge):.0f} MB"
+            )
 
 
 if __name__ == "__main__":

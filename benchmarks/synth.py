@@ -53,17 +53,29 @@ class Kind:
         return self.l4 + self.l4_len + self.payload
 
     def template(self) -> bytes:
-        eth = bytes.fromhex("020000000002" "020000000001")
+        eth = bytes.fromhex("020000000002020000000001")
         if self.vlan:
             eth += struct.pack("!HH", 0x8100, 100)
         eth += struct.pack("!H", 0x0800 if self.version == 4 else 0x86DD)
         l4_total = self.l4_len + self.payload
         if self.version == 4:
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + l4_total, 0, 0x4000, 64,
-                             self.proto, 0, b"\0" * 4, b"\0" * 4)
+            ip = struct.pack(
+                "!BBHHHBBH4s4s",
+                0x45,
+                0,
+                20 + l4_total,
+                0,
+                0x4000,
+                64,
+                self.proto,
+                0,
+                b"\0" * 4,
+                b"\0" * 4,
+            )
         else:
-            ip = struct.pack("!IHBB16s16s", 0x60000000, l4_total, self.proto, 64,
-                             b"\0" * 16, b"\0" * 16)
+            ip = struct.pack(
+                "!IHBB16s16s", 0x60000000, l4_total, self.proto, 64, b"\0" * 16, b"\0" * 16
+            )
         if self.proto == 6:
             l4 = struct.pack("!HHIIBBHHH", 0, 0, 1, 0, 0x50, 0x18, 65535, 0, 0)
         elif self.proto == 17:
@@ -85,8 +97,11 @@ KINDS = (
 
 
 def _packed(addresses: Sequence[str], version: int) -> np.ndarray:
-    raw = [ipaddress.ip_address(a).packed for a in addresses
-           if ipaddress.ip_address(a).version == version]
+    raw = [
+        ipaddress.ip_address(a).packed
+        for a in addresses
+        if ipaddress.ip_address(a).version == version
+    ]
     width = 4 if version == 4 else 16
     return np.frombuffer(b"".join(raw), np.uint8).reshape(-1, width)
 
@@ -106,8 +121,16 @@ def file_header(fmt: str) -> bytes:
     return shb + idb
 
 
-def _fill_chunk(kind: Kind, fmt: str, m: int, ts_us: np.ndarray, src: np.ndarray,
-                dst: np.ndarray, sport: np.ndarray, dport: np.ndarray) -> np.ndarray:
+def _fill_chunk(
+    kind: Kind,
+    fmt: str,
+    m: int,
+    ts_us: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    sport: np.ndarray,
+    dport: np.ndarray,
+) -> np.ndarray:
     hdr, total = _record_overhead(fmt, kind.frame_len)
     rec = np.zeros((m, total), np.uint8)
     frame = np.frombuffer(kind.template(), np.uint8)
@@ -171,15 +194,19 @@ def write_capture(
     weights = np.array([k.weight for k in kinds])
     weights /= weights.sum()
     sizes = np.array([_record_overhead(fmt, k.frame_len)[1] for k in kinds])
-    flow_table = [
-        (
-            addrs[kind.version][0][rng.integers(0, len(addrs[kind.version][0]), flows)],
-            addrs[kind.version][1][rng.integers(0, len(addrs[kind.version][1]), flows)],
-            rng.integers(1024, 65536, flows).astype(np.uint16),
-            SERVER_PORTS[rng.integers(0, len(SERVER_PORTS), flows)],
-        )
-        for kind in kinds
-    ] if flows else []
+    flow_table = (
+        [
+            (
+                addrs[kind.version][0][rng.integers(0, len(addrs[kind.version][0]), flows)],
+                addrs[kind.version][1][rng.integers(0, len(addrs[kind.version][1]), flows)],
+                rng.integers(1024, 65536, flows).astype(np.uint16),
+                SERVER_PORTS[rng.integers(0, len(SERVER_PORTS), flows)],
+            )
+            for kind in kinds
+        ]
+        if flows
+        else []
+    )
     with open(path, "wb") as f:
         f.write(file_header(fmt))
         for start in range(0, n, CHUNK):

@@ -10,7 +10,9 @@ The public API:
 
 For captures larger than memory, stream: `classifier.Classification(engine).run(paths)`.
 The decoder alone is `classifier.pcap.read_batches`; the generic first-match core is
-`classifier.acl`; the plain-Python oracle is `classifier.reference`.
+`classifier.acl`; the plain-Python oracle is `classifier.reference`. The package's rooms, in
+the order data flows through them: `policy`, `acl`, `pcap`, `engine`, `report`, `cli`
+(ARCHITECTURE.md has the map).
 """
 
 from classifier.errors import ClassifierError, PcapError, PolicyError, Problem, UsageError
@@ -21,17 +23,13 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # Lazy: `import classifier` stays cheap, and the CLI imports only what a command needs.
     if name == "load_policy":
-        from classifier.loaders import load_policy
+        from classifier.policy import load_policy
 
         return load_policy
-    if name == "Engine":
-        from classifier.engine import Engine
+    if name in ("Engine", "Classification", "ClassifyResult"):
+        from classifier import engine
 
-        return Engine
-    if name in ("Classification", "ClassifyResult"):
-        from classifier import pipeline
-
-        return getattr(pipeline, name)
+        return getattr(engine, name)
     raise AttributeError(f"module 'classifier' has no attribute {name!r}")
 
 

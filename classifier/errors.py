@@ -30,7 +30,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = ", ".join(part for part in (self.obj, f"field '{self.field}'" if self.field else "") if part)
+        where = ", ".join(
+            part for part in (self.obj, f"field '{self.field}'" if self.field else "") if part
+        )
         return f"{self.file}: {where}: {self.message}" if where else f"{self.file}: {self.message}"
 
 

@@ -7,8 +7,10 @@ The reader fills the columns; the engine and connection tracking only read them.
 Addresses are 16-byte big-endian columns of shape (n, 16), uint8: IPv6 as is, IPv4 mapped
 (`::ffff:a.b.c.d`, so the IPv4 address is bytes 12..15). `ip_version` says which family.
 
-Fields that do not apply or are not known hold 0, and a bit in `l4` says whether they are
-known. For example a non-first fragment has status OK, protocol set, and no L4_PORTS bit.
+The codes in `status`, `malformed_reason`, `l4` and `fragment` are those of
+`classifier.codes`. Fields that do not apply or are not known hold 0, and a bit in `l4` says
+whether they are known. For example a non-first fragment has status OK, protocol set, and no
+L4_PORTS bit.
 
 `Packet` is the same record as a plain Python object, for the reference matcher and tests:
 `batch.packet(i)` converts one row.
@@ -18,66 +20,26 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from classifier.codes import (
+    FRAGMENT_NONE,
+    L4_ICMP,
+    L4_ICMP_ID,
+    L4_INNER,
+    L4_INNER_ICMP_ID,
+    L4_INNER_PORTS,
+    L4_PORTS,
+    L4_TCP_FLAGS,
+    MALFORMED_NONE,
+    STATUS_L4_TRUNCATED,
+    STATUS_OK,
+)
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-# --- status: exactly one per record -------------------------------------------------------
-STATUS_OK = 0  # IP header read; L4 fields as far as captured (see `l4`)
-STATUS_NOT_IP = 1  # the frame carries no IP (ARP, LLDP, MPLS with a non-IP payload, ...)
-STATUS_MALFORMED = 2  # the IP header cannot be read; `malformed_reason` says why
-STATUS_L4_TRUNCATED = 3  # IP header fine, but the transport header is cut off: ports unknown
-
-STATUS_NAMES = {
-    STATUS_OK: "ok",
-    STATUS_NOT_IP: "not-ip",
-    STATUS_MALFORMED: "malformed",
-    STATUS_L4_TRUNCATED: "l4-truncated",
-}
-
-# --- malformed_reason (meaningful when status == MALFORMED) --------------------------------
-MALFORMED_NONE = 0
-MALFORMED_LINK_TRUNCATED = 1  # the frame ends inside the link-layer header (or a tag)
-MALFORMED_IP_TRUNCATED = 2  # the frame ends inside the fixed IP header
-MALFORMED_BAD_VERSION = 3  # version nibble contradicts the link layer
-MALFORMED_BAD_IHL = 4  # IPv4 IHL < 5
-MALFORMED_IHL_BEYOND_CAPTURE = 5  # IHL*4 beyond the captured bytes
-MALFORMED_BAD_TOTAL_LENGTH = 6  # IPv4 total length below IHL*4
-MALFORMED_EXT_HEADERS = 7  # IPv6 extension-header chain cut off or too long
-MALFORMED_UNSUPPORTED_LINK = 8  # a link type nobody could decode
-
-MALFORMED_REASONS = {
-    MALFORMED_NONE: "",
-    MALFORMED_LINK_TRUNCATED: "frame ends inside the link-layer header",
-    MALFORMED_IP_TRUNCATED: "frame ends inside the IP header",
-    MALFORMED_BAD_VERSION: "IP version contradicts the link layer",
-    MALFORMED_BAD_IHL: "IPv4 header length below 20 bytes",
-    MALFORMED_IHL_BEYOND_CAPTURE: "IPv4 header length beyond the captured bytes",
-    MALFORMED_BAD_TOTAL_LENGTH: "IPv4 total length below the header length",
-    MALFORMED_EXT_HEADERS: "IPv6 extension headers cut off or too many",
-    MALFORMED_UNSUPPORTED_LINK: "link type not decoded",
-}
-
-# --- l4: bit set = the field is known ------------------------------------------------------
-L4_PORTS = 1  # sport, dport (TCP, UDP, SCTP: first 4 bytes captured)
-L4_ICMP = 2  # icmp_type, icmp_code (2 bytes captured)
-L4_ICMP_ID = 4  # icmp_id (query messages, 6 bytes captured)
-L4_TCP_FLAGS = 8  # tcp_flags (14 bytes captured)
-L4_INNER = 16  # ICMP error: the quoted IP header was read (inner_* columns)
-L4_INNER_PORTS = 32  # ... and its ports (inner_sport, inner_dport)
-L4_INNER_ICMP_ID = 64  # ... or, quoting an ICMP query, its identifier (inner_icmp_id)
-
-# --- fragment ------------------------------------------------------------------------------
-FRAGMENT_NONE = 0  # not a fragment (IPv6 atomic fragments included)
-FRAGMENT_FIRST = 1  # offset 0, more-fragments set
-FRAGMENT_LATER = 2  # offset > 0: carries no transport header
-FRAGMENT_NAMES = {FRAGMENT_NONE: "none", FRAGMENT_FIRST: "first", FRAGMENT_LATER: "later"}
-
-# TCP flag bits (tcp_flags column)
-TCP_FIN, TCP_SYN, TCP_RST, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 # name -> (dtype, per-row shape). The order is the column order of a batch.
 COLUMNS: dict[str, tuple[Any, tuple[int, ...]]] = {
@@ -85,20 +47,20 @@ COLUMNS: dict[str, tuple[Any, tuple[int, ...]]] = {
     "ts_ns": (np.int64, ()),  # timestamp, nanoseconds since the epoch
     "wire_len": (np.uint32, ()),  # original length on the wire
     "cap_len": (np.uint32, ()),  # captured length
-    "status": (np.uint8, ()),  # STATUS_*
-    "malformed_reason": (np.uint8, ()),  # MALFORMED_*
+    "status": (np.uint8, ()),  # codes.STATUS_*
+    "malformed_reason": (np.uint8, ()),  # codes.MALFORMED_*
     "ip_version": (np.uint8, ()),  # 4, 6, or 0 when not read
     "src": (np.uint8, (16,)),  # outermost IP source, 16 bytes (IPv4 mapped)
     "dst": (np.uint8, (16,)),  # outermost IP destination
     "protocol": (np.uint8, ()),  # upper-layer protocol (after IPv6 extension headers)
-    "l4": (np.uint8, ()),  # L4_* bits: which of the following are known
+    "l4": (np.uint8, ()),  # codes.L4_* bits: which of the following are known
     "sport": (np.uint16, ()),
     "dport": (np.uint16, ()),
     "icmp_type": (np.uint8, ()),
     "icmp_code": (np.uint8, ()),
     "icmp_id": (np.uint16, ()),
     "tcp_flags": (np.uint8, ()),
-    "fragment": (np.uint8, ()),  # FRAGMENT_*
+    "fragment": (np.uint8, ()),  # codes.FRAGMENT_*
     "ip_id": (np.uint32, ()),  # IPv4 identification or IPv6 fragment identification
     "frag_offset": (np.uint16, ()),  # fragment offset in 8-byte units
     "inner_protocol": (np.uint8, ()),  # ICMP errors: the quoted header (see L4_INNER*)
@@ -150,7 +112,9 @@ class PacketBatch:
 
     @classmethod
     def zeros(cls, n: int) -> PacketBatch:
-        return cls(**{name: np.zeros((n, *shape), dtype) for name, (dtype, shape) in COLUMNS.items()})
+        return cls(
+            **{name: np.zeros((n, *shape), dtype) for name, (dtype, shape) in COLUMNS.items()}
+        )
 
     def __len__(self) -> int:
         return len(self.index)
@@ -166,7 +130,9 @@ class PacketBatch:
     def concatenate(cls, batches: list[PacketBatch]) -> PacketBatch:
         if not batches:
             return cls.zeros(0)
-        return cls(**{name: np.concatenate([getattr(b, name) for b in batches]) for name in COLUMNS})
+        return cls(
+            **{name: np.concatenate([getattr(b, name) for b in batches]) for name in COLUMNS}
+        )
 
     @classmethod
     def from_packets(cls, packets: list[Packet]) -> PacketBatch:
@@ -233,7 +199,6 @@ class Packet:
     wire_len: int = 0
     cap_len: int = 0
     index: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ports_known(self) -> bool:

@@ -22,38 +22,33 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from classifier.packets import (
+from classifier.codes import (
     FRAGMENT_FIRST,
     FRAGMENT_LATER,
+    FRAGMENT_WINDOW_NS,
+    ICMP_ERROR_TYPES,
+    ICMP_PROTOCOL_OF_VERSION,
+    ICMP_QUERY_TYPES,
+    ICMP_TIMEOUT_NS,
+    OTHER_ONE_WAY_TIMEOUT_NS,
+    OTHER_TIMEOUT_NS,
+    PORT_PROTOCOLS,
     STATUS_L4_TRUNCATED,
     STATUS_MALFORMED,
     STATUS_NOT_IP,
     STATUS_OK,
     TCP_ACK,
+    TCP_CLOSING_TIMEOUT_NS,
     TCP_FIN,
     TCP_RST,
     TCP_SYN,
-    Packet,
-    QuotedHeader,
+    TCP_TIMEOUT_NS,
 )
+from classifier.packets import Packet, QuotedHeader
 from classifier.policy import Direction, Instance, IPAddress, Policy, Rule
 
 VerdictName = Literal["allow", "deny", "unmanaged", "not-ip", "malformed"]
 Reason = Literal["", "rule", "implicit-deny", "established", "related"]
-
-SECOND_NS = 1_000_000_000
-TCP_TIMEOUT_NS = 600 * SECOND_NS
-TCP_CLOSING_TIMEOUT_NS = 30 * SECOND_NS  # once a FIN or RST was seen
-ICMP_TIMEOUT_NS = 30 * SECOND_NS
-OTHER_TIMEOUT_NS = 180 * SECOND_NS  # once both directions were seen
-OTHER_ONE_WAY_TIMEOUT_NS = 30 * SECOND_NS
-FRAGMENT_WINDOW_NS = 30 * SECOND_NS  # a non-first fragment joins a first fragment this recent
-
-PORT_CARRYING_PROTOCOLS = frozenset({6, 17, 132})  # TCP, UDP, SCTP
-ICMP_PROTOCOL_OF_VERSION = {4: 1, 6: 58}
-ICMP_QUERY_TYPES = {4: frozenset({8, 0, 13, 14, 15, 16, 17, 18}), 6: frozenset({128, 129})}
-ICMP_ERROR_TYPES = {4: frozenset({3, 4, 5, 11, 12}), 6: frozenset({1, 2, 3, 4})}
-
 
 # --- section 2: one side --------------------------------------------------------------------
 
@@ -244,7 +239,7 @@ def _key(
                 ip_version, protocol, frozenset({(src, None), (dst, None)}), icmp_id
             )
         return None  # other ICMP, or a query whose identifier is cut off: no key
-    if protocol in PORT_CARRYING_PROTOCOLS and sport is not None and dport is not None:
+    if protocol in PORT_PROTOCOLS and sport is not None and dport is not None:
         return ConnectionKey(ip_version, protocol, frozenset({(src, sport), (dst, dport)}))
     return ConnectionKey(ip_version, protocol, frozenset({(src, None), (dst, None)}))
 

@@ -38,8 +38,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def twin_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test once with the compiled modules and once with their pure-Python twins.
 
-    Dispatch happens when an engine/matcher/reader is created (classifier._twins.load),
-    so setting the switch here reaches everything the test builds.
+    Every kernel call reads the switch (classifier._twins.Twin), and a connection tracker or
+    a capture picks its core when it is built, so setting the switch here reaches everything
+    the test builds and runs.
     """
     if request.param == "python":
         monkeypatch.setenv("CLASSIFIER_NO_EXTENSIONS", "1")

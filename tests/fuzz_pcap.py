@@ -14,8 +14,9 @@ column contract; on a share of the inputs the pure-Python twin must produce the 
 
 `--build-debug` compiles the debug build first (from a copy of the sources, into
 build/fuzz-debug, so the generated C next to the real .pyx is left alone); `--ext DIR` loads
-`classifier/_pcap*.so` from DIR instead of the installed one. Before each input is run it is written to OUT/current.bin, so the input of a crash
-(an abort kills the process) is on disk; a mismatch is saved as OUT/mismatch-<n>.bin.
+`classifier/pcap/_pcap*.so` from DIR instead of the installed one. Before each input is run
+it is written to OUT/current.bin, so the input of a crash (an abort kills the process) is on
+disk; a mismatch is saved as OUT/mismatch-<n>.bin.
 """
 
 from __future__ import annotations
@@ -39,14 +40,37 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from classifier import _pcap_py, pcap  # noqa: E402
+from classifier import pcap  # noqa: E402
 from classifier.errors import PcapError  # noqa: E402
 from classifier.packets import COLUMNS, PacketBatch  # noqa: E402
+from classifier.pcap import _pcap_py  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "pcaps" / "dev"
 LINKTYPES = (0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 9, 147)
-INTERESTING32 = (0, 1, 3, 4, 11, 12, 16, 20, 28, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000,
-                 262143, 262144, 262145, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF)
+INTERESTING32 = (
+    0,
+    1,
+    3,
+    4,
+    11,
+    12,
+    16,
+    20,
+    28,
+    0x7F,
+    0x80,
+    0xFF,
+    0x100,
+    0xFFFF,
+    0x10000,
+    262143,
+    262144,
+    262145,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFE,
+    0xFFFFFFFF,
+)
 
 
 def build_debug(dest: Path) -> Path:
@@ -54,9 +78,13 @@ def build_debug(dest: Path) -> Path:
     the directory to pass as --ext."""
     src = dest / "src"
     shutil.rmtree(src, ignore_errors=True)
-    (src / "classifier").mkdir(parents=True)
+    (src / "classifier" / "pcap").mkdir(parents=True)
     shutil.copy(ROOT / "setup.py", src)
-    shutil.copy(ROOT / "classifier" / "_pcap.pyx", src / "classifier")
+    for name in ("__init__.py", "_codes.pxd"):
+        (src / "classifier" / name).write_bytes((ROOT / "classifier" / name).read_bytes())
+    (src / "classifier" / "pcap" / "__init__.py").write_text("")
+    for name in ("_pcap.pyx", "pcap_core.h", "pcap_layout.h"):
+        shutil.copy(ROOT / "classifier" / "pcap" / name, src / "classifier" / "pcap")
     shutil.copytree(ROOT / "classifier" / "csrc", src / "classifier" / "csrc")
     lib = dest / "lib"
     env = dict(os.environ, CLASSIFIER_DEBUG="1", CLASSIFIER_ONLY="_pcap")
@@ -72,17 +100,17 @@ def build_debug(dest: Path) -> Path:
 
 def load_core(ext_dir: str | None) -> ModuleType:
     if not ext_dir:
-        from classifier import _pcap
+        from classifier.pcap import _pcap
 
         return _pcap
-    paths = glob.glob(os.path.join(ext_dir, "classifier", "_pcap*.so"))
+    paths = glob.glob(os.path.join(ext_dir, "classifier", "pcap", "_pcap*.so"))
     if not paths:
-        raise SystemExit(f"no classifier/_pcap*.so under {ext_dir}")
-    spec = importlib.util.spec_from_file_location("classifier._pcap", paths[0])
+        raise SystemExit(f"no classifier/pcap/_pcap*.so under {ext_dir}")
+    spec = importlib.util.spec_from_file_location("classifier.pcap._pcap", paths[0])
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    sys.modules["classifier._pcap"] = module  # the facade (classifier.pcap) uses it too
+    sys.modules["classifier.pcap._pcap"] = module  # the facade (classifier.pcap) uses it too
     return module
 
 
@@ -93,14 +121,27 @@ def _frames() -> list[tuple[int, bytes]]:
     """(link type, frame) pairs: one or two per native link type, with tags and ICMP errors."""
     mac = b"\x02" * 12
     ip4 = bytes.fromhex("45000028000140004006000a0a0000010a000002") + bytes.fromhex(
-        "04d2005000000001000000005002ffff00000000")
-    ip6 = bytes.fromhex("6000000000143a40") + b"\x20\x01\x0d\xb8" + b"\0" * 11 + b"\x01" + \
-        b"\x20\x01\x0d\xb8" + b"\0" * 11 + b"\x02" + bytes.fromhex("8000000000070001") + \
-        b"\0" * 12
-    quoted = bytes.fromhex("4500001c0001000040110000" "0a0000020a000009" "0fa0003500080000")
-    icmp_err = bytes.fromhex("4500003800010000400100000a0000010a000002" "0303000000000000") + quoted
-    hbh_frag = bytes.fromhex("6000000000180040") + b"\0" * 32 + bytes.fromhex(
-        "2c00000000000000" "1100000100000005") + bytes.fromhex("0001000200080000")
+        "04d2005000000001000000005002ffff00000000"
+    )
+    ip6 = (
+        bytes.fromhex("6000000000143a40")
+        + b"\x20\x01\x0d\xb8"
+        + b"\0" * 11
+        + b"\x01"
+        + b"\x20\x01\x0d\xb8"
+        + b"\0" * 11
+        + b"\x02"
+        + bytes.fromhex("8000000000070001")
+        + b"\0" * 12
+    )
+    quoted = bytes.fromhex("4500001c00010000401100000a0000020a0000090fa0003500080000")
+    icmp_err = bytes.fromhex("4500003800010000400100000a0000010a0000020303000000000000") + quoted
+    hbh_frag = (
+        bytes.fromhex("6000000000180040")
+        + b"\0" * 32
+        + bytes.fromhex("2c000000000000001100000100000005")
+        + bytes.fromhex("0001000200080000")
+    )
     return [
         (1, mac + b"\x08\x00" + ip4),
         (1, mac + b"\x86\xdd" + ip6),
@@ -109,8 +150,13 @@ def _frames() -> list[tuple[int, bytes]]:
         (1, mac + b"\x86\xdd" + hbh_frag),
         (113, b"\x00\x00\x00\x01\x00\x06" + b"\x02" * 8 + b"\x08\x00" + ip4),
         (276, b"\x86\xdd\x00\x00" + b"\0\0\0\2\0\1\0\6" + b"\x02" * 8 + ip6),
-        (101, ip4), (12, ip6), (14, icmp_err), (228, ip4), (229, hbh_frag),
-        (0, struct.pack("<I", 2) + ip4), (0, struct.pack(">I", 30) + ip6),
+        (101, ip4),
+        (12, ip6),
+        (14, icmp_err),
+        (228, ip4),
+        (229, hbh_frag),
+        (0, struct.pack("<I", 2) + ip4),
+        (0, struct.pack(">I", 30) + ip6),
         (108, struct.pack(">I", 24) + ip6),
     ]
 
@@ -125,7 +171,9 @@ def _pcap(records: list[tuple[int, bytes]], link: int, be: bool, nsec: bool) -> 
 
 def _block(btype: int, body: bytes, e: str) -> bytes:
     body += b"\0" * (-len(body) % 4)
-    return struct.pack(e + "II", btype, len(body) + 12) + body + struct.pack(e + "I", len(body) + 12)
+    return (
+        struct.pack(e + "II", btype, len(body) + 12) + body + struct.pack(e + "I", len(body) + 12)
+    )
 
 
 def _pcapng(frames: list[tuple[int, bytes]], be: bool) -> bytes:
@@ -142,15 +190,18 @@ def _pcapng(frames: list[tuple[int, bytes]], be: bool) -> bytes:
         if kind == 0 and iface == 0:  # interface 0 has snaplen 64: the SPB holds that much
             out += _block(3, struct.pack(e + "I", len(frame)) + frame[:64], e)
         elif kind == 1:
-            out += _block(2, struct.pack(e + "HHIIII", iface, 0, 0, k, len(frame), len(frame))
-                          + frame, e)
+            out += _block(
+                2, struct.pack(e + "HHIIII", iface, 0, 0, k, len(frame), len(frame)) + frame, e
+            )
         elif kind == 2:
             out += _block(0x40000BAD, b"custom", e)
-            out += _block(6, struct.pack(e + "IIIII", iface, 1, k, len(frame), len(frame))
-                          + frame, e)
+            out += _block(
+                6, struct.pack(e + "IIIII", iface, 1, k, len(frame), len(frame)) + frame, e
+            )
         else:
-            out += _block(6, struct.pack(e + "IIIII", iface, 1, k, len(frame), len(frame) + 4)
-                          + frame, e)
+            out += _block(
+                6, struct.pack(e + "IIIII", iface, 1, k, len(frame), len(frame) + 4) + frame, e
+            )
     return out
 
 
@@ -202,8 +253,9 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
                 buf += other[i : i + rng.randint(1, 256)]
         elif op == 7 and n >= 2:
             i = rng.randrange(n - 1)
-            buf[i : i + 2] = struct.pack("!H", rng.choice((0x0800, 0x86DD, 0x8100, 0x88A8,
-                                                          0x8847, 0, 0xFFFF, 44, 0x2C00)))
+            buf[i : i + 2] = struct.pack(
+                "!H", rng.choice((0x0800, 0x86DD, 0x8100, 0x88A8, 0x8847, 0, 0xFFFF, 44, 0x2C00))
+            )
     return bytes(buf)
 
 
@@ -253,12 +305,16 @@ def check(batches: list[PacketBatch], size: int) -> None:
 def same(a: list[PacketBatch], b: list[PacketBatch]) -> bool:
     if len(a) != len(b):
         return False
-    return all(np.array_equal(getattr(x, c), getattr(y, c))
-               for x, y in zip(a, b, strict=True) for c in COLUMNS)
+    return all(
+        np.array_equal(getattr(x, c), getattr(y, c))
+        for x, y in zip(a, b, strict=True)
+        for c in COLUMNS
+    )
 
 
-def fuzz_frames(core: ModuleType, rng: random.Random, frames: list[tuple[int, bytes]],
-                pool: list[bytes]) -> None:
+def fuzz_frames(
+    core: ModuleType, rng: random.Random, frames: list[tuple[int, bytes]], pool: list[bytes]
+) -> None:
     link, frame = rng.choice(frames)
     data = mutate(rng, frame, pool)
     link = rng.choice((link, link, rng.choice(LINKTYPES)))
@@ -318,10 +374,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=600)
     ap.add_argument("--seed", type=int, default=int(time.time()))
-    ap.add_argument("--ext", default=os.environ.get("CLASSIFIER_FUZZ_EXT"),
-                    help="directory holding a (debug) build of classifier/_pcap*.so")
-    ap.add_argument("--build-debug", action="store_true",
-                    help="compile the CLASSIFIER_DEBUG=1 extension first (into build/fuzz-debug)")
+    ap.add_argument(
+        "--ext",
+        default=os.environ.get("CLASSIFIER_FUZZ_EXT"),
+        help="directory holding a (debug) build of classifier/_pcap*.so",
+    )
+    ap.add_argument(
+        "--build-debug",
+        action="store_true",
+        help="compile the CLASSIFIER_DEBUG=1 extension first (into build/fuzz-debug)",
+    )
     ap.add_argument("--out", default=str(ROOT / "build" / "fuzz-pcap"))
     ap.add_argument("--twin-every", type=int, default=4)
     ap.add_argument("--require-debug", action="store_true")

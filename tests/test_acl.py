@@ -15,19 +15,44 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from classifier import ClassifierError, acl, tables
-from classifier.acl import PORT_MAX, PORT_UNKNOWN
+from classifier import ClassifierError, acl
+from classifier.acl import PORT_MAX, PORT_UNKNOWN, tables
 
 U64 = (1 << 64) - 1
-V4_POOL = [0, 1, 0x0A000000, 0x0A0000FF, 0x0A000100, 0x0AFFFFFF, 0xC0000214, 0xC000020A,
-           0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF]
-V6_POOL = [0, 1, U64 - 1, U64, U64 + 1, (1 << 65), 0x20010DB8 << 96, (0x20010DB8 << 96) | U64,
-           (0x20010DB8 << 96) + (1 << 64), (1 << 128) - 2, (1 << 128) - 1, 1 << 127]
+V4_POOL = [
+    0,
+    1,
+    0x0A000000,
+    0x0A0000FF,
+    0x0A000100,
+    0x0AFFFFFF,
+    0xC0000214,
+    0xC000020A,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFE,
+    0xFFFFFFFF,
+]
+V6_POOL = [
+    0,
+    1,
+    U64 - 1,
+    U64,
+    U64 + 1,
+    (1 << 65),
+    0x20010DB8 << 96,
+    (0x20010DB8 << 96) | U64,
+    (0x20010DB8 << 96) + (1 << 64),
+    (1 << 128) - 2,
+    (1 << 128) - 1,
+    1 << 127,
+]
 PORT_POOL = [0, 1, 22, 80, 443, 1023, 1024, 8080, 65534, 65535]
 PROTO_POOL = [0, 1, 6, 17, 47, 58, 255]
 
 
 # --- the oracle ----------------------------------------------------------------------------
+
 
 def _addr(value: np.ndarray | np.integer, version: int) -> int:
     if version == 4:
@@ -42,18 +67,21 @@ def linear_first_match(rules: np.ndarray, version: int, packets: np.ndarray) -> 
     for i, p in enumerate(packets):
         src, dst = _addr(p["src"], version), _addr(p["dst"], version)
         for r, rule in enumerate(rules):
-            if (_addr(rule["src_lo"], version) <= src <= _addr(rule["src_hi"], version)
-                    and _addr(rule["dst_lo"], version) <= dst <= _addr(rule["dst_hi"], version)
-                    and rule["sport_lo"] <= p["sport"] <= rule["sport_hi"]
-                    and rule["dport_lo"] <= p["dport"] <= rule["dport_hi"]
-                    and (int(p["proto"]) & int(rule["proto_mask"]))
-                    == (int(rule["proto"]) & int(rule["proto_mask"]))):
+            if (
+                _addr(rule["src_lo"], version) <= src <= _addr(rule["src_hi"], version)
+                and _addr(rule["dst_lo"], version) <= dst <= _addr(rule["dst_hi"], version)
+                and rule["sport_lo"] <= p["sport"] <= rule["sport_hi"]
+                and rule["dport_lo"] <= p["dport"] <= rule["dport_hi"]
+                and (int(p["proto"]) & int(rule["proto_mask"]))
+                == (int(rule["proto"]) & int(rule["proto_mask"]))
+            ):
                 out[i] = r
                 break
     return out
 
 
 # --- strategies ----------------------------------------------------------------------------
+
 
 def _words(value: int) -> tuple[int, int]:
     return value >> 64, value & U64
@@ -112,8 +140,9 @@ def rule_sets(draw: st.DrawFn, version: int, max_rules: int = 30) -> np.ndarray:
 
 
 @st.composite
-def packets_for(draw: st.DrawFn, rules: np.ndarray, version: int, max_packets: int = 25
-                ) -> np.ndarray:
+def packets_for(
+    draw: st.DrawFn, rules: np.ndarray, version: int, max_packets: int = 25
+) -> np.ndarray:
     """Packets on and next to the rules' boundaries (where off-by-ones live)."""
     bits = 32 if version == 4 else 128
     top = (1 << bits) - 1
@@ -149,33 +178,45 @@ def cases(draw: st.DrawFn) -> tuple[int, np.ndarray, np.ndarray]:
 
 # --- differential ----------------------------------------------------------------------------
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(case=cases())
-def test_matches_linear_classifier(twin_mode: str, case: tuple[int, np.ndarray, np.ndarray]
-                                   ) -> None:
+def test_matches_linear_classifier(
+    twin_mode: str, case: tuple[int, np.ndarray, np.ndarray]
+) -> None:
     version, rules, packets = case
     matcher = acl.compile(rules)
     assert matcher.version == version and len(matcher) == len(rules)
-    np.testing.assert_array_equal(matcher.match(packets),
-                                  linear_first_match(rules, version, packets))
+    np.testing.assert_array_equal(
+        matcher.match(packets), linear_first_match(rules, version, packets)
+    )
 
 
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_many_rules_many_words(twin_mode: str, data: st.DataObject) -> None:
     """Hundreds of rules: several bitset words and summary words; late first matches."""
     version = data.draw(st.sampled_from([4, 6]))
     base = data.draw(rule_sets(version, max_rules=12))
-    rules = np.concatenate([np.tile(base, 400 // max(1, len(base)))[:399],
-                            acl.wildcard_rules(1, version)])
+    rules = np.concatenate(
+        [np.tile(base, 400 // max(1, len(base)))[:399], acl.wildcard_rules(1, version)]
+    )
     packets = data.draw(packets_for(base, version, max_packets=10))
-    np.testing.assert_array_equal(acl.compile(rules).match(packets),
-                                  linear_first_match(rules, version, packets))
+    np.testing.assert_array_equal(
+        acl.compile(rules).match(packets), linear_first_match(rules, version, packets)
+    )
 
 
 # --- edges -----------------------------------------------------------------------------------
+
 
 def _packets_v4(*rows: tuple[int, int, int, int, int]) -> np.ndarray:
     return np.array(list(rows), dtype=acl.PACKET_V4_DTYPE)
@@ -262,6 +303,7 @@ def test_small_sets_have_small_tables() -> None:
 
 # --- errors ----------------------------------------------------------------------------------
 
+
 def test_bad_rule_arrays_are_errors() -> None:
     with pytest.raises(ClassifierError, match="dtype"):
         acl.compile(np.zeros(2, np.uint32))
@@ -306,13 +348,16 @@ def test_classbench_rule_reader(tmp_path: Path) -> None:
     assert (second["sport_lo"], second["sport_hi"], second["proto_mask"]) == (1, 2, 0)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("@10.1.2.3/33\t1.2.3.4/32\t0 : 1\t0 : 1\t0x06/0xFF\t\n", "prefix length 33"),
-    ("@10.1.2.300/8\t1.2.3.4/32\t0 : 1\t0 : 1\t0x06/0xFF\t\n", "octet"),
-    ("@10.1.2.3/8\t1.2.3.4/32\t5 : 1\t0 : 1\t0x06/0xFF\t\n", "port range 5 : 1"),
-    ("@10.1.2.3/8\t1.2.3.4/32\t0 : 70000\t0 : 1\t0x06/0xFF\t\n", "port range"),
-    ("10.1.2.3/8 garbage\n", "not a ClassBench rule"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("@10.1.2.3/33\t1.2.3.4/32\t0 : 1\t0 : 1\t0x06/0xFF\t\n", "prefix length 33"),
+        ("@10.1.2.300/8\t1.2.3.4/32\t0 : 1\t0 : 1\t0x06/0xFF\t\n", "octet"),
+        ("@10.1.2.3/8\t1.2.3.4/32\t5 : 1\t0 : 1\t0x06/0xFF\t\n", "port range 5 : 1"),
+        ("@10.1.2.3/8\t1.2.3.4/32\t0 : 70000\t0 : 1\t0x06/0xFF\t\n", "port range"),
+        ("10.1.2.3/8 garbage\n", "not a ClassBench rule"),
+    ],
+)
 def test_bad_rule_files_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
     path = tmp_path / "bad_rules"
     path.write_text(RULE_LINE + line)
@@ -335,15 +380,18 @@ def test_classbench_trace_reader(tmp_path: Path) -> None:
     assert trace["proto"].tolist() == [6, 17]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("1\t2\t3\t4\t6\t0\t0\n1\t2\t3\t4\n", "trace:2: expected 7 columns, found 4"),
-    ("1\t2\t3\t4\t6\n1\t2\t3\t70000\t6\n", "trace:2: bad value '70000'"),
-    ("1\t2\t3\t4\t6\n1\tx\t3\t4\t6\n", "trace:2: bad value 'x'"),
-    ("1\t2\t3\t4\t256\n", "trace:1: bad value '256'"),
-    ("1\t2\t3\t4\t6.5\n", "trace:1: bad value '6.5'"),
-    ("-1\t2\t3\t4\t6\n", "trace:1: bad value '-1'"),
-    ("1 2 3 4 6\n0x10 2 3 4 6\n", "trace:2: bad value '0x10'"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("1\t2\t3\t4\t6\t0\t0\n1\t2\t3\t4\n", "trace:2: expected 7 columns, found 4"),
+        ("1\t2\t3\t4\t6\n1\t2\t3\t70000\t6\n", "trace:2: bad value '70000'"),
+        ("1\t2\t3\t4\t6\n1\tx\t3\t4\t6\n", "trace:2: bad value 'x'"),
+        ("1\t2\t3\t4\t256\n", "trace:1: bad value '256'"),
+        ("1\t2\t3\t4\t6.5\n", "trace:1: bad value '6.5'"),
+        ("-1\t2\t3\t4\t6\n", "trace:1: bad value '-1'"),
+        ("1 2 3 4 6\n0x10 2 3 4 6\n", "trace:2: bad value '0x10'"),
+    ],
+)
 def test_bad_trace_files_name_file_and_line(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "trace"
     path.write_text(text)
@@ -362,14 +410,19 @@ def test_firstmatch_reader(tmp_path: Path) -> None:
 
 # --- structure -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("isa", ["generic", "x86-64-v3"])
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(case=cases())
-def test_every_kernel_matches_linear_classifier(isa: str,
-                                                case: tuple[int, np.ndarray, np.ndarray]) -> None:
+def test_every_kernel_matches_linear_classifier(
+    isa: str, case: tuple[int, np.ndarray, np.ndarray]
+) -> None:
     """The portable C kernel and the AVX2 one (the default may be AVX-512) on the differential."""
-    lookup = pytest.importorskip("classifier._lookup")
+    lookup = pytest.importorskip("classifier.acl._lookup")
     version, rules, packets = case
     with pytest.MonkeyPatch.context() as env:  # these kernels are the compiled module's
         env.delenv("CLASSIFIER_NO_EXTENSIONS", raising=False)
@@ -400,14 +453,16 @@ def test_table_invariants(case: tuple[int, np.ndarray, np.ndarray]) -> None:
     assert (np.diff(t.rule_of[:n_bits]) >= 0).all()  # bit order is priority order
     for r in range(t.summary.shape[0]):
         dense = t.row_bits(r)
-        assert ((dense != 0) == np.unpackbits(t.summary[r].view(np.uint8), bitorder="little")
-                .astype(bool)).all()
+        assert (
+            (dense != 0)
+            == np.unpackbits(t.summary[r].view(np.uint8), bitorder="little").astype(bool)
+        ).all()
         padding = np.unpackbits(dense.view(np.uint8), bitorder="little")[n_bits:]
         assert not padding.any()
 
 
 def test_c_header_agrees_with_table_layout() -> None:
-    header = (Path(acl.__file__).parent / "csrc" / "acl_lookup.h").read_text()
+    header = (Path(acl.__file__).parent / "acl_lookup.h").read_text()
     defines = dict(re.findall(r"#define (ACL_\w+) (\S.*)", header))
 
     def value(name: str) -> int:
@@ -427,6 +482,7 @@ def test_c_header_agrees_with_table_layout() -> None:
 
 # --- the security-group engine's builder -----------------------------------------------------
 
+
 def test_rule_rows_equal_the_array_form(twin_mode: str) -> None:
     rows = acl.RuleRows(4)
     rows.add(src=(0xC000020A, 0xC0000214), dport=(443, 443), proto=6, proto_mask=0xFF)
@@ -441,7 +497,9 @@ def test_rule_rows_equal_the_array_form(twin_mode: str) -> None:
     assert len(rows) == 3 and rows.to_array().tobytes() == expected.tobytes()
     hits = acl.compile(rows).match_columns(
         src=np.array([0xC000020B, 0xC000020B, 1], np.uint32),
-        dport=np.array([443, 0x0800, PORT_UNKNOWN], np.uint32), proto=np.array([6, 1, 17]))
+        dport=np.array([443, 0x0800, PORT_UNKNOWN], np.uint32),
+        proto=np.array([6, 1, 17]),
+    )
     assert hits.tolist() == [0, 1, 2]
 
 
@@ -450,8 +508,9 @@ def test_rule_rows_ipv6(twin_mode: str) -> None:
     net = 0x20010DB8 << 96
     rows.add(src=(net, net | ((1 << 96) - 1)), dport=(22, 22), proto=6, proto_mask=0xFF)
     src = np.array([_words(net | 5), _words(net + (1 << 96))], np.uint64)
-    hits = acl.compile(rows).match_columns(src=src, dport=np.array([22, 22]),
-                                           proto=np.array([6, 6]))
+    hits = acl.compile(rows).match_columns(
+        src=src, dport=np.array([22, 22]), proto=np.array([6, 6])
+    )
     assert hits.tolist() == [0, -1]
 
 
@@ -473,8 +532,14 @@ def test_prefix_and_port_edges(twin_mode: str) -> None:
     rules[3]["sport_lo"], rules[3]["sport_hi"] = 1, 1  # same as rule 2: never first
     rules[4]["dst_lo"], rules[4]["dst_hi"] = 0, 0  # /32 at the bottom
     rules[4]["proto"], rules[4]["proto_mask"] = 0, 0xFF
-    packets = _packets_v4((0xFFFFFFFF, 5, 0, 0, 6), (0xFFFFFFFE, 5, 0, 65535, 6),
-                          (1, 5, 1, 0, 6), (1, 0, 0, 0, 0), (1, 0, 0, 0, 1), (1, 1, 2, 0, 0))
+    packets = _packets_v4(
+        (0xFFFFFFFF, 5, 0, 0, 6),
+        (0xFFFFFFFE, 5, 0, 65535, 6),
+        (1, 5, 1, 0, 6),
+        (1, 0, 0, 0, 0),
+        (1, 0, 0, 0, 1),
+        (1, 1, 2, 0, 0),
+    )
     assert acl.compile(rules).match(packets).tolist() == [0, 1, 2, 4, -1, -1]
     top = (1 << 128) - 1
     rules6 = acl.wildcard_rules(2, 6)
@@ -486,7 +551,7 @@ def test_prefix_and_port_edges(twin_mode: str) -> None:
 
 
 def test_too_large_rule_sets_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from classifier import compiler
+    from classifier.acl import build as compiler
 
     monkeypatch.setattr(compiler, "MAX_SWEEP_BYTES", 1024)
     rules = acl.wildcard_rules(200)

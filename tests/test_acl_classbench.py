@@ -17,8 +17,9 @@ from tests.conftest import CLASSBENCH, require
 
 STANDARD = CLASSBENCH / "lyxocs_ruleSet"
 STRESS = CLASSBENCH / "nonstandard_fighternan"
-SETS = [f"{kind}{i}" for kind, count in (("acl", 5), ("fw", 5), ("ipc", 2))
-        for i in range(1, count + 1)]
+SETS = [
+    f"{kind}{i}" for kind, count in (("acl", 5), ("fw", 5), ("ipc", 2)) for i in range(1, count + 1)
+]
 
 
 def _trace(rules: Path) -> Path:
@@ -27,8 +28,9 @@ def _trace(rules: Path) -> Path:
     return own if own.exists() else rules.with_name(rules.name + "_trace_gen")
 
 
-PAIRS = ([STANDARD / f"{s}_{size}" for size in ("1k", "10k") for s in SETS]
-         + [STRESS / name for name in ("acl1_100k", "fw1_100k", "ipc1_50k")])
+PAIRS = [STANDARD / f"{s}_{size}" for size in ("1k", "10k") for s in SETS] + [
+    STRESS / name for name in ("acl1_100k", "fw1_100k", "ipc1_50k")
+]
 
 
 def _check(rules_path: Path, sample: int | None) -> None:
@@ -47,17 +49,18 @@ def _check(rules_path: Path, sample: int | None) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rules_path", PAIRS, ids=lambda p: p.name)
-def test_compiled_agrees_with_firstmatch(rules_path: Path, monkeypatch: pytest.MonkeyPatch
-                                         ) -> None:
+def test_compiled_agrees_with_firstmatch(rules_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CLASSIFIER_NO_EXTENSIONS", raising=False)
     _check(rules_path, sample=None)
 
 
-@pytest.mark.parametrize("rules_path", [STANDARD / f"{s}_1k" for s in SETS]
-                         + [STANDARD / "acl1_10k", STANDARD / "fw1_10k", STRESS / "fw1_100k"],
-                         ids=lambda p: p.name)
-def test_python_twin_agrees_on_a_sample(rules_path: Path, monkeypatch: pytest.MonkeyPatch
-                                        ) -> None:
+@pytest.mark.parametrize(
+    "rules_path",
+    [STANDARD / f"{s}_1k" for s in SETS]
+    + [STANDARD / "acl1_10k", STANDARD / "fw1_10k", STRESS / "fw1_100k"],
+    ids=lambda p: p.name,
+)
+def test_python_twin_agrees_on_a_sample(rules_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLASSIFIER_NO_EXTENSIONS", "1")
     _check(rules_path, sample=150)
 
@@ -65,7 +68,7 @@ def test_python_twin_agrees_on_a_sample(rules_path: Path, monkeypatch: pytest.Mo
 @pytest.mark.slow
 @pytest.mark.parametrize("isa", ["generic", "x86-64-v3"])
 def test_every_kernel_agrees_on_a_10k_set(isa: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    lookup = pytest.importorskip("classifier._lookup")
+    lookup = pytest.importorskip("classifier.acl._lookup")
     monkeypatch.delenv("CLASSIFIER_NO_EXTENSIONS", raising=False)
     lookup.cap_isa(isa)
     try:

@@ -27,15 +27,33 @@ def run_script(*argv: str) -> str:
 
 def test_classbench_script() -> None:
     require(CLASSBENCH)
-    out = run_script("benchmarks/classbench.py", "--sets", "acl1_1k,fw1_1k", "--repeat", "1", "--no-dpdk")
+    out = run_script(
+        "benchmarks/classbench.py", "--sets", "acl1_1k,fw1_1k", "--repeat", "1", "--no-dpdk"
+    )
     assert "acl1_1k" in out and "100.00" in out
 
 
 def test_end_to_end_script() -> None:
-    out = run_script("benchmarks/end_to_end.py", "--packets", "20000", "--repeats", "1", "--reference-packets", "300")
+    out = run_script(
+        "benchmarks/end_to_end.py",
+        "--packets",
+        "20000",
+        "--repeats",
+        "1",
+        "--reference-packets",
+        "300",
+    )
     assert "classify (stateful)" in out
 
 
 def test_pcap_throughput_script() -> None:
-    out = run_script("benchmarks/pcap_throughput.py", "--packets", "20000", "--peer-packets", "2000", "--repeats", "1")
+    out = run_script(
+        "benchmarks/pcap_throughput.py",
+        "--packets",
+        "20000",
+        "--peer-packets",
+        "2000",
+        "--repeats",
+        "1",
+    )
     assert "dpkt" in out

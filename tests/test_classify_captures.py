@@ -15,7 +15,6 @@ import struct
 import tempfile
 from pathlib import Path
 
-import strategies
 from hypothesis import HealthCheck, given, settings
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
@@ -25,15 +24,15 @@ from scapy.packet import Raw
 
 from classifier import reference
 from classifier.cli import main
-from classifier.packets import (
+from classifier.codes import (
     FRAGMENT_FIRST,
     FRAGMENT_LATER,
     STATUS_MALFORMED,
     STATUS_NOT_IP,
-    Packet,
-    QuotedHeader,
 )
+from classifier.packets import Packet, QuotedHeader
 from classifier.policy import Policy
+from tests import strategies
 
 PCAP_NS_HEADER = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, 1)
 ICMP_NUMBER = {4: 1, 6: 58}
@@ -53,7 +52,11 @@ def _quoted(version: int, quoted: QuotedHeader) -> bytes:
     else:
         l4 = b""
     ip = IP if version == 4 else IPv6
-    layer = ip(src=str(quoted.src), dst=str(quoted.dst), **({"proto": quoted.protocol} if version == 4 else {"nh": quoted.protocol}))
+    layer = ip(
+        src=str(quoted.src),
+        dst=str(quoted.dst),
+        **({"proto": quoted.protocol} if version == 4 else {"nh": quoted.protocol}),
+    )
     return bytes(layer / Raw(l4)) if l4 else bytes(layer)
 
 
@@ -79,7 +82,12 @@ def _transport(packet: Packet) -> tuple[bytes, int | None]:
         if packet.icmp_type is None:
             return _icmp(8 if version == 4 else 128, 0, b"\x00" * 4), 1
         if packet.quoted is not None:
-            return _icmp(packet.icmp_type, packet.icmp_code or 0, b"\x00" * 4, _quoted(version, packet.quoted)), None
+            return _icmp(
+                packet.icmp_type,
+                packet.icmp_code or 0,
+                b"\x00" * 4,
+                _quoted(version, packet.quoted),
+            ), None
         identifier = packet.icmp_id if packet.icmp_id is not None else 0
         data = _icmp(packet.icmp_type, packet.icmp_code or 0, struct.pack("!HH", identifier, 1))
         return data, (None if packet.icmp_id is not None or packet.status == 0 else 2)
@@ -100,27 +108,35 @@ def frame(packet: Packet) -> tuple[bytes, int]:
     more = packet.fragment == FRAGMENT_FIRST
     offset = packet.frag_offset if packet.fragment == FRAGMENT_LATER else 0
     if packet.ip_version == 4:
-        ip = IP(src=str(packet.src), dst=str(packet.dst), proto=packet.protocol, id=packet.ip_id,
-                flags="MF" if more else 0, frag=offset)
+        ip = IP(
+            src=str(packet.src),
+            dst=str(packet.dst),
+            proto=packet.protocol,
+            id=packet.ip_id,
+            flags="MF" if more else 0,
+            frag=offset,
+        )
         header = bytes(ether / ip)[: 14 + 20]
     else:
         ip6 = IPv6(src=str(packet.src), dst=str(packet.dst))
         if packet.fragment in (FRAGMENT_FIRST, FRAGMENT_LATER):
-            ip6 = ip6 / IPv6ExtHdrFragment(nh=packet.protocol, id=packet.ip_id, offset=offset, m=int(more))
+            ip6 = ip6 / IPv6ExtHdrFragment(
+                nh=packet.protocol, id=packet.ip_id, offset=offset, m=int(more)
+            )
             header = bytes(ether / ip6)[: 14 + 40 + 8]
         else:
             ip6.nh = packet.protocol
             header = bytes(ether / ip6)[: 14 + 40]
-    data = bytearray(header + l4)
+    frame = bytearray(header + l4)
     # fix the IP lengths for the transport bytes appended by hand
     if packet.ip_version == 4:
-        struct.pack_into("!H", data, 14 + 2, len(data) - 14)
+        struct.pack_into("!H", frame, 14 + 2, len(frame) - 14)
     else:
-        struct.pack_into("!H", data, 14 + 4, len(data) - 14 - 40)
-    wire = len(data)
+        struct.pack_into("!H", frame, 14 + 4, len(frame) - 14 - 40)
+    wire = len(frame)
     if keep is not None:
-        del data[len(header) + keep :]
-    return bytes(data), wire
+        del frame[len(header) + keep :]
+    return bytes(frame), wire
 
 
 def write_capture(path: Path, packets: list[Packet]) -> None:
@@ -169,31 +185,44 @@ def write_policy(path: Path, policy: Policy) -> None:
             {
                 "id": ag.id,
                 "ip_version": ag.ip_version,
-                "ip_set": [f"{e.first}-{e.last}" if e.first != e.last else str(e.first) for e in ag.entries],
+                "ip_set": [
+                    f"{e.first}-{e.last}" if e.first != e.last else str(e.first) for e in ag.entries
+                ],
             }
             for ag in policy.address_groups.values()
         ],
         "instances": [
-            {"id": i.id, "ips": [str(ip) for ip in i.ips], "security_groups": list(i.security_groups)}
+            {
+                "id": i.id,
+                "ips": [str(ip) for ip in i.ips],
+                "security_groups": list(i.security_groups),
+            }
             for i in policy.instances.values()
         ],
     }
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
-def classify_rows(policy_path: Path, capture: Path, stateless: bool) -> list[tuple[str, str, str, str, str]]:
+def classify_rows(
+    policy_path: Path, capture: Path, stateless: bool
+) -> list[tuple[str, str, str, str, str]]:
     out_csv = capture.with_suffix(".csv")
     err = io.StringIO()
     argv = ["classify", "--policy", str(policy_path), "--packets", str(out_csv), "-q", str(capture)]
     code = main(argv + (["--stateless"] if stateless else []), io.StringIO(), err)
     assert code == 0, err.getvalue()
     with out_csv.open() as stream:
-        return [(r["verdict"], r["reason"], r["instance"], r["direction"], r["rule"]) for r in csv.DictReader(stream)]
+        return [
+            (r["verdict"], r["reason"], r["instance"], r["direction"], r["rule"])
+            for r in csv.DictReader(stream)
+        ]
 
 
-def expected_rows(policy: Policy, packets: list[Packet], stateless: bool) -> list[tuple[str, str, str, str, str]]:
+def expected_rows(
+    policy: Policy, packets: list[Packet], stateless: bool
+) -> list[tuple[str, str, str, str, str]]:
     oracle = reference.StatefulReference(policy, stateless=stateless)
-    rows = []
+    rows: list[tuple[str, str, str, str, str]] = []
     for packet in packets:
         v = oracle.process(packet)
         rows.append((v.verdict, v.reason, v.instance_id or "", v.direction or "", v.rule_id or ""))
@@ -210,4 +239,6 @@ def test_capture_file_verdicts_equal_the_reference(scenario: tuple[Policy, list[
         write_policy(policy_path, policy)
         write_capture(capture, packets)
         for stateless in (False, True):
-            assert classify_rows(policy_path, capture, stateless) == expected_rows(policy, packets, stateless)
+            assert classify_rows(policy_path, capture, stateless) == expected_rows(
+                policy, packets, stateless
+            )

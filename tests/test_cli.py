@@ -28,7 +28,9 @@ def test_validate_ok() -> None:
     assert out.strip() == "ok: 3 groups, 11 rules, 3 instances"
 
 
-@pytest.mark.parametrize("name", ["web-db.yaml", "default-group.yaml", "ipv6.yaml", "api-export.json"])
+@pytest.mark.parametrize(
+    "name", ["web-db.yaml", "default-group.yaml", "ipv6.yaml", "api-export.json"]
+)
 def test_every_example_validates(name: str) -> None:
     code, out, err = run("validate", str(EXAMPLES / name))
     assert code == 0, err
@@ -55,7 +57,17 @@ def test_validate_reports_every_problem_with_exit_2(tmp_path: Path) -> None:
 
 def test_check_text_names_the_deciding_rule() -> None:
     code, out, _ = run(
-        "check", "--policy", WEB_DB, "--src", "203.0.113.7", "--dst", "10.0.1.10", "--proto", "tcp", "--dport", "443"
+        "check",
+        "--policy",
+        WEB_DB,
+        "--src",
+        "203.0.113.7",
+        "--dst",
+        "10.0.1.10",
+        "--proto",
+        "tcp",
+        "--dport",
+        "443",
     )
     assert code == 0
     assert "web-1 ingress: allow by rule web-http of group sg-web" in out
@@ -64,40 +76,107 @@ def test_check_text_names_the_deciding_rule() -> None:
 
 def test_check_json_both_sides_egress_first() -> None:
     code, out, _ = run(
-        "check", "--policy", WEB_DB, "--src", "10.0.1.10", "--dst", "10.0.2.20", "--proto", "tcp", "--dport", "5432", "--json"
+        "check",
+        "--policy",
+        WEB_DB,
+        "--src",
+        "10.0.1.10",
+        "--dst",
+        "10.0.2.20",
+        "--proto",
+        "tcp",
+        "--dport",
+        "5432",
+        "--json",
     )
     assert code == 0
     document = json.loads(out)
     assert document == {
         "verdict": "allow",
         "sides": [
-            {"instance": "web-1", "direction": "egress", "verdict": "allow", "group": "sg-web", "rule": "web-out", "reason": "rule"},
-            {"instance": "db-1", "direction": "ingress", "verdict": "allow", "group": "sg-db", "rule": "db-pg", "reason": "rule"},
+            {
+                "instance": "web-1",
+                "direction": "egress",
+                "verdict": "allow",
+                "group": "sg-web",
+                "rule": "web-out",
+                "reason": "rule",
+            },
+            {
+                "instance": "db-1",
+                "direction": "ingress",
+                "verdict": "allow",
+                "group": "sg-db",
+                "rule": "db-pg",
+                "reason": "rule",
+            },
         ],
     }
 
 
 def test_check_deny_and_unmanaged() -> None:
     _, out, _ = run(
-        "check", "--policy", WEB_DB, "--src", "203.0.113.66", "--dst", "10.0.2.20", "--proto", "tcp", "--dport", "22", "--json"
+        "check",
+        "--policy",
+        WEB_DB,
+        "--src",
+        "203.0.113.66",
+        "--dst",
+        "10.0.2.20",
+        "--proto",
+        "tcp",
+        "--dport",
+        "22",
+        "--json",
     )
     document = json.loads(out)
     assert document["verdict"] == "deny"
     assert document["sides"] == [
-        {"instance": "db-1", "direction": "ingress", "verdict": "deny", "group": "sg-db", "rule": "db-deny-scan", "reason": "rule"}
+        {
+            "instance": "db-1",
+            "direction": "ingress",
+            "verdict": "deny",
+            "group": "sg-db",
+            "rule": "db-deny-scan",
+            "reason": "rule",
+        }
     ]
-    _, out, _ = run("check", "--policy", WEB_DB, "--src", "8.8.8.8", "--dst", "1.1.1.1", "--proto", "udp", "--dport", "53", "--json")
+    _, out, _ = run(
+        "check",
+        "--policy",
+        WEB_DB,
+        "--src",
+        "8.8.8.8",
+        "--dst",
+        "1.1.1.1",
+        "--proto",
+        "udp",
+        "--dport",
+        "53",
+        "--json",
+    )
     assert json.loads(out) == {"verdict": "unmanaged", "sides": []}
 
 
 def test_check_without_port_says_ports_unknown() -> None:
-    code, out, _ = run("check", "--policy", WEB_DB, "--src", "203.0.113.7", "--dst", "10.0.1.10", "--proto", "tcp")
+    code, out, _ = run(
+        "check", "--policy", WEB_DB, "--src", "203.0.113.7", "--dst", "10.0.1.10", "--proto", "tcp"
+    )
     assert code == 0
     assert "unknown" in out
     # no port-free ingress rule for TCP from the internet on web-1: implicit deny
     assert out.strip().endswith("verdict: deny")
     code, out, err = run(
-        "check", "--policy", WEB_DB, "--src", "203.0.113.7", "--dst", "10.0.1.10", "--proto", "tcp", "--json"
+        "check",
+        "--policy",
+        WEB_DB,
+        "--src",
+        "203.0.113.7",
+        "--dst",
+        "10.0.1.10",
+        "--proto",
+        "tcp",
+        "--json",
     )
     assert json.loads(out)["verdict"] == "deny" and "unknown" in err
 
@@ -108,10 +187,56 @@ def test_check_without_port_says_ports_unknown() -> None:
         ["check", "--policy", WEB_DB, "--src", "1.2.3.999", "--dst", "10.0.1.10", "--proto", "tcp"],
         ["check", "--policy", WEB_DB, "--src", "1.2.3.4", "--dst", "::1", "--proto", "tcp"],
         ["check", "--policy", WEB_DB, "--src", "1.2.3.4", "--dst", "10.0.1.10", "--proto", "bogus"],
-        ["check", "--policy", WEB_DB, "--src", "1.2.3.4", "--dst", "10.0.1.10", "--proto", "tcp", "--dport", "70000"],
-        ["check", "--policy", WEB_DB, "--src", "1.2.3.4", "--dst", "10.0.1.10", "--proto", "udp", "--icmp-type", "3"],
-        ["check", "--policy", WEB_DB, "--src", "1.2.3.4", "--dst", "10.0.1.10", "--proto", "udp", "--sport", "3"],
-        ["check", "--policy", "/nonexistent.yaml", "--src", "1.2.3.4", "--dst", "10.0.1.10", "--proto", "tcp"],
+        [
+            "check",
+            "--policy",
+            WEB_DB,
+            "--src",
+            "1.2.3.4",
+            "--dst",
+            "10.0.1.10",
+            "--proto",
+            "tcp",
+            "--dport",
+            "70000",
+        ],
+        [
+            "check",
+            "--policy",
+            WEB_DB,
+            "--src",
+            "1.2.3.4",
+            "--dst",
+            "10.0.1.10",
+            "--proto",
+            "udp",
+            "--icmp-type",
+            "3",
+        ],
+        [
+            "check",
+            "--policy",
+            WEB_DB,
+            "--src",
+            "1.2.3.4",
+            "--dst",
+            "10.0.1.10",
+            "--proto",
+            "udp",
+            "--sport",
+            "3",
+        ],
+        [
+            "check",
+            "--policy",
+            "/nonexistent.yaml",
+            "--src",
+            "1.2.3.4",
+            "--dst",
+            "10.0.1.10",
+            "--proto",
+            "tcp",
+        ],
         ["validate"],
         ["frobnicate"],
         ["packets", "/nonexistent.pcap"],
@@ -138,7 +263,11 @@ def test_binary_policy_file_and_garbage_capture(tmp_path: Path) -> None:
 
 def test_python_dash_m_and_help() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "classifier", "--help"], capture_output=True, text=True, cwd=ROOT, check=False
+        [sys.executable, "-m", "classifier", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert done.returncode == 0
     for command in ("validate", "check", "packets", "classify"):

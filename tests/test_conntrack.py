@@ -15,24 +15,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import T0, policy_and_sequences
-from test_reference import OUT, VM1, outbound_only, pkt, reply
 
-from classifier import _twins
-from classifier import conntrack as ct
-from classifier.conntrack import ConnectionTracker
-from classifier.packets import (
-    FRAGMENT_FIRST,
-    FRAGMENT_LATER,
-    TCP_ACK,
-    TCP_FIN,
-    TCP_SYN,
-    Packet,
-    PacketBatch,
-    QuotedHeader,
-)
+from classifier import codes as ct
+from classifier._twins import Twin
+from classifier.codes import FRAGMENT_FIRST, FRAGMENT_LATER, TCP_ACK, TCP_FIN, TCP_SYN
+from classifier.engine.conntrack import APPLY_ARRAYS, ConnectionTracker
+from classifier.packets import Packet, PacketBatch, QuotedHeader
 from classifier.policy import Policy
 from classifier.reference import StatefulReference, evaluate, state_side
+from tests.strategies import T0, policy_and_sequences
+from tests.test_reference import OUT, VM1, outbound_only, pkt, reply
 
 S = 1_000_000_000
 Row = tuple[str, str, str | None, str | None, str | None, bool, bool]
@@ -43,7 +35,7 @@ def stateless_arrays(policy: Policy, batch: PacketBatch) -> list[np.ndarray]:
     n = len(batch)
     instances = {iid: k for k, iid in enumerate(policy.instances)}
     rules = {r.id: k for k, r in enumerate(policy.rules())}
-    arrays = [np.zeros(n, dtype) for dtype in ct.APPLY_ARRAYS.values()]
+    arrays = [np.zeros(n, dtype) for dtype in APPLY_ARRAYS.values()]
     verdict, reason, rule, side_i, side_d, new_i, new_d, _, _ = arrays
     for i in range(n):
         packet = batch.packet(i)
@@ -278,7 +270,7 @@ def test_midstream_and_created_per_rule(twin_mode: str) -> None:
 
 def test_twins_build_the_same_tables() -> None:
     """The twin mirrors the compiled core slot for slot: same hash, probing and layout."""
-    compiled, twin = _twins.load_both("_conntrack")
+    compiled, twin = Twin("classifier.engine._conntrack").both()
     assert compiled.FLOW_DTYPE == twin.FLOW_DTYPE and compiled.FRAGMENT_DTYPE == twin.FRAGMENT_DTYPE
     policy = outbound_only()
     out = many_flows(200)

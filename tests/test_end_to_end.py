@@ -18,7 +18,7 @@ import pytest
 
 from classifier.cli import main
 from classifier.engine import Engine
-from classifier.loaders import load_policy
+from classifier.policy import load_policy
 from tests.conftest import EXAMPLES, PCAPS_DEV, ROOT, SAMPLE_PCAPS, require
 
 WEB_DB = str(EXAMPLES / "web-db.yaml")
@@ -40,12 +40,25 @@ def expected_rows() -> dict[tuple[str, int], tuple[str, str, str]]:
     }
 
 
-def classify(tmp_path: Path, *extra: str, pcaps: list[str] = SAMPLES, policy: str = WEB_DB) -> tuple[int, str, str, Path, Path]:
+def classify(
+    tmp_path: Path, *extra: str, pcaps: list[str] = SAMPLES, policy: str = WEB_DB
+) -> tuple[int, str, str, Path, Path]:
     packets_csv = tmp_path / "packets.csv"
     summary_json = tmp_path / "summary.json"
     out, err = io.StringIO(), io.StringIO()
     code = main(
-        ["classify", "--policy", policy, "--packets", str(packets_csv), "--json", str(summary_json), "-q", *extra, *pcaps],
+        [
+            "classify",
+            "--policy",
+            policy,
+            "--packets",
+            str(packets_csv),
+            "--json",
+            str(summary_json),
+            "-q",
+            *extra,
+            *pcaps,
+        ],
         out,
         err,
     )
@@ -58,8 +71,20 @@ def test_samples_match_the_hand_labels(twin_mode: str, tmp_path: Path) -> None:
     expected = expected_rows()
     with packets_csv.open() as stream:
         rows = list(csv.DictReader(stream))
-    assert list(rows[0]) == ["file", "index", "verdict", "reason", "instance", "direction", "group", "rule"]
-    got = {(Path(r["file"]).name, int(r["index"])): (r["verdict"], r["reason"], r["rule"]) for r in rows}
+    assert list(rows[0]) == [
+        "file",
+        "index",
+        "verdict",
+        "reason",
+        "instance",
+        "direction",
+        "group",
+        "rule",
+    ]
+    got = {
+        (Path(r["file"]).name, int(r["index"])): (r["verdict"], r["reason"], r["rule"])
+        for r in rows
+    }
     assert got == expected
     summary = json.loads(summary_json.read_text())
     assert summary["packets"] == len(expected) == sum(summary["verdicts"][v] for v in VERDICTS)
@@ -90,7 +115,9 @@ def test_python_api_columns_equal_the_csv(tmp_path: Path) -> None:
         assert [str(v) for v in named[name]] == [row[name] for row in rows], name
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in PCAPS_DEV.glob("*")) if PCAPS_DEV.exists() else [])
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in PCAPS_DEV.glob("*")) if PCAPS_DEV.exists() else []
+)
 def test_conservation_on_real_captures(name: str, tmp_path: Path) -> None:
     path = require(PCAPS_DEV / name)
     code, _, err, packets_csv, summary_json = classify(tmp_path, pcaps=[str(path)])
@@ -128,7 +155,9 @@ def test_empty_capture_and_policy_errors(tmp_path: Path) -> None:
 def test_unreadable_second_capture_keeps_the_first_files_results(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.pcap"
     garbage.write_bytes(b"not a capture" * 20)
-    code, out, err, _, summary_json = classify(tmp_path, pcaps=[str(SAMPLE_PCAPS / "web.pcap"), str(garbage)])
+    code, out, err, _, summary_json = classify(
+        tmp_path, pcaps=[str(SAMPLE_PCAPS / "web.pcap"), str(garbage)]
+    )
     assert code == 2
     assert str(garbage) in err and "Traceback" not in err
     summary = json.loads(summary_json.read_text())
@@ -151,7 +180,9 @@ def test_user_text_in_ids_stays_text(tmp_path: Path) -> None:
             instance["id"] = weird_instance
     policy = tmp_path / "weird.json"
     policy.write_text(json.dumps(document))
-    code, out, err, packets_csv, _ = classify(tmp_path, pcaps=[str(SAMPLE_PCAPS / "web.pcap")], policy=str(policy))
+    code, out, err, packets_csv, _ = classify(
+        tmp_path, pcaps=[str(SAMPLE_PCAPS / "web.pcap")], policy=str(policy)
+    )
     assert code == 0, err
     with packets_csv.open(newline="") as stream:
         rows = list(csv.reader(stream))

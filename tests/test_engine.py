@@ -10,33 +10,44 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier import reference
-from classifier.engine import Engine
+from classifier.codes import DIRECTION_NAMES, REASON_NAMES, VERDICT_NAMES
+from classifier.engine import Classification, Engine
 from classifier.packets import Packet, PacketBatch
-from classifier.pipeline import Classification
 from classifier.policy import AddressGroup, AddressRange, Instance, Policy, Rule, SecurityGroup
-from classifier.stats import DIRECTION_NAMES, REASON_NAMES, VERDICT_NAMES
 from tests import strategies
 
+Row = tuple[str, str, str | None, str | None, str | None]
 
-def engine_rows(engine: Engine, packets: list[Packet]) -> list[tuple]:
+
+def engine_rows(engine: Engine, packets: list[Packet]) -> list[Row]:
     result = engine.classify(PacketBatch.from_packets(packets))
     return [
         (
             VERDICT_NAMES[int(result.verdict[i])],
-            REASON_NAMES.get(int(result.reason[i]), ""),
+            REASON_NAMES[int(result.reason[i])],
             engine.instance_ids[result.instance[i]] if result.instance[i] >= 0 else None,
-            DIRECTION_NAMES.get(int(result.direction[i])),
+            DIRECTION_NAMES[int(result.direction[i])] or None,
             engine.rule_ids[result.rule[i]] if result.rule[i] >= 0 else None,
         )
         for i in range(len(packets))
     ]
 
 
-def reference_row(verdict: reference.Verdict) -> tuple:
-    return (verdict.verdict, verdict.reason, verdict.instance_id, verdict.direction, verdict.rule_id)
+def reference_row(verdict: reference.Verdict) -> Row:
+    return (
+        verdict.verdict,
+        verdict.reason,
+        verdict.instance_id,
+        verdict.direction,
+        verdict.rule_id,
+    )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_stateless_engine_equals_reference(twin_mode: str, data: st.DataObject) -> None:
     policy = data.draw(strategies.policies())
@@ -46,15 +57,21 @@ def test_stateless_engine_equals_reference(twin_mode: str, data: st.DataObject) 
     assert engine_rows(engine, packets) == expected
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(scenario=strategies.policy_and_sequences())
-def test_stateful_pipeline_equals_reference(twin_mode: str, scenario: tuple) -> None:
+def test_stateful_pipeline_equals_reference(
+    twin_mode: str, scenario: tuple[Policy, list[Packet]]
+) -> None:
     policy, packets = scenario
     engine = Engine(policy)
     oracle = reference.StatefulReference(policy)
     expected = [reference_row(oracle.process(packet)) for packet in packets]
     run = Classification(engine, stateful=True, batch_size=7)
-    got: list[tuple] = []
+    got: list[Row] = []
     batch = PacketBatch.from_packets(packets)
     for start in range(0, len(packets), 7):  # several batches: state must carry across them
         result = run.classify_batch(_copy(batch, start, start + 7))
@@ -62,9 +79,9 @@ def test_stateful_pipeline_equals_reference(twin_mode: str, scenario: tuple) -> 
             got.append(
                 (
                     VERDICT_NAMES[int(result.verdict[i])],
-                    REASON_NAMES.get(int(result.reason[i]), ""),
+                    REASON_NAMES[int(result.reason[i])],
                     engine.instance_ids[result.instance[i]] if result.instance[i] >= 0 else None,
-                    DIRECTION_NAMES.get(int(result.direction[i])),
+                    DIRECTION_NAMES[int(result.direction[i])] or None,
                     engine.rule_ids[result.rule[i]] if result.rule[i] >= 0 else None,
                 )
             )
@@ -91,22 +108,25 @@ def _policy(*rules: Rule, sequences: dict[str, tuple[str, ...]] | None = None) -
     sequences = sequences or {"web": ("g",), "db": ()}
     ips = {"web": WEB, "db": DB}
     return Policy(
-        groups={gid: SecurityGroup(gid, tuple(rs)) for gid, rs in groups.items()} | {"empty": SecurityGroup("empty")},
+        groups={gid: SecurityGroup(gid, tuple(rs)) for gid, rs in groups.items()}
+        | {"empty": SecurityGroup("empty")},
         address_groups={
-            "office": AddressGroup(
-                "office", 4, (AddressRange(V4("192.0.2.10"), V4("192.0.2.20")),)
-            )
+            "office": AddressGroup("office", 4, (AddressRange(V4("192.0.2.10"), V4("192.0.2.20")),))
         },
         instances={name: Instance(name, (ips[name],), seq) for name, seq in sequences.items()},
     )
 
 
 def _tcp(src: V4, dst: V4, dport: int | None) -> Packet:
-    return Packet(src=src, dst=dst, protocol=6, sport=40000 if dport is not None else None, dport=dport)
+    return Packet(
+        src=src, dst=dst, protocol=6, sport=40000 if dport is not None else None, dport=dport
+    )
 
 
 def test_address_group_range_is_exact() -> None:
-    rule = Rule("r1", "g", 1, "ingress", protocol=6, ports=((22, 22),), remote_address_group_id="office")
+    rule = Rule(
+        "r1", "g", 1, "ingress", protocol=6, ports=((22, 22),), remote_address_group_id="office"
+    )
     engine = Engine(_policy(rule))
     rows = engine_rows(
         engine,
@@ -134,10 +154,15 @@ def test_instance_without_groups_denies_both_ways() -> None:
 
 def test_many_instances_share_one_table() -> None:
     instances = {
-        f"vm{i}": Instance(f"vm{i}", (V4(f"10.1.{i // 250}.{i % 250 + 1}"),), ("g",)) for i in range(300)
+        f"vm{i}": Instance(f"vm{i}", (V4(f"10.1.{i // 250}.{i % 250 + 1}"),), ("g",))
+        for i in range(300)
     }
     policy = Policy(
-        groups={"g": SecurityGroup("g", (Rule("r1", "g", 1, "ingress", protocol=6, ports=((443, 443),)),))},
+        groups={
+            "g": SecurityGroup(
+                "g", (Rule("r1", "g", 1, "ingress", protocol=6, ports=((443, 443),)),)
+            )
+        },
         instances=instances,
     )
     engine = Engine(policy)
@@ -153,46 +178,43 @@ def test_batch_sizes(size: int) -> None:
     assert np.all(result.verdict == 0) and len(result.verdict) == size
 
 
-def test_kernel_constants_agree_with_the_contracts() -> None:
-    from classifier import _engine, _engine_py, conntrack, packets
-
-    for kernels in (_engine, _engine_py):
-        for name, value in kernels.CONSTANTS.items():
-            source = packets if name.startswith(("STATUS_", "L4_")) else conntrack
-            assert getattr(source, name) == value, name
-        assert kernels.PORT_UNKNOWN == acl_port_unknown()
-
-
-def acl_port_unknown() -> int:
-    from classifier import acl
-
-    return int(acl.PORT_UNKNOWN)
-
-
 def test_ipv6_address_that_looks_ipv4_mapped_is_not_the_ipv4_instance() -> None:
     engine = Engine(_policy(Rule("r1", "g", 1, "ingress")))
     mapped = ipaddress.IPv6Address("::ffff:10.0.1.10")
-    packet = Packet(ip_version=6, src=ipaddress.IPv6Address("2001:db8::1"), dst=mapped, protocol=17, sport=1, dport=2)
+    packet = Packet(
+        ip_version=6,
+        src=ipaddress.IPv6Address("2001:db8::1"),
+        dst=mapped,
+        protocol=17,
+        sport=1,
+        dport=2,
+    )
     assert engine_rows(engine, [packet]) == [("unmanaged", "", None, None, None)]
 
 
 @pytest.mark.parametrize("budget", [1_000_000, -1], ids=["sequence-mode", "group-mode"])
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(data=st.data())
 def test_many_small_chunks_and_both_modes_equal_the_reference(
     twin_mode: str, budget: int, data: st.DataObject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Tables spread over many shared matchers (tags, per-chunk lookups), and per-group tables
     looked up in sequence order (group mode), change no verdict."""
-    import classifier.engine as engine_module
+    import classifier.engine.build as build_module
+    from classifier._twins import Twin
 
-    monkeypatch.setattr(engine_module, "CHUNK_ROWS", 3)
-    monkeypatch.setattr(engine_module, "SEQUENCE_ROWS_BUDGET", budget)
+    monkeypatch.setattr(build_module, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(build_module, "SEQUENCE_ROWS_BUDGET", budget)
     policy = data.draw(strategies.policies())
     packets = data.draw(st.lists(strategies.packets(policy), min_size=1, max_size=20))
     engine = Engine(policy)
     assert engine.mode == ("sequence" if budget > 0 else "group")
-    assert engine._kernels.__name__.endswith("_py") == (twin_mode == "python")
+    kernels = Twin("classifier.engine._engine").module()
+    assert kernels.__name__.endswith("_py") == (twin_mode == "python")
     expected = [reference_row(reference.evaluate(policy, packet)) for packet in packets]
     assert engine_rows(engine, packets) == expected
 
@@ -202,11 +224,21 @@ def test_default_group_pattern_builds_in_linear_time() -> None:
     itself as remote (the cloud's default): group mode keeps the build linear."""
     n = 3000
     shared = SecurityGroup(
-        "default", (Rule("d1", "default", 1, "ingress", remote_group_id="default"), Rule("d2", "default", 2, "egress"))
+        "default",
+        (
+            Rule("d1", "default", 1, "ingress", remote_group_id="default"),
+            Rule("d2", "default", 2, "egress"),
+        ),
     )
-    own = {f"own{i}": SecurityGroup(f"own{i}", (Rule(f"o{i}", f"own{i}", 1, "ingress", protocol=6, ports=((22, 22),)),)) for i in range(n)}
+    own = {
+        f"own{i}": SecurityGroup(
+            f"own{i}", (Rule(f"o{i}", f"own{i}", 1, "ingress", protocol=6, ports=((22, 22),)),)
+        )
+        for i in range(n)
+    }
     instances = {
-        f"vm{i}": Instance(f"vm{i}", (V4(f"10.{i // 250}.{i % 250}.7"),), (f"own{i}", "default")) for i in range(n)
+        f"vm{i}": Instance(f"vm{i}", (V4(f"10.{i // 250}.{i % 250}.7"),), (f"own{i}", "default"))
+        for i in range(n)
     }
     policy = Policy(groups={"default": shared} | own, instances=instances)
     import time
@@ -215,7 +247,9 @@ def test_default_group_pattern_builds_in_linear_time() -> None:
     engine = Engine(policy)
     assert engine.mode == "group"
     assert time.perf_counter() - start < 60  # a guard against the quadratic build, not a benchmark
-    rows = engine_rows(engine, [_tcp(V4("10.0.1.7"), V4("10.0.2.7"), 80), _tcp(OUTSIDE, V4("10.0.2.7"), 22)])
+    rows = engine_rows(
+        engine, [_tcp(V4("10.0.1.7"), V4("10.0.2.7"), 80), _tcp(OUTSIDE, V4("10.0.2.7"), 22)]
+    )
     assert rows[0][4] == "d1" and rows[1][4] == "o2"  # 10.0.2.7 is vm2
 
 

@@ -9,8 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
-from classifier import _twins, pcap
-from classifier.packets import COLUMNS
+from classifier import pcap
+from classifier.packets import COLUMNS, PacketBatch
 from tests.conftest import PCAPS_DEV, SHARED, require
 
 README = SHARED / "pcaps" / "README.md"
@@ -23,7 +23,7 @@ TABLE = {
 } if README.exists() else {}  # fmt: skip
 
 
-def _read(name: str) -> tuple[list, list[str]]:
+def _read(name: str) -> tuple[list[PacketBatch], list[str]]:
     path = require(PCAPS_DEV / name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -40,7 +40,9 @@ def test_dev_capture_count(name: str, twin_mode: str) -> None:
     assert total == expected
     if damaged:
         assert len(messages) == 1
-        assert "damaged at byte offset" in messages[0] and f"after {expected} records" in messages[0]
+        assert (
+            "damaged at byte offset" in messages[0] and f"after {expected} records" in messages[0]
+        )
     else:
         assert messages == []
     if batches:
@@ -59,17 +61,16 @@ def test_damaged_offsets() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(TABLE) or ["(no shared captures)"])
-def test_twins_agree_on_dev_captures(name: str) -> None:
+def test_twins_agree_on_dev_captures(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     require(README)
-    compiled, twin = _twins.load_both("_pcap")
     results = []
-    for module in (compiled, twin):
+    for switch in ("0", "1"):  # the compiled core, then its twin
+        monkeypatch.setenv("CLASSIFIER_NO_EXTENSIONS", switch)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pcap.CaptureWarning)
-            cap = pcap.open_capture(PCAPS_DEV / name)
-            cap._core, cap._decoder = module, module.Decoder()  # same file, chosen core
-            cap._decoder.begin(cap._map)
-            with cap:
+            with pcap.open_capture(PCAPS_DEV / name) as cap:
+                expected = "classifier.pcap._pcap" + ("_py" if switch == "1" else "")
+                assert type(cap._decoder).__module__ == expected
                 batches = list(cap.batches(1000))
         results.append((batches, cap.records, cap.warnings, cap.formats, cap.link_types))
     (a, *rest_a), (b, *rest_b) = results

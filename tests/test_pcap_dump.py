@@ -14,9 +14,10 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
 from scapy.layers.l2 import ARP, Ether
 
 from classifier import pcap
-from classifier.dump import CSV_COLUMNS, dump_packets
+from classifier.codes import FRAGMENT_NAMES, STATUS_NAMES, STATUS_OK
 from classifier.errors import PcapError
-from classifier.packets import FRAGMENT_NAMES, STATUS_NAMES, STATUS_OK, Packet
+from classifier.packets import Packet
+from classifier.pcap.dump import CSV_COLUMNS, dump_packets
 from tests.conftest import PCAPS_DEV, require
 from tests.test_pcap_unit import pcap_file
 
@@ -28,8 +29,16 @@ def _eth(**fields: int) -> Ether:
 def test_csv_exact(tmp_path: Path) -> None:
     frames = [
         (1, 5, bytes(_eth() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=80))),
-        (2, 0, bytes(_eth() / IPv6(src="2001:db8::1", dst="2001:db8:0:0:1::2") /
-                     IPv6ExtHdrFragment(offset=2, nh=17) / b"12345678")),
+        (
+            2,
+            0,
+            bytes(
+                _eth()
+                / IPv6(src="2001:db8::1", dst="2001:db8:0:0:1::2")
+                / IPv6ExtHdrFragment(offset=2, nh=17)
+                / b"12345678"
+            ),
+        ),
         (3, 0, bytes(_eth() / IP(src="10.0.0.2", dst="10.0.0.1") / ICMP(type=3, code=1))),
         (4, 0, bytes(_eth() / ARP())),
         (5, 0, bytes(_eth(type=0x0800)) + b"\x44" + b"\0" * 19),
@@ -63,9 +72,17 @@ def _reference_row(p: Packet) -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", ["ppp_ip6_fragments.pcap", "zeek_attr.pcap",
-                                  "zeek_mixed-vlan-mpls.pcap", "ppp_ipv4-malformed.pcap",
-                                  "zeek_linux_dlt_sll2.pcap", "zeek_icmp6-nd-options.pcap"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ppp_ip6_fragments.pcap",
+        "zeek_attr.pcap",
+        "zeek_mixed-vlan-mpls.pcap",
+        "ppp_ipv4-malformed.pcap",
+        "zeek_linux_dlt_sll2.pcap",
+        "zeek_icmp6-nd-options.pcap",
+    ],
+)
 def test_csv_equals_row_by_row_rendering(name: str, twin_mode: str) -> None:
     path = require(PCAPS_DEV / name)
     out = io.StringIO()

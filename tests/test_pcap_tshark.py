@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from classifier import pcap
-from classifier.packets import (
+from classifier.codes import (
     FRAGMENT_FIRST,
     FRAGMENT_LATER,
     FRAGMENT_NONE,
@@ -44,8 +44,8 @@ from classifier.packets import (
     STATUS_MALFORMED,
     STATUS_NOT_IP,
     STATUS_OK,
-    PacketBatch,
 )
+from classifier.packets import PacketBatch
 from tests.conftest import PCAPS_DEV, SHARED, require
 
 TSHARK = shutil.which("tshark")
@@ -74,8 +74,24 @@ def dev_captures() -> list[str]:
 @functools.cache
 def tshark_rows(path: str) -> list[dict[str, str]]:
     assert TSHARK is not None
-    cmd = [TSHARK, "-n", "-r", path, "-o", "ip.defragment:FALSE", "-o", "ipv6.defragment:FALSE",
-           "-T", "fields", "-E", "occurrence=f", "-E", "separator=/t", "-E", "header=n"]
+    cmd = [
+        TSHARK,
+        "-n",
+        "-r",
+        path,
+        "-o",
+        "ip.defragment:FALSE",
+        "-o",
+        "ipv6.defragment:FALSE",
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=f",
+        "-E",
+        "separator=/t",
+        "-E",
+        "header=n",
+    ]
     for f in FIELDS:
         cmd += ["-e", f]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
@@ -128,8 +144,11 @@ MALFORMED_EXPERT = {
 
 def _malformed_ok(batch: PacketBatch, i: int, t: dict[str, str]) -> bool:
     reason = int(batch.malformed_reason[i])
-    if (reason == MALFORMED_EXT_HEADERS and batch.cap_len[i] < batch.wire_len[i]
-            and t["frame.protocols"].split(":")[-1].startswith("ipv6.")):
+    if (
+        reason == MALFORMED_EXT_HEADERS
+        and batch.cap_len[i] < batch.wire_len[i]
+        and t["frame.protocols"].split(":")[-1].startswith("ipv6.")
+    ):
         # the snap length cut the extension chain: the spec says malformed, Wireshark shows
         # "[Packet size limited during capture]" and stops at that extension header
         return True
@@ -143,6 +162,7 @@ def compare(path: Path, batch: PacketBatch) -> list[str]:
     if len(rows) != len(batch):
         problems.append(f"count: tshark {len(rows)}, ours {len(batch)}")
     for i, t in enumerate(rows[: len(batch)]):
+
         def bad(what: str, theirs: object, ours: object, i: int = i) -> None:
             problems.append(f"record {i}: {what}: tshark {theirs!r}, ours {ours!r}")
 
@@ -239,8 +259,10 @@ def test_hand_built_link_types_equal_wireshark(tmp_path: Path, twin_mode: str) -
     by_link: dict[int, list[tuple[int, bytes]]] = {}
     for link, frame in frames:
         by_link.setdefault(link, []).append((link, frame))
-    files = {f"link{link}.pcap": _pcap(group, link, be=link % 2 == 0, nsec=link > 100)
-             for link, group in by_link.items()}
+    files = {
+        f"link{link}.pcap": _pcap(group, link, be=link % 2 == 0, nsec=link > 100)
+        for link, group in by_link.items()
+    }
     files["all.pcapng"] = _pcapng(frames, be=False)
     files["two-sections.pcapng"] = _pcapng(frames[:6], be=True) + _pcapng(frames[6:], be=False)
     for name, content in files.items():

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import struct
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -32,9 +34,8 @@ from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
 from scapy.layers.ppp import PPP
 from scapy.layers.sctp import SCTP
 
-from classifier import _twins, pcap
-from classifier.errors import PcapError
-from classifier.packets import (
+from classifier import pcap
+from classifier.codes import (
     FRAGMENT_FIRST,
     FRAGMENT_LATER,
     FRAGMENT_NONE,
@@ -55,22 +56,29 @@ from classifier.packets import (
     STATUS_MALFORMED,
     STATUS_NOT_IP,
     STATUS_OK,
-    Packet,
-    PacketBatch,
 )
+from classifier.errors import PcapError
+from classifier.packets import Packet, PacketBatch
 
 # --- capture writers ---------------------------------------------------------------------
 
 
-def pcap_file(frames: list, linktype: int = 1, be: bool = False, nsec: bool = False,
-              snaplen: int = 65535) -> bytes:
+def pcap_file(
+    frames: Sequence[bytes | tuple[Any, ...]],
+    linktype: int = 1,
+    be: bool = False,
+    nsec: bool = False,
+    snaplen: int = 65535,
+) -> bytes:
     """frames: bytes, or (ts_sec, ts_frac, data[, orig_len[, caplen]]) tuples."""
     e = ">" if be else "<"
-    out = [struct.pack(e + "IHHiIII", 0xA1B23C4D if nsec else 0xA1B2C3D4, 2, 4, 0, 0,
-                       snaplen, linktype)]
-    for k, f in enumerate(frames):
-        if isinstance(f, bytes):
-            f = (1_600_000_000 + k, 123, f)
+    out = [
+        struct.pack(
+            e + "IHHiIII", 0xA1B23C4D if nsec else 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype
+        )
+    ]
+    for k, frame in enumerate(frames):
+        f = (1_600_000_000 + k, 123, frame) if isinstance(frame, bytes) else frame
         sec, frac, data = f[:3]
         orig = f[3] if len(f) > 3 else len(data)
         incl = f[4] if len(f) > 4 else len(data)
@@ -95,8 +103,13 @@ def option(code: int, value: bytes, be: bool = False) -> bytes:
     return struct.pack(e + "HH", code, len(value)) + value + b"\0" * (-len(value) % 4)
 
 
-def idb(linktype: int = 1, snaplen: int = 0, tsresol: int | None = None,
-        tsoffset: int | None = None, be: bool = False) -> bytes:
+def idb(
+    linktype: int = 1,
+    snaplen: int = 0,
+    tsresol: int | None = None,
+    tsoffset: int | None = None,
+    be: bool = False,
+) -> bytes:
     e = ">" if be else "<"
     opts = b""
     if tsresol is not None:
@@ -108,12 +121,23 @@ def idb(linktype: int = 1, snaplen: int = 0, tsresol: int | None = None,
     return block(1, struct.pack(e + "HHI", linktype, 0, snaplen) + opts, be)
 
 
-def epb(iface: int, ts: int, data: bytes, orig: int | None = None, be: bool = False,
-        caplen: int | None = None) -> bytes:
+def epb(
+    iface: int,
+    ts: int,
+    data: bytes,
+    orig: int | None = None,
+    be: bool = False,
+    caplen: int | None = None,
+) -> bytes:
     e = ">" if be else "<"
-    head = struct.pack(e + "IIIII", iface, ts >> 32, ts & 0xFFFFFFFF,
-                       len(data) if caplen is None else caplen,
-                       len(data) if orig is None else orig)
+    head = struct.pack(
+        e + "IIIII",
+        iface,
+        ts >> 32,
+        ts & 0xFFFFFFFF,
+        len(data) if caplen is None else caplen,
+        len(data) if orig is None else orig,
+    )
     return block(6, head + data, be)
 
 
@@ -151,14 +175,22 @@ TCP6 = IPv6(src="2001:db8::1", dst="2001:db8::2") / TCP(sport=1234, dport=443, f
 
 
 def assert_tcp4(p: Packet) -> None:
-    assert (p.status, p.ip_version, str(p.src), str(p.dst)) == (STATUS_OK, 4, "10.0.0.1",
-                                                                "10.0.0.2")
+    assert (p.status, p.ip_version, str(p.src), str(p.dst)) == (
+        STATUS_OK,
+        4,
+        "10.0.0.1",
+        "10.0.0.2",
+    )
     assert (p.protocol, p.sport, p.dport, p.tcp_flags) == (6, 1234, 80, 0x02)
 
 
 def assert_tcp6(p: Packet) -> None:
-    assert (p.status, p.ip_version, str(p.src), str(p.dst)) == (STATUS_OK, 6, "2001:db8::1",
-                                                                "2001:db8::2")
+    assert (p.status, p.ip_version, str(p.src), str(p.dst)) == (
+        STATUS_OK,
+        6,
+        "2001:db8::1",
+        "2001:db8::2",
+    )
     assert (p.protocol, p.sport, p.dport, p.tcp_flags) == (6, 1234, 443, 0x12)
 
 
@@ -169,13 +201,14 @@ def test_the_facade_uses_the_chosen_twin(tmp_path: Path, twin_mode: str) -> None
     path = tmp_path / "t.pcap"
     path.write_bytes(pcap_file([]))
     with pcap.open_capture(path) as cap:
-        expected = "classifier._pcap_py" if twin_mode == "python" else "classifier._pcap"
-        assert cap._core.__name__ == expected
+        expected = "classifier.pcap._pcap_py" if twin_mode == "python" else "classifier.pcap._pcap"
+        assert type(cap._decoder).__module__ == expected
 
 
 def test_layout_tables_agree() -> None:
-    compiled, twin = _twins.load_both("_pcap")
-    assert compiled.LAYOUT == twin.LAYOUT
+    from classifier.pcap import _pcap, layout
+
+    assert _pcap.LAYOUT == layout.LAYOUT
 
 
 def test_ethernet_sll_sll2(tmp_path: Path, twin_mode: str) -> None:
@@ -209,8 +242,9 @@ def test_ipv4_and_ipv6_link_types_check_the_version(tmp_path: Path, twin_mode: s
 
 @pytest.mark.parametrize("af,version", [(2, 4), (10, 6), (24, 6), (28, 6), (30, 6), (7, 0)])
 @pytest.mark.parametrize("order", ["<", ">"])
-def test_null_any_byte_order(tmp_path: Path, twin_mode: str, af: int, version: int,
-                             order: str) -> None:
+def test_null_any_byte_order(
+    tmp_path: Path, twin_mode: str, af: int, version: int, order: str
+) -> None:
     frame = struct.pack(order + "I", af) + bytes(TCP4 if version == 4 else TCP6)
     p = one(tmp_path, frame, 0)
     if version == 0:
@@ -232,8 +266,13 @@ def test_loop_is_big_endian(tmp_path: Path, twin_mode: str, af: int, version: in
 
 
 def test_link_header_truncated(tmp_path: Path, twin_mode: str) -> None:
-    for link, frame in ((1, b"\0" * 13), (113, b"\0" * 15), (276, b"\0" * 19), (0, b"\2\0"),
-                        (108, b"\0\0\0")):
+    for link, frame in (
+        (1, b"\0" * 13),
+        (113, b"\0" * 15),
+        (276, b"\0" * 19),
+        (0, b"\2\0"),
+        (108, b"\0\0\0"),
+    ):
         p = one(tmp_path, frame, link)
         assert (p.status, p.malformed_reason) == (STATUS_MALFORMED, MALFORMED_LINK_TRUNCATED)
 
@@ -271,11 +310,17 @@ def test_mpls_stack(tmp_path: Path, twin_mode: str) -> None:
 
 
 def test_ipv4_options_and_malformed_headers(tmp_path: Path, twin_mode: str) -> None:
-    opts = IP(src="10.0.0.1", dst="10.0.0.2",
-              options=[IPOption_LSRR(routers=["1.2.3.4"])]) / UDP(sport=5, dport=53)
+    opts = IP(src="10.0.0.1", dst="10.0.0.2", options=[IPOption_LSRR(routers=["1.2.3.4"])]) / UDP(
+        sport=5, dport=53
+    )
     p = one(tmp_path, bytes(eth() / opts))
-    assert (p.status, p.protocol, p.sport, p.dport, str(p.dst)) == (STATUS_OK, 17, 5, 53,
-                                                                    "10.0.0.2")
+    assert (p.status, p.protocol, p.sport, p.dport, str(p.dst)) == (
+        STATUS_OK,
+        17,
+        5,
+        53,
+        "10.0.0.2",
+    )
     raw = bytearray(bytes(eth() / TCP4))
     raw[14] = 0x44  # IHL 4
     assert one(tmp_path, bytes(raw)).malformed_reason == MALFORMED_BAD_IHL
@@ -298,10 +343,14 @@ def test_ipv4_fragments(tmp_path: Path, twin_mode: str) -> None:
     later = IP(src="10.0.0.1", dst="10.0.0.2", id=77, frag=185, proto=17) / (b"x" * 16)
     batch = read(tmp_path, pcap_file([bytes(eth() / first), bytes(eth() / later)]))
     a, b = batch.packet(0), batch.packet(1)
-    assert (a.fragment, a.ip_id, a.frag_offset, a.sport, a.dport) == (FRAGMENT_FIRST, 77, 0, 9,
-                                                                      53)
+    assert (a.fragment, a.ip_id, a.frag_offset, a.sport, a.dport) == (FRAGMENT_FIRST, 77, 0, 9, 53)
     assert (b.fragment, b.ip_id, b.frag_offset, b.status, b.protocol) == (
-        FRAGMENT_LATER, 77, 185, STATUS_OK, 17)
+        FRAGMENT_LATER,
+        77,
+        185,
+        STATUS_OK,
+        17,
+    )
     assert b.sport is None and b.dport is None
 
 
@@ -310,8 +359,14 @@ def test_ipv4_fragments(tmp_path: Path, twin_mode: str) -> None:
 
 def test_ipv6_extension_chains(tmp_path: Path, twin_mode: str) -> None:
     base = IPv6(src="2001:db8::1", dst="2001:db8::2")
-    chain = base / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / IPv6ExtHdrRouting() / \
-        IPv6ExtHdrFragment(m=0, offset=0, id=5) / TCP(sport=1234, dport=443, flags="SA")
+    chain = (
+        base
+        / IPv6ExtHdrHopByHop()
+        / IPv6ExtHdrDestOpt()
+        / IPv6ExtHdrRouting()
+        / IPv6ExtHdrFragment(m=0, offset=0, id=5)
+        / TCP(sport=1234, dport=443, flags="SA")
+    )
     p = one(tmp_path, bytes(eth() / chain))
     assert_tcp6(p)
     assert p.fragment == FRAGMENT_NONE  # atomic fragment: a whole packet
@@ -341,12 +396,21 @@ def test_ipv6_fragments(tmp_path: Path, twin_mode: str) -> None:
     a, b = batch.packet(0), batch.packet(1)
     assert (a.fragment, a.ip_id, a.sport, a.dport) == (FRAGMENT_FIRST, 0xABCDEF01, 1, 2)
     assert (b.fragment, b.ip_id, b.frag_offset, b.protocol, b.sport) == (
-        FRAGMENT_LATER, 0xABCDEF01, 3, 17, None)
+        FRAGMENT_LATER,
+        0xABCDEF01,
+        3,
+        17,
+        None,
+    )
 
 
 def test_ipv6_jumbogram_uses_captured_bytes(tmp_path: Path, twin_mode: str) -> None:
-    frame = bytes(eth() / IPv6(src="::1", dst="::2", nh=0, plen=0) /
-                  IPv6ExtHdrHopByHop(nh=6) / TCP(sport=3, dport=4))
+    frame = bytes(
+        eth()
+        / IPv6(src="::1", dst="::2", nh=0, plen=0)
+        / IPv6ExtHdrHopByHop(nh=6)
+        / TCP(sport=3, dport=4)
+    )
     p = one(tmp_path, frame)
     assert (p.status, p.protocol, p.sport, p.dport) == (STATUS_OK, 6, 3, 4)
 
@@ -365,27 +429,38 @@ def test_icmp_echo_and_errors(tmp_path: Path, twin_mode: str) -> None:
     echo = one(tmp_path, bytes(eth() / IP(src="1.1.1.1", dst="2.2.2.2") / ICMP(id=0x1234)))
     assert (echo.icmp_type, echo.icmp_code, echo.icmp_id, echo.quoted) == (8, 0, 0x1234, None)
     quoted_udp = IP(src="10.0.0.2", dst="10.0.0.9") / UDP(sport=4000, dport=53)
-    err = one(tmp_path, bytes(eth() / IP(src="10.0.0.1", dst="10.0.0.2") /
-                              ICMP(type=3, code=3) / quoted_udp))
+    err = one(
+        tmp_path,
+        bytes(eth() / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=3, code=3) / quoted_udp),
+    )
     assert (err.icmp_type, err.icmp_code, err.icmp_id, err.sport) == (3, 3, None, None)
     assert err.quoted is not None
     q = err.quoted
-    assert (q.protocol, str(q.src), str(q.dst), q.sport, q.dport) == (17, "10.0.0.2",
-                                                                      "10.0.0.9", 4000, 53)
+    assert (q.protocol, str(q.src), str(q.dst), q.sport, q.dport) == (
+        17,
+        "10.0.0.2",
+        "10.0.0.9",
+        4000,
+        53,
+    )
     quoted_echo = IP(src="10.0.0.2", dst="10.0.0.9") / ICMP(type=8, id=99)
-    err = one(tmp_path, bytes(eth() / IP(src="10.0.0.1", dst="10.0.0.2") /
-                              ICMP(type=11, code=0) / quoted_echo))
+    err = one(
+        tmp_path,
+        bytes(eth() / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=11, code=0) / quoted_echo),
+    )
     assert err.quoted is not None
     assert (err.quoted.icmp_type, err.quoted.icmp_id, err.quoted.sport) == (8, 99, None)
     # quoted header cut inside its ports: inner addresses known, inner ports not
-    frame = bytes(eth() / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=3, code=1) /
-                  bytes(quoted_udp)[:22])
+    frame = bytes(
+        eth() / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=3, code=1) / bytes(quoted_udp)[:22]
+    )
     batch = read(tmp_path, pcap_file([frame]))
     assert batch.l4[0] == L4_ICMP | L4_INNER
     # redirect (5), source quench (4), parameter problem (12) also quote
     for t in (4, 5, 12):
-        e = one(tmp_path, bytes(eth() / IP(src="10.0.0.1", dst="10.0.0.2") /
-                                ICMP(type=t) / quoted_udp))
+        e = one(
+            tmp_path, bytes(eth() / IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=t) / quoted_udp)
+        )
         assert e.quoted is not None and e.quoted.dport == 53
 
 
@@ -393,8 +468,11 @@ def test_icmpv6_echo_and_errors(tmp_path: Path, twin_mode: str) -> None:
     base = IPv6(src="2001:db8::1", dst="2001:db8::2")
     echo = one(tmp_path, bytes(eth() / base / ICMPv6EchoRequest(id=7)))
     assert (echo.protocol, echo.icmp_type, echo.icmp_id) == (58, 128, 7)
-    inner = IPv6(src="2001:db8::2", dst="2001:db8::9") / IPv6ExtHdrHopByHop() / \
-        TCP(sport=5555, dport=22)
+    inner = (
+        IPv6(src="2001:db8::2", dst="2001:db8::9")
+        / IPv6ExtHdrHopByHop()
+        / TCP(sport=5555, dport=22)
+    )
     for err_layer, t in ((ICMPv6DestUnreach(code=1), 1), (ICMPv6TimeExceeded(), 3)):
         e = one(tmp_path, bytes(eth() / base / err_layer / inner))
         assert e.icmp_type == t and e.quoted is not None
@@ -406,9 +484,9 @@ def test_icmpv6_echo_and_errors(tmp_path: Path, twin_mode: str) -> None:
 
 def test_icmp_id_needs_six_bytes(tmp_path: Path, twin_mode: str) -> None:
     frame = bytes(eth() / IP(src="1.1.1.1", dst="2.2.2.2") / ICMP(id=5))
-    batch = read(tmp_path, pcap_file([(1, 0, frame[:14 + 20 + 5], len(frame))]))
+    batch = read(tmp_path, pcap_file([(1, 0, frame[: 14 + 20 + 5], len(frame))]))
     assert batch.l4[0] == L4_ICMP
-    batch = read(tmp_path, pcap_file([(1, 0, frame[:14 + 20 + 6], len(frame))]))
+    batch = read(tmp_path, pcap_file([(1, 0, frame[: 14 + 20 + 6], len(frame))]))
     assert batch.l4[0] == L4_ICMP | L4_ICMP_ID
 
 
@@ -439,13 +517,28 @@ def _expected_cut(k: int, l3: int, v6: bool, l4_off: int, proto: int) -> tuple[i
 
 
 CUT_FRAMES = {
-    "tcp4-options": (bytes(eth() / IP(src="1.1.1.1", dst="2.2.2.2",
-                                        options=[IPOption_LSRR(routers=["3.3.3.3"])]) /
-                           TCP(sport=1, dport=2)), 14, False, 6),
-    "udp6-hbh": (bytes(eth() / IPv6(src="::1", dst="::2") / IPv6ExtHdrHopByHop() /
-                       UDP(sport=1, dport=2)), 14, True, 17),
-    "icmp6-echo-vlan": (bytes(eth() / Dot1Q() / IPv6(src="::1", dst="::2") /
-                              ICMPv6EchoRequest(id=3)), 18, True, 58),
+    "tcp4-options": (
+        bytes(
+            eth()
+            / IP(src="1.1.1.1", dst="2.2.2.2", options=[IPOption_LSRR(routers=["3.3.3.3"])])
+            / TCP(sport=1, dport=2)
+        ),
+        14,
+        False,
+        6,
+    ),
+    "udp6-hbh": (
+        bytes(eth() / IPv6(src="::1", dst="::2") / IPv6ExtHdrHopByHop() / UDP(sport=1, dport=2)),
+        14,
+        True,
+        17,
+    ),
+    "icmp6-echo-vlan": (
+        bytes(eth() / Dot1Q() / IPv6(src="::1", dst="::2") / ICMPv6EchoRequest(id=3)),
+        18,
+        True,
+        58,
+    ),
 }
 
 
@@ -461,8 +554,12 @@ def test_truncation_at_every_byte(tmp_path: Path, twin_mode: str, name: str) -> 
         assert (int(batch.status[k]), int(batch.l4[k])) == (status, bits), k
         assert int(batch.cap_len[k]) == k and int(batch.wire_len[k]) == len(frame)
         if status == STATUS_MALFORMED:
-            reasons = (MALFORMED_LINK_TRUNCATED, MALFORMED_IP_TRUNCATED,
-                       MALFORMED_IHL_BEYOND_CAPTURE, MALFORMED_EXT_HEADERS)
+            reasons = (
+                MALFORMED_LINK_TRUNCATED,
+                MALFORMED_IP_TRUNCATED,
+                MALFORMED_IHL_BEYOND_CAPTURE,
+                MALFORMED_EXT_HEADERS,
+            )
             assert int(batch.malformed_reason[k]) in reasons
             assert int(batch.ip_version[k]) == 0
 
@@ -472,10 +569,11 @@ def test_truncation_at_every_byte(tmp_path: Path, twin_mode: str, name: str) -> 
 
 @pytest.mark.parametrize("be", [False, True])
 @pytest.mark.parametrize("nsec", [False, True])
-def test_pcap_byte_orders_and_units(tmp_path: Path, twin_mode: str, be: bool,
-                                    nsec: bool) -> None:
-    frames = [(1_700_000_000, 999_999_999 if nsec else 999_999, bytes(eth() / TCP4)),
-              (1_700_000_001, 1, bytes(eth() / TCP6))]
+def test_pcap_byte_orders_and_units(tmp_path: Path, twin_mode: str, be: bool, nsec: bool) -> None:
+    frames = [
+        (1_700_000_000, 999_999_999 if nsec else 999_999, bytes(eth() / TCP4)),
+        (1_700_000_001, 1, bytes(eth() / TCP6)),
+    ]
     path = tmp_path / "x.cap"
     path.write_bytes(pcap_file(frames, be=be, nsec=nsec))
     with pcap.open_capture(path) as cap:
@@ -483,8 +581,10 @@ def test_pcap_byte_orders_and_units(tmp_path: Path, twin_mode: str, be: bool,
         assert cap.formats == [f"pcap {'BE' if be else 'LE'} {'nsec' if nsec else 'usec'}"]
         assert cap.link_types == ["EN10MB"]
     unit = 1 if nsec else 1000
-    assert batch.ts_ns.tolist() == [1_700_000_000 * 10**9 + frames[0][1] * unit,
-                                    1_700_000_001 * 10**9 + unit]
+    assert batch.ts_ns.tolist() == [
+        1_700_000_000 * 10**9 + frames[0][1] * unit,
+        1_700_000_001 * 10**9 + unit,
+    ]
     assert_tcp4(batch.packet(0))
     assert_tcp6(batch.packet(1))
 
@@ -495,13 +595,23 @@ def test_pcap_byte_orders_and_units(tmp_path: Path, twin_mode: str, be: bool,
 def test_pcapng_sections_interfaces_resolutions(tmp_path: Path, twin_mode: str) -> None:
     f4, f6 = bytes(eth() / TCP4), bytes(TCP6)
     content = (
-        shb() + idb(1) + idb(101, tsresol=9) + block(0x0BAD, b"custom" * 3) + block(5, b"isb!")
-        + epb(0, 1_500_000_000_123_456, f4) + epb(1, 1_500_000_000_123_456_789, f6)
-        + shb(be=True) + idb(101, tsresol=0x80 | 10, be=True) + idb(1, tsresol=3, tsoffset=100,
-                                                                     be=True)
-        + epb(0, 3 * 1024 + 512, f6, be=True) + epb(1, 2500, f4, be=True)
-        + block(0x40000BAD, b"do not copy", be=True) + obsolete_pb(1, 7, f4, be=True)
-        + shb() + idb(0, snaplen=30) + spb((struct.pack("<I", 2) + bytes(TCP4))[:30], orig=44)
+        shb()
+        + idb(1)
+        + idb(101, tsresol=9)
+        + block(0x0BAD, b"custom" * 3)
+        + block(5, b"isb!")
+        + epb(0, 1_500_000_000_123_456, f4)
+        + epb(1, 1_500_000_000_123_456_789, f6)
+        + shb(be=True)
+        + idb(101, tsresol=0x80 | 10, be=True)
+        + idb(1, tsresol=3, tsoffset=100, be=True)
+        + epb(0, 3 * 1024 + 512, f6, be=True)
+        + epb(1, 2500, f4, be=True)
+        + block(0x40000BAD, b"do not copy", be=True)
+        + obsolete_pb(1, 7, f4, be=True)
+        + shb()
+        + idb(0, snaplen=30)
+        + spb((struct.pack("<I", 2) + bytes(TCP4))[:30], orig=44)
     )
     path = tmp_path / "multi.pcapng"
     path.write_bytes(content)
@@ -529,8 +639,13 @@ def test_pcapng_sections_interfaces_resolutions(tmp_path: Path, twin_mode: str) 
     # SPB: captured length is the original length cut to the interface's snaplen
     assert (int(batch.cap_len[5]), int(batch.wire_len[5])) == (30, 44)
     p = batch.packet(5)
-    assert (p.status, str(p.src), p.sport, p.dport, p.tcp_flags) == (STATUS_OK, "10.0.0.1",
-                                                                     1234, 80, None)
+    assert (p.status, str(p.src), p.sport, p.dport, p.tcp_flags) == (
+        STATUS_OK,
+        "10.0.0.1",
+        1234,
+        80,
+        None,
+    )
 
 
 def test_pcapng_interface_ids_restart_per_section(tmp_path: Path, twin_mode: str) -> None:
@@ -561,34 +676,60 @@ def _damage_cases() -> dict[str, tuple[bytes, int, str]]:
     rec = 24 + 2 * (16 + len(GOOD))
     ng_head = shb() + idb(1) + epb(0, 1, GOOD) + epb(0, 2, GOOD)
     ng = len(ng_head)
-    bad_trailer = block(6, struct.pack("<IIIII", 0, 0, 3, len(GOOD), len(GOOD)) + GOOD,
-                        trailer=999 * 4)
+    bad_trailer = block(
+        6, struct.pack("<IIIII", 0, 0, 3, len(GOOD), len(GOOD)) + GOOD, trailer=999 * 4
+    )
     return {
-        "caplen-above-262144": (head + struct.pack("<IIII", 1, 0, 262145, 262145) + GOOD,
-                                rec, "262144"),
-        "caplen-above-orig": (head + struct.pack("<IIII", 1, 0, len(GOOD), 10) + GOOD, rec,
-                              "above the original length"),
+        "caplen-above-262144": (
+            head + struct.pack("<IIII", 1, 0, 262145, 262145) + GOOD,
+            rec,
+            "262144",
+        ),
+        "caplen-above-orig": (
+            head + struct.pack("<IIII", 1, 0, len(GOOD), 10) + GOOD,
+            rec,
+            "above the original length",
+        ),
         "cut-in-record-header": (head + b"\1\0\0\0\0\0", rec, "inside a record header"),
-        "cut-in-record-data": (head + struct.pack("<IIII", 1, 0, 60, 60) + GOOD[:30], rec,
-                               "inside a record"),
+        "cut-in-record-data": (
+            head + struct.pack("<IIII", 1, 0, 60, 60) + GOOD[:30],
+            rec,
+            "inside a record",
+        ),
         "block-lengths-disagree": (ng_head + bad_trailer, ng, "trailing length"),
-        "block-length-not-multiple-of-4": (ng_head + struct.pack("<II", 6, 30) + b"\0" * 22,
-                                           ng, "impossible"),
+        "block-length-not-multiple-of-4": (
+            ng_head + struct.pack("<II", 6, 30) + b"\0" * 22,
+            ng,
+            "impossible",
+        ),
         "cut-in-block": (ng_head + epb(0, 3, GOOD)[:40], ng, "inside a record"),
-        "epb-caplen-beyond-block": (ng_head + epb(0, 3, GOOD, caplen=len(GOOD) + 8,
-                                                  orig=len(GOOD) + 8), ng, "past the end"),
-        "epb-caplen-above-262144": (ng_head + epb(0, 3, GOOD, caplen=300000, orig=300000),
-                                    ng, "262144"),
-        "spb-longer-than-its-packet": (ng_head + spb(GOOD + b"\0" * 8, orig=len(GOOD)), ng,
-                                       "simple packet block"),
-        "bad-byte-order-magic": (ng_head + block(0x0A0D0D0A, b"\x11\x22\x33\x44" + b"\0" * 12),
-                                 ng, "byte-order magic"),
+        "epb-caplen-beyond-block": (
+            ng_head + epb(0, 3, GOOD, caplen=len(GOOD) + 8, orig=len(GOOD) + 8),
+            ng,
+            "past the end",
+        ),
+        "epb-caplen-above-262144": (
+            ng_head + epb(0, 3, GOOD, caplen=300000, orig=300000),
+            ng,
+            "262144",
+        ),
+        "spb-longer-than-its-packet": (
+            ng_head + spb(GOOD + b"\0" * 8, orig=len(GOOD)),
+            ng,
+            "simple packet block",
+        ),
+        "bad-byte-order-magic": (
+            ng_head + block(0x0A0D0D0A, b"\x11\x22\x33\x44" + b"\0" * 12),
+            ng,
+            "byte-order magic",
+        ),
     }
 
 
 @pytest.mark.parametrize("name", sorted(_damage_cases()))
-def test_damage_ends_the_read_and_keeps_what_came_before(tmp_path: Path, twin_mode: str,
-                                                         name: str) -> None:
+def test_damage_ends_the_read_and_keeps_what_came_before(
+    tmp_path: Path, twin_mode: str, name: str
+) -> None:
     content, offset, words = _damage_cases()[name]
     path = tmp_path / ("d.pcapng" if content[:4] == b"\n\r\r\n" else "d.pcap")
     path.write_bytes(content)
@@ -660,8 +801,10 @@ def test_other_link_types_go_through_scapy(tmp_path: Path, twin_mode: str) -> No
     with pcap.open_capture(path) as cap:
         batch = PacketBatch.concatenate(list(cap.batches()))
         assert cap.slow_path == 1
-    assert (batch.status[0], batch.malformed_reason[0]) == (STATUS_MALFORMED,
-                                                           MALFORMED_UNSUPPORTED_LINK)
+    assert (batch.status[0], batch.malformed_reason[0]) == (
+        STATUS_MALFORMED,
+        MALFORMED_UNSUPPORTED_LINK,
+    )
 
 
 def test_batches_split_anywhere(tmp_path: Path, twin_mode: str) -> None:
@@ -673,7 +816,6 @@ def test_batches_split_anywhere(tmp_path: Path, twin_mode: str) -> None:
         parts = list(pcap.read_batches(path, batch_size=size))
         assert [len(b) for b in parts][:-1] == [size] * (len(parts) - 1)
         joined = PacketBatch.concatenate(parts)
-        assert np.array_equal(joined.src, whole.src) and np.array_equal(joined.index,
-                                                                         whole.index)
+        assert np.array_equal(joined.src, whole.src) and np.array_equal(joined.index, whole.index)
     with pytest.raises(ValueError):
         list(pcap.read_batches(path, batch_size=0))

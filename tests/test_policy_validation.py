@@ -16,14 +16,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier.errors import PolicyError, Problem
-from classifier.loaders import load_policy, load_policy_data
-from classifier.policy import AddressRange, Policy, Rule
+from classifier.policy import AddressRange, Policy, Rule, load_policy, load_policy_data
 
 BROKEN = Path(__file__).resolve().parent / "policies" / "broken"
 
 
-def make_policy(rules: list[Any] | None = None, *, address_groups: list[Any] | None = None,
-                instances: list[Any] | None = None, groups: list[Any] | None = None) -> Policy:
+def make_policy(
+    rules: list[Any] | None = None,
+    *,
+    address_groups: list[Any] | None = None,
+    instances: list[Any] | None = None,
+    groups: list[Any] | None = None,
+) -> Policy:
     """A small valid policy around the objects under test: groups sg-a (holding `rules`) and
     sg-b, IPv4 group ag4 and IPv6 group ag6, one instance."""
     data = {
@@ -37,7 +41,9 @@ def make_policy(rules: list[Any] | None = None, *, address_groups: list[Any] | N
             {"id": "sg-b"},
             *(groups or []),
         ],
-        "instances": instances if instances is not None else [
+        "instances": instances
+        if instances is not None
+        else [
             {"id": "vm-1", "ips": ["10.0.0.1"], "security_groups": ["sg-a", "sg-b"]},
         ],
     }
@@ -112,17 +118,23 @@ VALID_RULES: list[tuple[dict[str, Any], str, Any]] = [
     ({"protocol": "tcp", "multiport": "80"}, "ports", ((80, 80),)),
     ({"protocol": "tcp", "multiport": 80}, "ports", ((80, 80),)),
     ({"protocol": "udp", "multiport": "22-30"}, "ports", ((22, 30),)),
-    ({"protocol": "tcp", "multiport": "22,3389,80-90"}, "ports", ((22, 22), (80, 90), (3389, 3389))),
-    ({"protocol": "tcp", "multiport": " 22 , 3389 , 80 - 90 "},
-     "ports", ((22, 22), (80, 90), (3389, 3389))),
+    (
+        {"protocol": "tcp", "multiport": "22,3389,80-90"},
+        "ports",
+        ((22, 22), (80, 90), (3389, 3389)),
+    ),
+    (
+        {"protocol": "tcp", "multiport": " 22 , 3389 , 80 - 90 "},
+        "ports",
+        ((22, 22), (80, 90), (3389, 3389)),
+    ),
     ({"protocol": "tcp", "multiport": "1-100,50-200"}, "ports", ((1, 200),)),
     ({"protocol": "tcp", "multiport": "80,81"}, "ports", ((80, 81),)),
     ({"protocol": "tcp", "multiport": "1,65535"}, "ports", ((1, 1), (65535, 65535))),
     ({"protocol": "tcp", "multiport": "1-65535"}, "ports", None),
     ({"protocol": "tcp", "multiport": "1-1000,1001-65535"}, "ports", None),
     ({"protocol": "tcp", "multiport": ""}, "ports", None),
-    ({"protocol": "tcp", "multiport": ",".join(str(p) for p in range(1, 21))},
-     "ports", ((1, 20),)),
+    ({"protocol": "tcp", "multiport": ",".join(str(p) for p in range(1, 21))}, "ports", ((1, 20),)),
     ({"protocol": "tcp", "port_range_min": 22, "port_range_max": 30}, "ports", ((22, 30),)),
     ({"protocol": "tcp", "port_range_min": "22"}, "ports", ((22, 22),)),
     ({"protocol": "udp", "port_range_max": 443}, "ports", ((443, 443),)),
@@ -150,14 +162,21 @@ VALID_RULES: list[tuple[dict[str, Any], str, Any]] = [
     ({"remote_ip_prefix": "0.0.0.0/0"}, "remote_prefixes", ("0.0.0.0/0",)),
     ({"remote_ip_prefix": "2001:db8::1", **V6}, "remote_prefixes", ("2001:db8::1/128",)),
     ({"remote_ip_prefix": "::/0", **V6}, "remote_prefixes", ("::/0",)),
-    ({"remote_ip_prefix": "10.0.0.0/8, 192.168.1.0/24"},
-     "remote_prefixes", ("10.0.0.0/8", "192.168.1.0/24")),
+    (
+        {"remote_ip_prefix": "10.0.0.0/8, 192.168.1.0/24"},
+        "remote_prefixes",
+        ("10.0.0.0/8", "192.168.1.0/24"),
+    ),
     ({"remote_group_id": "sg-a"}, "remote_group_id", "sg-a"),
     ({"remote_group_id": "sg-b", "remote_ip_prefix": None}, "remote_group_id", "sg-b"),
     ({"remote_address_group_id": "ag4"}, "remote_address_group_id", "ag4"),
     ({"remote_address_group_id": "ag6", **V6}, "remote_address_group_id", "ag6"),
     ({"description": "x" * 255}, "description", "x" * 255),
-    ({"description": "Zugriff für Büro & Labor (α)"}, "description", "Zugriff für Büro & Labor (α)"),
+    (
+        {"description": "Zugriff für Büro & Labor (α)"},
+        "description",
+        "Zugriff für Büro & Labor (α)",
+    ),
     ({}, "enabled", True),
     ({"enabled": False}, "enabled", False),
     ({"enabled": True}, "enabled", True),
@@ -210,8 +229,11 @@ INVALID_RULES: list[tuple[dict[str, Any], str, str]] = [
     ({"protocol": "tcp", "multiport": "80;443"}, "multiport", "comma list"),
     ({"protocol": "tcp", "multiport": "http"}, "multiport", "comma list"),
     ({"protocol": "tcp", "multiport": "22:30"}, "multiport", "comma list"),
-    ({"protocol": "tcp", "multiport": ",".join(str(p) for p in range(1, 22))},
-     "multiport", "at most 20"),
+    (
+        {"protocol": "tcp", "multiport": ",".join(str(p) for p in range(1, 22))},
+        "multiport",
+        "at most 20",
+    ),
     ({"protocol": "tcp", "multiport": [80, 443]}, "multiport", "got a list"),
     ({"protocol": "tcp", "multiport": True}, "multiport", "got true"),
     ({"multiport": "80"}, "multiport", "tcp or udp"),
@@ -246,13 +268,18 @@ INVALID_RULES: list[tuple[dict[str, Any], str, str]] = [
     ({"remote_ip_prefix": "10.0.0.0/8,,"}, "remote_ip_prefix", "empty entry"),
     ({"remote_ip_prefix": 10}, "remote_ip_prefix", "IP or CIDR"),
     ({"remote_ip_prefix": ["10.0.0.0/8"]}, "remote_ip_prefix", "comma list"),
-    ({"remote_ip_prefix": "10.0.0.0/8", "remote_group_id": "sg-a"}, "remote_group_id",
-     "at most one remote_*"),
-    ({"remote_group_id": "sg-b", "remote_address_group_id": "ag4"}, "remote_address_group_id",
-     "at most one remote_*"),
+    (
+        {"remote_ip_prefix": "10.0.0.0/8", "remote_group_id": "sg-a"},
+        "remote_group_id",
+        "at most one remote_*",
+    ),
+    (
+        {"remote_group_id": "sg-b", "remote_address_group_id": "ag4"},
+        "remote_address_group_id",
+        "at most one remote_*",
+    ),
     ({"remote_group_id": "sg-nowhere"}, "remote_group_id", "unknown security group"),
-    ({"remote_address_group_id": "ag-nowhere"}, "remote_address_group_id",
-     "unknown address group"),
+    ({"remote_address_group_id": "ag-nowhere"}, "remote_address_group_id", "unknown address group"),
     ({"remote_address_group_id": "ag6"}, "remote_address_group_id", "must match"),
     ({"remote_address_group_id": "ag4", **V6}, "remote_address_group_id", "must match"),
     ({"description": "x" * 256}, "description", "at most 255"),
@@ -287,39 +314,50 @@ def test_rule_ids_are_unique_across_the_policy_explicit_or_defaulted() -> None:
         groups=[{"id": "sg-c", "rules": [{"id": "sg-a/1", "direction": "ingress"}]}],
     )
     assert [(p.obj, p.field) for p in problems] == [
-        ("group sg-a rule sg-a/1", "id"), ("group sg-c rule sg-a/1", "id")]
+        ("group sg-a rule sg-a/1", "id"),
+        ("group sg-c rule sg-a/1", "id"),
+    ]
     assert "rule #1 of group sg-a (its default id)" in problems[0].message
 
 
 def test_the_same_rule_id_in_two_groups_is_an_error() -> None:
-    problems = problems_of(rules=[{"id": "r", "direction": "ingress"}],
-                           groups=[{"id": "sg-c", "rules": [{"id": "r", "direction": "egress"}]}])
+    problems = problems_of(
+        rules=[{"id": "r", "direction": "ingress"}],
+        groups=[{"id": "sg-c", "rules": [{"id": "r", "direction": "egress"}]}],
+    )
     assert [(p.obj, p.field) for p in problems] == [("group sg-c rule r", "id")]
 
 
 # --- security groups --------------------------------------------------------------------
 
+
 def test_group_spellings_of_the_rule_list() -> None:
-    nested = make_policy(groups=[{"id": "sg-c", "security_group_rules": [
-        {"direction": "egress"}]}])
+    nested = make_policy(groups=[{"id": "sg-c", "security_group_rules": [{"direction": "egress"}]}])
     assert [r.id for r in nested.groups["sg-c"].rules] == ["sg-c/1"]
     assert nested.groups["sg-b"].rules == ()
 
 
-@pytest.mark.parametrize(("group", "obj", "field", "fragment"), [
-    ({"id": "sg-c", "rules": [], "security_group_rules": []}, "group sg-c",
-     "security_group_rules", "use one"),
-    ({"id": "sg-c", "rules": {"direction": "ingress"}}, "group sg-c", "rules", "list of rules"),
-    ({"id": "sg-c", "rules": "none"}, "group sg-c", "rules", "list of rules"),
-    ({"name": "no id"}, "group #3", "id", "required"),
-    ({"id": ""}, "group #3", "id", "required"),
-    ({"id": True}, "group #3", "id", "string id"),
-    ({"id": "sg-c", "name": 5}, "group sg-c", "name", "expected a string"),
-    ({"id": "sg-c", "description": ["x"]}, "group sg-c", "description", "expected a string"),
-    ({"id": "sg-a"}, "group sg-a", "id", "used twice"),
-    ("sg-c", "group #3", "", "expected a mapping"),
-    ({"id": "sg-c", "rules": ["ingress"]}, "group sg-c rule sg-c/1", "", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    ("group", "obj", "field", "fragment"),
+    [
+        (
+            {"id": "sg-c", "rules": [], "security_group_rules": []},
+            "group sg-c",
+            "security_group_rules",
+            "use one",
+        ),
+        ({"id": "sg-c", "rules": {"direction": "ingress"}}, "group sg-c", "rules", "list of rules"),
+        ({"id": "sg-c", "rules": "none"}, "group sg-c", "rules", "list of rules"),
+        ({"name": "no id"}, "group #3", "id", "required"),
+        ({"id": ""}, "group #3", "id", "required"),
+        ({"id": True}, "group #3", "id", "string id"),
+        ({"id": "sg-c", "name": 5}, "group sg-c", "name", "expected a string"),
+        ({"id": "sg-c", "description": ["x"]}, "group sg-c", "description", "expected a string"),
+        ({"id": "sg-a"}, "group sg-a", "id", "used twice"),
+        ("sg-c", "group #3", "", "expected a mapping"),
+        ({"id": "sg-c", "rules": ["ingress"]}, "group sg-c rule sg-c/1", "", "expected a mapping"),
+    ],
+)
 def test_invalid_groups(group: Any, obj: str, field: str, fragment: str) -> None:
     problems = problems_of(groups=[group])
     assert [(p.obj, p.field) for p in problems] == [(obj, field)], problems
@@ -328,44 +366,60 @@ def test_invalid_groups(group: Any, obj: str, field: str, fragment: str) -> None
 
 # --- address groups ---------------------------------------------------------------------
 
-@pytest.mark.parametrize(("group", "expected"), [
-    ({"ip_version": 4, "ip_set": ["10.0.0.1"]}, [("10.0.0.1", "10.0.0.1")]),
-    ({"ip_version": 4, "ip_set": ["10.0.0.0/24"]}, [("10.0.0.0", "10.0.0.255")]),
-    ({"ip_version": "4", "ip_set": ["10.0.0.5-10.0.0.9"]}, [("10.0.0.5", "10.0.0.9")]),
-    ({"ip_version": 4, "ip_set": [" 10.0.0.5 - 10.0.0.9 "]}, [("10.0.0.5", "10.0.0.9")]),
-    ({"ip_version": 4, "ip_set": ["10.0.0.5-10.0.0.5"]}, [("10.0.0.5", "10.0.0.5")]),
-    ({"ip_version": 6, "ip_set": ["2001:db8::/126", "2001:db8:1::5-2001:db8:1::9"]},
-     [("2001:db8::", "2001:db8::3"), ("2001:db8:1::5", "2001:db8:1::9")]),
-    ({"ip_version": 4, "ip_set": []}, []),
-    ({"ip_version": 4}, []),
-    ({"ip_version": 4, "ip_set": [f"10.0.0.{i}" for i in range(1, 21)]},
-     [(f"10.0.0.{i}", f"10.0.0.{i}") for i in range(1, 21)]),
-])
+
+@pytest.mark.parametrize(
+    ("group", "expected"),
+    [
+        ({"ip_version": 4, "ip_set": ["10.0.0.1"]}, [("10.0.0.1", "10.0.0.1")]),
+        ({"ip_version": 4, "ip_set": ["10.0.0.0/24"]}, [("10.0.0.0", "10.0.0.255")]),
+        ({"ip_version": "4", "ip_set": ["10.0.0.5-10.0.0.9"]}, [("10.0.0.5", "10.0.0.9")]),
+        ({"ip_version": 4, "ip_set": [" 10.0.0.5 - 10.0.0.9 "]}, [("10.0.0.5", "10.0.0.9")]),
+        ({"ip_version": 4, "ip_set": ["10.0.0.5-10.0.0.5"]}, [("10.0.0.5", "10.0.0.5")]),
+        (
+            {"ip_version": 6, "ip_set": ["2001:db8::/126", "2001:db8:1::5-2001:db8:1::9"]},
+            [("2001:db8::", "2001:db8::3"), ("2001:db8:1::5", "2001:db8:1::9")],
+        ),
+        ({"ip_version": 4, "ip_set": []}, []),
+        ({"ip_version": 4}, []),
+        (
+            {"ip_version": 4, "ip_set": [f"10.0.0.{i}" for i in range(1, 21)]},
+            [(f"10.0.0.{i}", f"10.0.0.{i}") for i in range(1, 21)],
+        ),
+    ],
+)
 def test_valid_address_groups(group: dict[str, Any], expected: list[tuple[str, str]]) -> None:
     policy = make_policy(address_groups=[{"id": "ag-x", "name": "x", **group}])
     loaded = policy.address_groups["ag-x"]
     assert loaded.entries == tuple(
-        AddressRange(ipaddress.ip_address(a), ipaddress.ip_address(b)) for a, b in expected)
+        AddressRange(ipaddress.ip_address(a), ipaddress.ip_address(b)) for a, b in expected
+    )
     assert loaded.ip_version == int(group["ip_version"])
 
 
-@pytest.mark.parametrize(("group", "field", "fragment"), [
-    ({"ip_set": ["10.0.0.0/8"]}, "ip_version", "required"),
-    ({"ip_version": 5}, "ip_version", "4 or 6"),
-    ({"ip_version": "four"}, "ip_version", "integer"),
-    ({"ip_version": True}, "ip_version", "integer"),
-    ({"ip_version": 4, "ip_set": ["10.0.0.1/8"]}, "ip_set", "host bits set"),
-    ({"ip_version": 4, "ip_set": ["2001:db8::/32"]}, "ip_set", "the group is IPv4"),
-    ({"ip_version": 6, "ip_set": ["10.0.0.0/8"]}, "ip_set", "the group is IPv6"),
-    ({"ip_version": 4, "ip_set": ["10.0.0.9-10.0.0.5"]}, "ip_set", "first address above"),
-    ({"ip_version": 4, "ip_set": ["10.0.0.1-2001:db8::1"]}, "ip_set", "mixes IPv4 and IPv6"),
-    ({"ip_version": 4, "ip_set": ["10.0.0.1-10.0.1.0/24"]}, "ip_set", "single address"),
-    ({"ip_version": 4, "ip_set": ["office"]}, "ip_set", "not an IP address or CIDR"),
-    ({"ip_version": 4, "ip_set": [5]}, "ip_set", "a string"),
-    ({"ip_version": 4, "ip_set": "10.0.0.0/8"}, "ip_set", "expected a list"),
-    ({"ip_version": 4, "ip_set": [f"10.0.0.{i}" for i in range(1, 22)]}, "ip_set", "at most 20"),
-    ({"ip_version": 4, "name": ["x"]}, "name", "expected a string"),
-])
+@pytest.mark.parametrize(
+    ("group", "field", "fragment"),
+    [
+        ({"ip_set": ["10.0.0.0/8"]}, "ip_version", "required"),
+        ({"ip_version": 5}, "ip_version", "4 or 6"),
+        ({"ip_version": "four"}, "ip_version", "integer"),
+        ({"ip_version": True}, "ip_version", "integer"),
+        ({"ip_version": 4, "ip_set": ["10.0.0.1/8"]}, "ip_set", "host bits set"),
+        ({"ip_version": 4, "ip_set": ["2001:db8::/32"]}, "ip_set", "the group is IPv4"),
+        ({"ip_version": 6, "ip_set": ["10.0.0.0/8"]}, "ip_set", "the group is IPv6"),
+        ({"ip_version": 4, "ip_set": ["10.0.0.9-10.0.0.5"]}, "ip_set", "first address above"),
+        ({"ip_version": 4, "ip_set": ["10.0.0.1-2001:db8::1"]}, "ip_set", "mixes IPv4 and IPv6"),
+        ({"ip_version": 4, "ip_set": ["10.0.0.1-10.0.1.0/24"]}, "ip_set", "single address"),
+        ({"ip_version": 4, "ip_set": ["office"]}, "ip_set", "not an IP address or CIDR"),
+        ({"ip_version": 4, "ip_set": [5]}, "ip_set", "a string"),
+        ({"ip_version": 4, "ip_set": "10.0.0.0/8"}, "ip_set", "expected a list"),
+        (
+            {"ip_version": 4, "ip_set": [f"10.0.0.{i}" for i in range(1, 22)]},
+            "ip_set",
+            "at most 20",
+        ),
+        ({"ip_version": 4, "name": ["x"]}, "name", "expected a string"),
+    ],
+)
 def test_invalid_address_groups(group: dict[str, Any], field: str, fragment: str) -> None:
     problems = problems_of(address_groups=[{"id": "ag-x", **group}])
     assert [(p.obj, p.field) for p in problems] == [("address group ag-x", field)], problems
@@ -373,16 +427,20 @@ def test_invalid_address_groups(group: dict[str, Any], field: str, fragment: str
 
 
 def test_address_group_entry_problems_name_the_entry() -> None:
-    problems = problems_of(address_groups=[
-        {"id": "ag-x", "ip_version": 4, "ip_set": ["10.0.0.0/8", "10.0.0.1/24"]}])
+    problems = problems_of(
+        address_groups=[{"id": "ag-x", "ip_version": 4, "ip_set": ["10.0.0.0/8", "10.0.0.1/24"]}]
+    )
     assert problems[0].message.startswith("entry 2: '10.0.0.1/24' has host bits set")
 
 
-@pytest.mark.parametrize(("group", "obj", "field"), [
-    ({"ip_version": 4}, "address group #3", "id"),
-    ({"id": "ag4", "ip_version": 4}, "address group ag4", "id"),
-    (["ag-x"], "address group #3", ""),
-])
+@pytest.mark.parametrize(
+    ("group", "obj", "field"),
+    [
+        ({"ip_version": 4}, "address group #3", "id"),
+        ({"id": "ag4", "ip_version": 4}, "address group ag4", "id"),
+        (["ag-x"], "address group #3", ""),
+    ],
+)
 def test_address_group_ids(group: Any, obj: str, field: str) -> None:
     problems = problems_of(address_groups=[group])
     assert [(p.obj, p.field) for p in problems] == [(obj, field)]
@@ -398,57 +456,73 @@ def test_a_bad_address_group_does_not_cascade_into_its_rules() -> None:
 
 # --- instances --------------------------------------------------------------------------
 
+
 def test_valid_instances() -> None:
-    policy = make_policy(instances=[
-        {"id": "vm-1", "ips": ["10.0.0.1", "2001:db8::1"], "security_groups": ["sg-b", "sg-a"]},
-        {"id": 42, "name": "isolated", "ips": ["10.0.0.2"], "security_groups": []},
-    ])
+    policy = make_policy(
+        instances=[
+            {"id": "vm-1", "ips": ["10.0.0.1", "2001:db8::1"], "security_groups": ["sg-b", "sg-a"]},
+            {"id": 42, "name": "isolated", "ips": ["10.0.0.2"], "security_groups": []},
+        ]
+    )
     vm1, isolated = policy.instances["vm-1"], policy.instances["42"]
     assert vm1.ips == (ipaddress.ip_address("10.0.0.1"), ipaddress.ip_address("2001:db8::1"))
     assert vm1.security_groups == ("sg-b", "sg-a")
     assert isolated.security_groups == () and isolated.name == "isolated"
 
 
-@pytest.mark.parametrize(("instance", "field", "fragment"), [
-    ({"ips": [], "security_groups": []}, "ips", "at least one"),
-    ({"security_groups": []}, "ips", "at least one"),
-    ({"ips": "10.0.0.5", "security_groups": []}, "ips", "expected a list"),
-    ({"ips": ["10.0.0.0/24"], "security_groups": []}, "ips", "single address"),
-    ({"ips": ["fe80::1%eth0"], "security_groups": []}, "ips", "zone index"),
-    ({"ips": ["10.0.0.256"], "security_groups": []}, "ips", "not an IP address"),
-    ({"ips": [167772165], "security_groups": []}, "ips", "expected an IP address"),
-    ({"ips": ["10.0.0.5", "10.0.0.5"], "security_groups": []}, "ips", "listed twice"),
-    ({"ips": ["10.0.0.1"], "security_groups": []}, "ips", "also belongs to instance vm-1"),
-    ({"ips": ["10.0.0.5"]}, "security_groups", "required"),
-    ({"ips": ["10.0.0.5"], "security_groups": None}, "security_groups", "required"),
-    ({"ips": ["10.0.0.5"], "security_groups": "sg-a"}, "security_groups", "expected a list"),
-    ({"ips": ["10.0.0.5"], "security_groups": ["sg-zz"]}, "security_groups", "unknown"),
-    ({"ips": ["10.0.0.5"], "security_groups": ["sg-a", "sg-a"]}, "security_groups",
-     "listed twice"),
-    ({"ips": ["10.0.0.5"], "security_groups": [["sg-a"]]}, "security_groups", "string id"),
-    ({"ips": ["10.0.0.5"], "security_groups": [], "name": 3}, "name", "expected a string"),
-])
+@pytest.mark.parametrize(
+    ("instance", "field", "fragment"),
+    [
+        ({"ips": [], "security_groups": []}, "ips", "at least one"),
+        ({"security_groups": []}, "ips", "at least one"),
+        ({"ips": "10.0.0.5", "security_groups": []}, "ips", "expected a list"),
+        ({"ips": ["10.0.0.0/24"], "security_groups": []}, "ips", "single address"),
+        ({"ips": ["fe80::1%eth0"], "security_groups": []}, "ips", "zone index"),
+        ({"ips": ["10.0.0.256"], "security_groups": []}, "ips", "not an IP address"),
+        ({"ips": [167772165], "security_groups": []}, "ips", "expected an IP address"),
+        ({"ips": ["10.0.0.5", "10.0.0.5"], "security_groups": []}, "ips", "listed twice"),
+        ({"ips": ["10.0.0.1"], "security_groups": []}, "ips", "also belongs to instance vm-1"),
+        ({"ips": ["10.0.0.5"]}, "security_groups", "required"),
+        ({"ips": ["10.0.0.5"], "security_groups": None}, "security_groups", "required"),
+        ({"ips": ["10.0.0.5"], "security_groups": "sg-a"}, "security_groups", "expected a list"),
+        ({"ips": ["10.0.0.5"], "security_groups": ["sg-zz"]}, "security_groups", "unknown"),
+        (
+            {"ips": ["10.0.0.5"], "security_groups": ["sg-a", "sg-a"]},
+            "security_groups",
+            "listed twice",
+        ),
+        ({"ips": ["10.0.0.5"], "security_groups": [["sg-a"]]}, "security_groups", "string id"),
+        ({"ips": ["10.0.0.5"], "security_groups": [], "name": 3}, "name", "expected a string"),
+    ],
+)
 def test_invalid_instances(instance: dict[str, Any], field: str, fragment: str) -> None:
-    problems = problems_of(instances=[
-        {"id": "vm-1", "ips": ["10.0.0.1"], "security_groups": ["sg-a"]},
-        {"id": "vm-2", **instance},
-    ])
+    problems = problems_of(
+        instances=[
+            {"id": "vm-1", "ips": ["10.0.0.1"], "security_groups": ["sg-a"]},
+            {"id": "vm-2", **instance},
+        ]
+    )
     assert [(p.obj, p.field) for p in problems] == [("instance vm-2", field)], problems
     assert fragment in problems[0].message
 
 
-@pytest.mark.parametrize(("instance", "obj", "field"), [
-    ({"ips": ["10.0.0.9"], "security_groups": []}, "instance #2", "id"),
-    ({"id": "vm-1", "ips": ["10.0.0.9"], "security_groups": []}, "instance vm-1", "id"),
-    ("vm-2", "instance #2", ""),
-])
+@pytest.mark.parametrize(
+    ("instance", "obj", "field"),
+    [
+        ({"ips": ["10.0.0.9"], "security_groups": []}, "instance #2", "id"),
+        ({"id": "vm-1", "ips": ["10.0.0.9"], "security_groups": []}, "instance vm-1", "id"),
+        ("vm-2", "instance #2", ""),
+    ],
+)
 def test_instance_ids(instance: Any, obj: str, field: str) -> None:
-    problems = problems_of(instances=[
-        {"id": "vm-1", "ips": ["10.0.0.1"], "security_groups": ["sg-a"]}, instance])
+    problems = problems_of(
+        instances=[{"id": "vm-1", "ips": ["10.0.0.1"], "security_groups": ["sg-a"]}, instance]
+    )
     assert [(p.obj, p.field) for p in problems] == [(obj, field)]
 
 
 # --- the top level and the file itself --------------------------------------------------
+
 
 @pytest.mark.parametrize("data", [None, [], "policy", 5])
 def test_top_level_must_be_a_mapping(data: object) -> None:
@@ -458,8 +532,9 @@ def test_top_level_must_be_a_mapping(data: object) -> None:
     assert problem.file == "p.yaml" and "mapping" in problem.message
 
 
-@pytest.mark.parametrize("key", ["security_groups", "address_groups", "instances",
-                                 "security_group_rules"])
+@pytest.mark.parametrize(
+    "key", ["security_groups", "address_groups", "instances", "security_group_rules"]
+)
 def test_top_level_lists_must_be_lists(key: str) -> None:
     with pytest.raises(PolicyError) as info:
         load_policy_data({key: {"id": "x"}}, "p.yaml")
@@ -503,8 +578,15 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
 def test_format_is_decided_by_content(tmp_path: Path) -> None:
     json_text = '{"security_groups": [{"id": "sg", "rules": [{"direction": "egress"}]}]}'
     yaml_text = "security_groups:\n  - id: sg\n    rules: [{direction: egress}]\n"
-    loaded = [load_policy(write(tmp_path, name, text)) for name, text in [
-        ("a.yaml", json_text), ("b.txt", json_text), ("c.json", yaml_text), ("d", yaml_text)]]
+    loaded = [
+        load_policy(write(tmp_path, name, text))
+        for name, text in [
+            ("a.yaml", json_text),
+            ("b.txt", json_text),
+            ("c.json", yaml_text),
+            ("d", yaml_text),
+        ]
+    ]
     assert all(p.groups == loaded[0].groups for p in loaded)
 
 
@@ -531,8 +613,9 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
     assert "sg" in load_policy(path).groups
 
 
-@pytest.mark.parametrize("content", [b"", b"  \n\n", b"\x00\x01", b"\xff\xfe\x00a",
-                                     b"security_groups: [\xe9]\n"])
+@pytest.mark.parametrize(
+    "content", [b"", b"  \n\n", b"\x00\x01", b"\xff\xfe\x00a", b"security_groups: [\xe9]\n"]
+)
 def test_empty_and_binary_files(tmp_path: Path, content: bytes) -> None:
     error = load_error(write(tmp_path, "p.yaml", content))
     (problem,) = error.problems
@@ -540,26 +623,38 @@ def test_empty_and_binary_files(tmp_path: Path, content: bytes) -> None:
     assert "empty file" in problem.message or "binary file" in problem.message
 
 
-@pytest.mark.parametrize(("text", "field", "expected"), [
-    # YAML 1.1 would read 22:30 as the base-60 number 1350 and 022 as octal 18
-    ("multiport: '22'\n        priority: 022", "priority", 22),
-    ("multiport: 8_0", "ports", ((80, 80),)),
-    ("description: no", "description", "no"),
-    ("description: 2026-01-01", "description", "2026-01-01"),
-    ("description: on", "description", "on"),
-    ("enabled: False", "enabled", False),
-])
-def test_yaml_scalars_are_read_the_yaml_1_2_way(tmp_path: Path, text: str, field: str,
-                                                expected: Any) -> None:
-    path = write(tmp_path, "p.yaml", "security_groups:\n  - id: sg\n    rules:\n"
-                 f"      - direction: ingress\n        protocol: tcp\n        {text}\n")
+@pytest.mark.parametrize(
+    ("text", "field", "expected"),
+    [
+        # YAML 1.1 would read 22:30 as the base-60 number 1350 and 022 as octal 18
+        ("multiport: '22'\n        priority: 022", "priority", 22),
+        ("multiport: 8_0", "ports", ((80, 80),)),
+        ("description: no", "description", "no"),
+        ("description: 2026-01-01", "description", "2026-01-01"),
+        ("description: on", "description", "on"),
+        ("enabled: False", "enabled", False),
+    ],
+)
+def test_yaml_scalars_are_read_the_yaml_1_2_way(
+    tmp_path: Path, text: str, field: str, expected: Any
+) -> None:
+    path = write(
+        tmp_path,
+        "p.yaml",
+        "security_groups:\n  - id: sg\n    rules:\n"
+        f"      - direction: ingress\n        protocol: tcp\n        {text}\n",
+    )
     (rule,) = load_policy(path).groups["sg"].rules
     assert getattr(rule, field) == expected
 
 
 def test_base_60_port_ranges_are_an_error_not_port_1350(tmp_path: Path) -> None:
-    path = write(tmp_path, "p.yaml", "security_groups:\n  - id: sg\n    rules:\n"
-                 "      - {direction: ingress, protocol: tcp, multiport: 22:30}\n")
+    path = write(
+        tmp_path,
+        "p.yaml",
+        "security_groups:\n  - id: sg\n    rules:\n"
+        "      - {direction: ingress, protocol: tcp, multiport: 22:30}\n",
+    )
     (problem,) = load_error(path).problems
     assert problem.field == "multiport" and "'22:30'" in problem.message
 
@@ -580,72 +675,98 @@ EXPECTED: dict[str, list[tuple[str, str, str]]] = {
     "binary.yaml": [("", "", "binary file")],
     "latin1.yaml": [("", "", "not UTF-8")],
     "top-level-list.yaml": [("", "", "top level must be a mapping")],
-    "unknown-group.yaml": [(f"{R} a-1", "remote_group_id", "unknown security group 'sg-nowhere'"),
-                           ("instance vm-1", "security_groups",
-                            "unknown security group 'sg-missing'")],
-    "unknown-address-group.yaml": [(f"{R} a-1", "remote_address_group_id",
-                                    "unknown address group 'ag-nowhere'")],
-    "wrong-types.yaml": [("", "address_groups", "expected a list"),
-                         ("", "security_groups", "expected a list"),
-                         ("instance #1", "", "expected a mapping")],
-    "wrong-types-rule.yaml": [("group sg-a", "name", "expected a string"),
-                              (f"{R} sg-a/1", "", "expected a mapping"),
-                              (f"{R} a-2", "priority", "got a list"),
-                              (f"{R} a-2", "remote_ip_prefix", "got a mapping"),
-                              (f"{R} a-2", "enabled", "true or false"),
-                              ("instance vm-1", "ips", "expected a list"),
-                              ("instance vm-1", "security_groups", "expected a list")],
-    "priority-out-of-range.yaml": [(f"{R} a-1", "priority", "0 is out of range: allowed 1..100"),
-                                   (f"{R} a-2", "priority", "101 is out of range"),
-                                   (f"{R} a-3", "priority", "got true")],
-    "port-out-of-range.yaml": [(f"{R} a-1", "multiport", "port 0"),
-                               (f"{R} a-2", "multiport", "port 65536"),
-                               (f"{R} a-3", "multiport", "write 80-90"),
-                               (f"{R} a-4", "port_range_min", "70000 is out of range")],
-    "icmp-out-of-range.yaml": [(f"{R} a-1", "icmp_type", "256 is out of range: allowed 0..255"),
-                               (f"{R} a-2", "icmp_code", "-1 is out of range")],
+    "unknown-group.yaml": [
+        (f"{R} a-1", "remote_group_id", "unknown security group 'sg-nowhere'"),
+        ("instance vm-1", "security_groups", "unknown security group 'sg-missing'"),
+    ],
+    "unknown-address-group.yaml": [
+        (f"{R} a-1", "remote_address_group_id", "unknown address group 'ag-nowhere'")
+    ],
+    "wrong-types.yaml": [
+        ("", "address_groups", "expected a list"),
+        ("", "security_groups", "expected a list"),
+        ("instance #1", "", "expected a mapping"),
+    ],
+    "wrong-types-rule.yaml": [
+        ("group sg-a", "name", "expected a string"),
+        (f"{R} sg-a/1", "", "expected a mapping"),
+        (f"{R} a-2", "priority", "got a list"),
+        (f"{R} a-2", "remote_ip_prefix", "got a mapping"),
+        (f"{R} a-2", "enabled", "true or false"),
+        ("instance vm-1", "ips", "expected a list"),
+        ("instance vm-1", "security_groups", "expected a list"),
+    ],
+    "priority-out-of-range.yaml": [
+        (f"{R} a-1", "priority", "0 is out of range: allowed 1..100"),
+        (f"{R} a-2", "priority", "101 is out of range"),
+        (f"{R} a-3", "priority", "got true"),
+    ],
+    "port-out-of-range.yaml": [
+        (f"{R} a-1", "multiport", "port 0"),
+        (f"{R} a-2", "multiport", "port 65536"),
+        (f"{R} a-3", "multiport", "write 80-90"),
+        (f"{R} a-4", "port_range_min", "70000 is out of range"),
+    ],
+    "icmp-out-of-range.yaml": [
+        (f"{R} a-1", "icmp_type", "256 is out of range: allowed 0..255"),
+        (f"{R} a-2", "icmp_code", "-1 is out of range"),
+    ],
     "angle-brackets.yaml": [(f"{R} a-1", "description", "'<' and '>' are not allowed")],
     "description-too-long.yaml": [(f"{R} a-1", "description", "256 characters")],
     "too-many-port-groups.yaml": [(f"{R} a-1", "multiport", "21 comma groups: at most 20")],
     "v6-prefix-in-v4-rule.yaml": [(f"{R} a-1", "remote_ip_prefix", "ethertype is IPv4")],
     "host-bits-rule.yaml": [(f"{R} a-1", "remote_ip_prefix", "did you mean '10.0.0.0/24'")],
-    "host-bits-address-group.yaml": [("address group ag-a", "ip_set",
-                                      "entry 2: '198.51.100.7/24' has host bits set")],
-    "duplicate-instance-ip.yaml": [("instance vm-2", "ips",
-                                    "10.0.0.5 also belongs to instance vm-1")],
+    "host-bits-address-group.yaml": [
+        ("address group ag-a", "ip_set", "entry 2: '198.51.100.7/24' has host bits set")
+    ],
+    "duplicate-instance-ip.yaml": [
+        ("instance vm-2", "ips", "10.0.0.5 also belongs to instance vm-1")
+    ],
     "both-rule-lists.yaml": [("group sg-a", "security_group_rules", "use one")],
     "icmp-name-and-code.yaml": [(f"{R} a-1", "icmp_code", "already fixes the code (3)")],
     "ports-on-icmp.yaml": [(f"{R} a-1", "multiport", "only with protocol tcp or udp")],
     "ports-on-all-protocols.yaml": [(f"{R} a-1", "multiport", "protocol is all")],
     "icmp-code-without-type.yaml": [(f"{R} a-1", "icmp_code", "a code needs a type")],
-    "icmp-in-ipv6-rule.yaml": [(f"{R} a-1", "protocol", "needs ethertype IPv4"),
-                               (f"{R} a-2", "protocol", "needs ethertype IPv6")],
+    "icmp-in-ipv6-rule.yaml": [
+        (f"{R} a-1", "protocol", "needs ethertype IPv4"),
+        (f"{R} a-2", "protocol", "needs ethertype IPv6"),
+    ],
     "icmpv6-type-name.yaml": [(f"{R} a-1", "icmp_type", "names exist for icmp only")],
     "multiport-and-port-range.yaml": [(f"{R} a-1", "port_range_min", "use multiport alone")],
-    "bad-words.yaml": [(f"{R} a-1", "direction", "'sideways'"),
-                       (f"{R} a-2", "action", "'reject'"),
-                       (f"{R} a-3", "ethertype", "'IPv5'"),
-                       (f"{R} a-4", "protocol", "'sctpish'"),
-                       (f"{R} a-5", "direction", "required")],
+    "bad-words.yaml": [
+        (f"{R} a-1", "direction", "'sideways'"),
+        (f"{R} a-2", "action", "'reject'"),
+        (f"{R} a-3", "ethertype", "'IPv5'"),
+        (f"{R} a-4", "protocol", "'sctpish'"),
+        (f"{R} a-5", "direction", "required"),
+    ],
     "two-remotes.yaml": [(f"{R} a-1", "remote_group_id", "at most one remote_*")],
-    "address-group-version.yaml": [("address group ag-v6", "ip_set", "the group is IPv6"),
-                                   (f"{R} a-1", "remote_address_group_id", "must match")],
-    "address-group-entries.yaml": [("address group ag-big", "ip_set", "21 entries"),
-                                   ("address group ag-reversed", "ip_set", "first address above"),
-                                   ("address group ag-noversion", "ip_version", "required")],
-    "duplicate-ids.yaml": [("address group ag-a", "id", "used twice"),
-                           ("group sg-a", "id", "groups #1 and #3"),
-                           ("group sg-b rule r-1", "id", "rule #1 of group sg-a"),
-                           ("instance vm-1", "id", "used twice")],
+    "address-group-version.yaml": [
+        ("address group ag-v6", "ip_set", "the group is IPv6"),
+        (f"{R} a-1", "remote_address_group_id", "must match"),
+    ],
+    "address-group-entries.yaml": [
+        ("address group ag-big", "ip_set", "21 entries"),
+        ("address group ag-reversed", "ip_set", "first address above"),
+        ("address group ag-noversion", "ip_version", "required"),
+    ],
+    "duplicate-ids.yaml": [
+        ("address group ag-a", "id", "used twice"),
+        ("group sg-a", "id", "groups #1 and #3"),
+        ("group sg-b rule r-1", "id", "rule #1 of group sg-a"),
+        ("instance vm-1", "id", "used twice"),
+    ],
     "defaulted-rule-id-clash.yaml": [(f"{R} sg-a/1", "id", "(its default id)")],
-    "instance-problems.yaml": [("instance vm-1", "ips", "at least one"),
-                               ("instance vm-2", "security_groups", "listed twice"),
-                               ("instance vm-3", "ips", "'10.0.0.300' is not an IP address"),
-                               ("instance vm-4", "security_groups", "required")],
-    "flat-rule-problems.yaml": [("rule #2 of security_group_rules", "security_group_id",
-                                 "required"),
-                                ("rule #3 of security_group_rules", "security_group_id",
-                                 "unknown security group 'sg-zzz'")],
+    "instance-problems.yaml": [
+        ("instance vm-1", "ips", "at least one"),
+        ("instance vm-2", "security_groups", "listed twice"),
+        ("instance vm-3", "ips", "'10.0.0.300' is not an IP address"),
+        ("instance vm-4", "security_groups", "required"),
+    ],
+    "flat-rule-problems.yaml": [
+        ("rule #2 of security_group_rules", "security_group_id", "required"),
+        ("rule #3 of security_group_rules", "security_group_id", "unknown security group 'sg-zzz'"),
+    ],
     "enabled-not-bool.yaml": [(f"{R} a-1", "enabled", "got 'yes'")],
     "bad-protocol-number.yaml": [(f"{R} a-1", "protocol", "1..255")],
 }
@@ -664,8 +785,9 @@ def test_broken_file(name: str) -> None:
     assert [(p.obj, p.field) for p in problems] == [(o, f) for o, f, _ in EXPECTED[name]]
     message = str(info.value)
     assert len(message.splitlines()) == len(problems)
-    for problem, (obj, field, fragment), line in zip(problems, EXPECTED[name],
-                                                     message.splitlines(), strict=True):
+    for problem, (obj, field, fragment), line in zip(
+        problems, EXPECTED[name], message.splitlines(), strict=True
+    ):
         assert problem.file == str(path)
         assert fragment in problem.message, problem
         assert line.startswith(f"{path}: ")
@@ -675,12 +797,34 @@ def test_broken_file(name: str) -> None:
 # --- never a traceback: random damage to a valid policy ---------------------------------
 
 JUNK = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats()
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
     | st.text(max_size=12)
-    | st.sampled_from(["", " ", "tcp", "icmp", "Echo", "10.0.0.1/24", "::/0", "1-65535",
-                       "22:30", "sg-web", "ag-office", "IPv6", "deny", "0", "<", "a-b"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                 max_size=3),
+    | st.sampled_from(
+        [
+            "",
+            " ",
+            "tcp",
+            "icmp",
+            "Echo",
+            "10.0.0.1/24",
+            "::/0",
+            "1-65535",
+            "22:30",
+            "sg-web",
+            "ag-office",
+            "IPv6",
+            "deny",
+            "0",
+            "<",
+            "a-b",
+        ]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -698,8 +842,9 @@ def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-WEB_DB = yaml.safe_load((Path(__file__).resolve().parents[1] / "examples" / "web-db.yaml")
-                        .read_text())
+WEB_DB = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "examples" / "web-db.yaml").read_text()
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

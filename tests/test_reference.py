@@ -6,9 +6,8 @@ import ipaddress
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
-from strategies import policy_and_packets, policy_and_sequences
 
-from classifier.packets import (
+from classifier.codes import (
     FRAGMENT_FIRST,
     FRAGMENT_LATER,
     STATUS_L4_TRUNCATED,
@@ -18,9 +17,8 @@ from classifier.packets import (
     TCP_FIN,
     TCP_RST,
     TCP_SYN,
-    Packet,
-    QuotedHeader,
 )
+from classifier.packets import Packet, QuotedHeader
 from classifier.policy import AddressGroup, AddressRange, Instance, Policy, Rule, SecurityGroup
 from classifier.reference import (
     StatefulReference,
@@ -30,6 +28,7 @@ from classifier.reference import (
     evaluate_side,
     rule_matches,
 )
+from tests.strategies import policy_and_packets, policy_and_sequences
 
 S = 1_000_000_000
 VM1, VM2, OUT = "10.0.0.1", "10.0.0.2", "8.8.8.8"
@@ -443,7 +442,10 @@ def test_udp_and_gre_need_both_directions_for_180_s() -> None:
     for protocol in (17, 47):
         out = pkt(VM1, OUT, protocol)
         back = reply(out, 0)
-        at = lambda p, t: Packet(**{**p.__dict__, "ts_ns": round(t * S)})  # noqa: E731
+
+        def at(p: Packet, t: float) -> Packet:
+            return Packet(**{**p.__dict__, "ts_ns": round(t * S)})
+
         # one way only: 30 s, counted from the last packet (the initiator's repeats refresh)
         assert run(outbound_only(), [out, at(out, 20), at(back, 50)])[-1] == ESTABLISHED
         assert run(outbound_only(), [out, at(back, 30.000000001)])[-1] == NEW_DENIED

@@ -27,7 +27,11 @@ GENERATOR = SAMPLE_PCAPS / "make_samples.py"
 README = SAMPLE_PCAPS / "README.md"
 VERDICT_COLUMNS = ("allow", "deny", "unmanaged", "not-ip", "malformed", "total")
 REASON_COLUMNS = (
-    "allow: rule", "allow: established", "allow: related", "deny: rule", "deny: implicit-deny",
+    "allow: rule",
+    "allow: established",
+    "allow: related",
+    "deny: rule",
+    "deny: implicit-deny",
 )
 LINKTYPE_ETHERNET = 1
 

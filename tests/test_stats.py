@@ -9,8 +9,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from classifier.engine.stats import DeniedCounter
 from classifier.packets import Packet, PacketBatch
-from classifier.stats import DeniedCounter
 
 ADDRESSES = [ipaddress.ip_address(a) for a in ("10.0.0.1", "10.0.0.2", "192.0.2.1")]
 ADDRESSES6 = [ipaddress.ip_address(a) for a in ("2001:db8::1", "::ffff:10.0.0.1")]
@@ -31,22 +31,28 @@ def denied_packets(draw: st.DrawFn) -> Packet:
     )
 
 
-def key(p: Packet) -> tuple:
+def key(p: Packet) -> tuple[object, ...]:
     return (str(p.src), str(p.dst), p.ip_version, p.protocol, -1 if p.dport is None else p.dport)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(batches=st.lists(st.lists(denied_packets(), min_size=1, max_size=40), min_size=1, max_size=4))
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    batches=st.lists(st.lists(denied_packets(), min_size=1, max_size=40), min_size=1, max_size=4)
+)
 def test_denied_counter_is_exact(twin_mode: str, batches: list[list[Packet]]) -> None:
     counter = DeniedCounter(merge_at=16)  # merge often: runs must combine exactly
-    expected: Counter[tuple] = Counter()
+    expected: Counter[tuple[object, ...]] = Counter()
     for packets in batches:
         batch = PacketBatch.from_packets(packets)
         counter.add(batch, np.arange(len(packets)))
         expected.update(key(p) for p in packets)
     rows, counts = counter.most_common(1000)
     got = {}
-    for (src, dst, version, protocol, dport), count in zip(rows.tolist(), counts.tolist(), strict=True):
+    for (src, dst, version, protocol, dport), count in zip(
+        rows.tolist(), counts.tolist(), strict=True
+    ):
         raw_src, raw_dst = src.ljust(16, b"\0"), dst.ljust(16, b"\0")
         a = ipaddress.IPv4Address(raw_src[12:]) if version == 4 else ipaddress.IPv6Address(raw_src)
         b = ipaddress.IPv4Address(raw_dst[12:]) if version == 4 else ipaddress.IPv6Address(raw_dst)
@@ -58,7 +64,10 @@ def test_denied_counter_is_exact(twin_mode: str, batches: list[list[Packet]]) ->
 
 
 def test_denied_counter_prunes_the_long_tail_and_says_so() -> None:
-    packets = [Packet(src=ADDRESSES[0], dst=ADDRESSES[1], protocol=6, sport=1, dport=port) for port in range(1, 401)]
+    packets = [
+        Packet(src=ADDRESSES[0], dst=ADDRESSES[1], protocol=6, sport=1, dport=port)
+        for port in range(1, 401)
+    ]
     heavy = [Packet(src=ADDRESSES[2], dst=ADDRESSES[1], protocol=6, sport=1, dport=22)] * 50
     counter = DeniedCounter(limit=100, merge_at=64)
     for chunk in (packets[:200], heavy, packets[200:]):

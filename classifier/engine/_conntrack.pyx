@@ -1,0 +1,626 @@
+"""Connection tracking over packet batches (spec section 4): two open-addressing hash tables.
+
+Design note
+-----------
+What it is. A `Tracker` keeps, across the batches of one capture, the state of section 4:
+live connections (the flow table) and the latest first fragment of each recent datagram (the
+fragment table). Two calls use it, both nogil loops over the batch in capture order:
+`join_fragments` (before classification: non-first fragments get their first fragment's
+ports / ICMP type, code and identifier) and `apply` (after the engine's stateless verdicts:
+established / related overrides and connection creation).
+
+Flow table. A numpy structured array `flows` (FLOW_DTYPE, the C struct `Flow`): one 64-byte
+record, one cache line, per slot; capacity a power of two:
+  key    5 x uint64: meta, lo endpoint address (2 big-endian words), hi endpoint address;
+         meta = version << 56 | protocol << 48 | kind << 40 | port_lo << 16 | port_hi
+         (kind: 1 ports, 2 ICMP query with the identifier in port_lo, 3 addresses only).
+         Endpoints are ordered by (address, port) so both directions share a key.
+  last   effective time of the connection's last allowed packet (ns)
+  rule   global index of the rule that created the connection (-1: none)
+  used   1 = the slot holds a key (alive or expired), 0 = never used
+  flags  FIN/RST seen, both directions seen, initiator is the lo endpoint, created mid-stream
+The timeout is a function of (protocol, kind, flags), so expiry needs no timer: a slot is
+expired when t - last > timeout, and since the clock never goes back, expired stays expired.
+Linear probing; nothing is ever deleted (a probe chain never breaks), but an insertion reuses
+the first expired slot of its chain. Invariant: occupied slots <= capacity / 2. Before each
+batch the table makes room for every packet that could create a connection (the allowed
+ones): if that could break the invariant, the live entries are rehashed into a table of at
+least 4 x (live + batch allowance) slots. So the nogil loops never allocate.
+
+`apply` runs in two passes: the first computes each packet's lookup key and hash
+sequentially, the second walks the packets in order and prefetches the slot of the packet
+PREFETCH_AHEAD places ahead: with many connections the table outgrows the caches, and a
+cache miss per packet would otherwise set the pace.
+
+Fragment table. Same scheme (`fragments`, FRAGMENT_DTYPE, struct `Fragment`, 64 bytes), keyed
+by (version, protocol, IP identification, src, dst) in that order (not canonical: a datagram
+has one direction); values: effective time, the l4 bits lent (ports, ICMP type/code,
+identifier) and those fields. An entry older than 30 s is dead and its slot reusable.
+
+Memory: 64 bytes per slot, so 128 to 256 bytes per live connection (plus the allowance of the
+batch in flight), and 57 bytes of scratch per packet of the batch in `apply`.
+Thread safety: none; one tracker per capture stream. The pure-Python twin `_conntrack_py`
+mirrors this file (same tables, same hash, same slots) without the prefetching pass.
+"""
+
+import numpy as np
+
+from libc.stdint cimport INT64_MIN, int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+from classifier._codes cimport (
+    FRAGMENT_FIRST,
+    FRAGMENT_LATER,
+    FRAGMENT_WINDOW_NS,
+    ICMP_TIMEOUT_NS,
+    L4_ICMP,
+    L4_ICMP_ID,
+    L4_INNER,
+    L4_INNER_ICMP_ID,
+    L4_INNER_PORTS,
+    L4_PORTS,
+    L4_TCP_FLAGS,
+    OTHER_ONE_WAY_TIMEOUT_NS,
+    OTHER_TIMEOUT_NS,
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    PROTO_TCP,
+    REASON_ESTABLISHED,
+    REASON_RELATED,
+    STATUS_L4_TRUNCATED,
+    STATUS_OK,
+    TCP_ACK,
+    TCP_CLOSING_TIMEOUT_NS,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    TCP_TIMEOUT_NS,
+    VERDICT_ALLOW,
+    VERDICT_DENY,
+    code_carries_ports,
+)
+from classifier.engine import layouts
+from classifier.engine.layouts import FLOW_DTYPE, FRAGMENT_DTYPE
+
+# the flow table's own constants: compile-time copies of classifier.engine.layouts, checked
+# against it below (a mismatch fails the import)
+cdef enum:
+    KIND_PORTS = 1
+    KIND_ICMP = 2
+    KIND_ADDR = 3
+    FLAG_FIN_RST = 1
+    FLAG_BOTH = 2
+    FLAG_INIT_LOW = 4
+    FLAG_MIDSTREAM = 8
+    MIN_CAPACITY = 64
+    PREFETCH_AHEAD = 8  # packets between a slot's prefetch and its use
+    LOOKUP_OWN = 1  # the packet's own key
+    LOOKUP_QUOTED = 2  # an ICMP error: the key of the header it quotes
+
+cdef int64_t CLOCK_START = INT64_MIN
+
+cdef extern from *:
+    void __builtin_prefetch(const void* address) noexcept nogil
+
+
+cdef struct Key:
+    uint64_t w[5]  # meta, lo0, lo1, hi0, hi1 (flow) / meta, src0, src1, dst0, dst1 (fragment)
+    bint from_low  # flow keys: the packet's source is the lo endpoint
+
+
+cdef inline uint64_t _mix(uint64_t h, uint64_t word) noexcept nogil:
+    cdef uint64_t x = h ^ word
+    x ^= x >> 33
+    x *= 0xFF51AFD7ED558CCDULL
+    x ^= x >> 33
+    x *= 0xC4CEB9FE1A85EC53ULL
+    x ^= x >> 33
+    return x
+
+
+cdef inline uint64_t _hash(const uint64_t* w) noexcept nogil:
+    cdef uint64_t h = 0x9E3779B97F4A7C15ULL
+    cdef int k
+    for k in range(5):
+        h = _mix(h, w[k])
+    return h
+
+
+cdef inline uint64_t _word(const uint8_t* p) noexcept nogil:
+    """Eight bytes, big-endian (so that word order is address order)."""
+    cdef uint64_t x = 0
+    cdef int k
+    for k in range(8):
+        x = (x << 8) | p[k]
+    return x
+
+
+cdef inline bint _is_icmp(uint8_t version, uint8_t protocol) noexcept nogil:
+    return (version == 4 and protocol == PROTO_ICMP) or (version == 6 and protocol == PROTO_ICMPV6)
+
+
+cdef inline bint _is_query(uint8_t version, uint8_t t) noexcept nogil:
+    if version == 4:
+        return t == 0 or t == 8 or (13 <= t <= 18)
+    return t == 128 or t == 129
+
+
+cdef inline bint _is_error(uint8_t version, uint8_t t) noexcept nogil:
+    if version == 4:
+        return t == 3 or t == 4 or t == 5 or t == 11 or t == 12
+    return 1 <= t <= 4
+
+
+cdef inline int64_t _timeout(uint64_t meta, uint8_t flags) noexcept nogil:
+    cdef uint64_t protocol = (meta >> 48) & 0xFF
+    cdef uint64_t kind = (meta >> 40) & 0xFF
+    if protocol == PROTO_TCP:
+        return TCP_CLOSING_TIMEOUT_NS if flags & FLAG_FIN_RST else TCP_TIMEOUT_NS
+    if kind == KIND_ICMP:
+        return ICMP_TIMEOUT_NS
+    return OTHER_TIMEOUT_NS if flags & FLAG_BOTH else OTHER_ONE_WAY_TIMEOUT_NS
+
+
+cdef inline bint _make_key(
+    Key* key,
+    uint8_t version,
+    uint8_t protocol,
+    const uint8_t* src,
+    const uint8_t* dst,
+    bint ports_known,
+    uint64_t sport,
+    uint64_t dport,
+    bint query_known,
+    uint8_t icmp_type,
+    uint64_t icmp_id,
+) noexcept nogil:
+    """The canonical flow key; False when the packet has none (ICMP other than queries)."""
+    cdef uint64_t kind, s0, s1, d0, d1, plo, phi
+    if _is_icmp(version, protocol):
+        if not (query_known and _is_query(version, icmp_type)):
+            return False
+        kind = KIND_ICMP
+        sport = 0
+        dport = 0
+    elif code_carries_ports(protocol) and ports_known:
+        kind = KIND_PORTS
+    else:
+        kind = KIND_ADDR
+        sport = 0
+        dport = 0
+    s0 = _word(src)
+    s1 = _word(src + 8)
+    d0 = _word(dst)
+    d1 = _word(dst + 8)
+    key.from_low = s0 < d0 or (s0 == d0 and (s1 < d1 or (s1 == d1 and sport <= dport)))
+    if key.from_low:
+        key.w[1], key.w[2], key.w[3], key.w[4], plo, phi = s0, s1, d0, d1, sport, dport
+    else:
+        key.w[1], key.w[2], key.w[3], key.w[4], plo, phi = d0, d1, s0, s1, dport, sport
+    if kind == KIND_ICMP:
+        plo = icmp_id
+        phi = 0
+    key.w[0] = (
+        (<uint64_t>version << 56) | (<uint64_t>protocol << 48) | (kind << 40) | (plo << 16) | phi
+    )
+    return True
+
+
+cdef inline bint _same(const uint64_t* a, const uint64_t* b) noexcept nogil:
+    return a[0] == b[0] and a[1] == b[1] and a[2] == b[2] and a[3] == b[3] and a[4] == b[4]
+
+
+cdef inline bint _is_bare_syn(bint known, uint8_t flags) noexcept nogil:
+    return known and (flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) == TCP_SYN
+
+
+def _capacity_for(Py_ssize_t entries):
+    cdef Py_ssize_t capacity = MIN_CAPACITY
+    while capacity < 4 * entries:
+        capacity *= 2
+    return capacity
+
+
+cdef struct Flow:  # layout of FLOW_DTYPE
+    uint64_t key[5]
+    int64_t last
+    int32_t rule
+    uint8_t used
+    uint8_t flags
+    uint8_t pad[10]
+
+
+cdef struct Fragment:  # layout of FRAGMENT_DTYPE
+    uint64_t key[5]
+    int64_t ts
+    uint16_t sport
+    uint16_t dport
+    uint16_t icmp_id
+    uint8_t icmp_type
+    uint8_t icmp_code
+    uint8_t l4
+    uint8_t used
+    uint8_t pad[6]
+
+
+if not (
+    FLOW_DTYPE.itemsize == sizeof(Flow) == 64
+    and FRAGMENT_DTYPE.itemsize == sizeof(Fragment) == 64
+    and (KIND_PORTS, KIND_ICMP, KIND_ADDR)
+    == (layouts.KIND_PORTS, layouts.KIND_ICMP, layouts.KIND_ADDR)
+    and (FLAG_FIN_RST, FLAG_BOTH, FLAG_INIT_LOW, FLAG_MIDSTREAM)
+    == (layouts.FLAG_FIN_RST, layouts.FLAG_BOTH, layouts.FLAG_INIT_LOW, layouts.FLAG_MIDSTREAM)
+    and MIN_CAPACITY == layouts.MIN_CAPACITY and CLOCK_START == layouts.CLOCK_START
+):
+    raise ImportError("classifier.engine._conntrack disagrees with its layouts module: rebuild")
+
+
+cdef inline bint _flow_expired(const Flow* f, int64_t t) noexcept nogil:
+    return t - f.last > _timeout(f.key[0], f.flags)
+
+
+cdef inline void _copy_key(uint64_t* to, const uint64_t* w) noexcept nogil:
+    cdef int k
+    for k in range(5):
+        to[k] = w[k]
+
+
+cdef class Tracker:
+    """Connection state and the first-fragment table, carried across batches."""
+
+    cdef public int64_t clock_ns
+    cdef public int64_t fragment_clock_ns
+    cdef public int64_t connections_created
+    cdef public int64_t midstream_created
+    cdef public Py_ssize_t flow_count  # occupied flow slots, expired ones included
+    cdef public Py_ssize_t frag_count
+    cdef readonly object flows  # numpy FLOW_DTYPE array (inspectable, picklable)
+    cdef readonly object fragments  # numpy FRAGMENT_DTYPE array
+    cdef Flow* _flows  # the arrays' data; valid while the arrays above are held
+    cdef Py_ssize_t _flow_mask
+    cdef Fragment* _frags
+    cdef Py_ssize_t _frag_mask
+
+    def __init__(self, Py_ssize_t capacity=MIN_CAPACITY):
+        self.clock_ns = CLOCK_START
+        self.fragment_clock_ns = CLOCK_START
+        self.connections_created = 0
+        self.midstream_created = 0
+        self._alloc_flows(_capacity_for(capacity // 4))
+        self._alloc_fragments(_capacity_for(capacity // 4))
+
+    # --- flow table ---------------------------------------------------------------------
+
+    def _alloc_flows(self, Py_ssize_t capacity):
+        self.flows = np.zeros(capacity, FLOW_DTYPE)
+        cdef uint8_t[::1] raw = self.flows.view(np.uint8)
+        self._flows = <Flow*>&raw[0]
+        self._flow_mask = capacity - 1
+        self.flow_count = 0
+
+    cdef Py_ssize_t _flow_find(
+        self, const uint64_t* w, uint64_t h, int64_t t, Py_ssize_t* free
+    ) noexcept nogil:
+        """The slot holding the key (hash `h`) or -1; `free` = where it would go (the first
+        expired slot of the probe chain, or the empty slot that ends it)."""
+        cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>self._flow_mask)
+        cdef Flow* f
+        free[0] = -1
+        while True:
+            f = &self._flows[i]
+            if not f.used:
+                break
+            if _same(f.key, w):
+                free[0] = i
+                return i
+            if free[0] < 0 and _flow_expired(f, t):
+                free[0] = i
+            i = (i + 1) & self._flow_mask
+        if free[0] < 0:
+            free[0] = i
+        return -1
+
+    def _flow_reserve(self, Py_ssize_t more, int64_t t):
+        """Room for `more` insertions at load <= 1/2; `t` = the batch's first effective time
+        (what is expired then stays expired)."""
+        cdef Py_ssize_t capacity = self._flow_mask + 1
+        if self.flow_count + more <= capacity // 2:
+            return
+        cdef Py_ssize_t i, j, live = 0
+        for i in range(capacity):
+            if self._flows[i].used and not _flow_expired(&self._flows[i], t):
+                live += 1
+        old_array = self.flows  # keeps the old data alive while it is copied
+        cdef Flow* old = self._flows
+        self._alloc_flows(max(capacity, _capacity_for(live + more)))
+        with nogil:
+            for i in range(capacity):
+                if not old[i].used or _flow_expired(&old[i], t):
+                    continue
+                j = <Py_ssize_t>(_hash(old[i].key) & <uint64_t>self._flow_mask)
+                while self._flows[j].used:
+                    j = (j + 1) & self._flow_mask
+                self._flows[j] = old[i]
+        self.flow_count = live
+        del old_array
+
+    # --- fragment table -----------------------------------------------------------------
+
+    def _alloc_fragments(self, Py_ssize_t capacity):
+        self.fragments = np.zeros(capacity, FRAGMENT_DTYPE)
+        cdef uint8_t[::1] raw = self.fragments.view(np.uint8)
+        self._frags = <Fragment*>&raw[0]
+        self._frag_mask = capacity - 1
+        self.frag_count = 0
+
+    cdef Py_ssize_t _frag_find(self, const uint64_t* w, int64_t t, Py_ssize_t* free) noexcept nogil:
+        cdef Py_ssize_t i = <Py_ssize_t>(_hash(w) & <uint64_t>self._frag_mask)
+        cdef Fragment* f
+        free[0] = -1
+        while True:
+            f = &self._frags[i]
+            if not f.used:
+                break
+            if _same(f.key, w):
+                free[0] = i
+                return i
+            if free[0] < 0 and t - f.ts > FRAGMENT_WINDOW_NS:
+                free[0] = i
+            i = (i + 1) & self._frag_mask
+        if free[0] < 0:
+            free[0] = i
+        return -1
+
+    def _frag_reserve(self, Py_ssize_t more, int64_t t):
+        cdef Py_ssize_t capacity = self._frag_mask + 1
+        if self.frag_count + more <= capacity // 2:
+            return
+        cdef Py_ssize_t i, j, live = 0
+        for i in range(capacity):
+            if self._frags[i].used and t - self._frags[i].ts <= FRAGMENT_WINDOW_NS:
+                live += 1
+        old_array = self.fragments
+        cdef Fragment* old = self._frags
+        self._alloc_fragments(max(capacity, _capacity_for(live + more)))
+        with nogil:
+            for i in range(capacity):
+                if not old[i].used or t - old[i].ts > FRAGMENT_WINDOW_NS:
+                    continue
+                j = <Py_ssize_t>(_hash(old[i].key) & <uint64_t>self._frag_mask)
+                while self._frags[j].used:
+                    j = (j + 1) & self._frag_mask
+                self._frags[j] = old[i]
+        self.frag_count = live
+        del old_array
+
+    # --- the two passes -----------------------------------------------------------------
+
+    def join_fragments(self, batch):
+        cdef const int64_t[::1] ts = batch.ts_ns
+        cdef const uint8_t[::1] status = batch.status
+        cdef const uint8_t[::1] version = batch.ip_version
+        cdef const uint8_t[:, ::1] src = batch.src
+        cdef const uint8_t[:, ::1] dst = batch.dst
+        cdef const uint8_t[::1] protocol = batch.protocol
+        cdef const uint8_t[::1] fragment = batch.fragment
+        cdef const uint32_t[::1] ip_id = batch.ip_id
+        cdef uint8_t[::1] l4 = batch.l4
+        cdef uint16_t[::1] sport = batch.sport
+        cdef uint16_t[::1] dport = batch.dport
+        cdef uint8_t[::1] icmp_type = batch.icmp_type
+        cdef uint8_t[::1] icmp_code = batch.icmp_code
+        cdef uint16_t[::1] icmp_id = batch.icmp_id
+        cdef uint8_t[::1] tcp_flags = batch.tcp_flags
+        cdef Py_ssize_t n = ts.shape[0], i, found, slot, firsts = 0
+        cdef int64_t t
+        cdef uint8_t lent = L4_PORTS | L4_ICMP | L4_ICMP_ID
+        cdef Key key
+        cdef Fragment* g
+        if n == 0:
+            return
+        for i in range(n):
+            firsts += fragment[i] == FRAGMENT_FIRST
+        self._frag_reserve(firsts, max(ts[0], self.fragment_clock_ns))
+        with nogil:
+            for i in range(n):
+                t = ts[i] if ts[i] > self.fragment_clock_ns else self.fragment_clock_ns
+                self.fragment_clock_ns = t
+                if fragment[i] == 0 or (
+                    status[i] != STATUS_OK and status[i] != STATUS_L4_TRUNCATED
+                ):
+                    continue
+                key.w[0] = (<uint64_t>version[i] << 56) | (<uint64_t>protocol[i] << 48) | ip_id[i]
+                key.w[1] = _word(&src[i, 0])
+                key.w[2] = _word(&src[i, 8])
+                key.w[3] = _word(&dst[i, 0])
+                key.w[4] = _word(&dst[i, 8])
+                found = self._frag_find(key.w, t, &slot)
+                if fragment[i] == FRAGMENT_FIRST:
+                    g = &self._frags[slot]
+                    if found < 0 and not g.used:
+                        self.frag_count += 1
+                    g.used = 1
+                    _copy_key(g.key, key.w)
+                    g.ts = t
+                    g.l4 = l4[i] & lent
+                    g.sport = sport[i]
+                    g.dport = dport[i]
+                    g.icmp_id = icmp_id[i]
+                    g.icmp_type = icmp_type[i]
+                    g.icmp_code = icmp_code[i]
+                elif fragment[i] == FRAGMENT_LATER and found >= 0:
+                    g = &self._frags[found]
+                    if t - g.ts > FRAGMENT_WINDOW_NS:
+                        continue
+                    l4[i] = (l4[i] & ~(lent | L4_TCP_FLAGS)) | g.l4
+                    sport[i] = g.sport
+                    dport[i] = g.dport
+                    icmp_id[i] = g.icmp_id
+                    icmp_type[i] = g.icmp_type
+                    icmp_code[i] = g.icmp_code
+                    tcp_flags[i] = 0
+
+    def apply(
+        self,
+        batch,
+        uint8_t[::1] verdict,
+        uint8_t[::1] reason,
+        int32_t[::1] rule,
+        int32_t[::1] side_instance,
+        uint8_t[::1] side_direction,
+        const int32_t[::1] new_side_instance,
+        const uint8_t[::1] new_side_direction,
+        int8_t[::1] created,
+        int8_t[::1] midstream,
+    ):
+        cdef const int64_t[::1] ts = batch.ts_ns
+        cdef const uint8_t[::1] version = batch.ip_version
+        cdef const uint8_t[:, ::1] src = batch.src
+        cdef const uint8_t[:, ::1] dst = batch.dst
+        cdef const uint8_t[::1] protocol = batch.protocol
+        cdef const uint8_t[::1] l4 = batch.l4
+        cdef const uint16_t[::1] sport = batch.sport
+        cdef const uint16_t[::1] dport = batch.dport
+        cdef const uint8_t[::1] icmp_type = batch.icmp_type
+        cdef const uint16_t[::1] icmp_id = batch.icmp_id
+        cdef const uint8_t[::1] tcp_flags = batch.tcp_flags
+        cdef const uint8_t[::1] inner_protocol = batch.inner_protocol
+        cdef const uint8_t[:, ::1] inner_src = batch.inner_src
+        cdef const uint8_t[:, ::1] inner_dst = batch.inner_dst
+        cdef const uint16_t[::1] inner_sport = batch.inner_sport
+        cdef const uint16_t[::1] inner_dport = batch.inner_dport
+        cdef const uint8_t[::1] inner_icmp_type = batch.inner_icmp_type
+        cdef const uint16_t[::1] inner_icmp_id = batch.inner_icmp_id
+        cdef Py_ssize_t n = ts.shape[0], i, found, slot, allowed = 0
+        cdef int64_t t
+        cdef uint8_t bits, state_reason
+        cdef bint flags_known, closing, mid
+        cdef Flow* f
+        cdef Key* key
+        if n == 0:
+            return
+        for i in range(n):
+            allowed += verdict[i] == VERDICT_ALLOW
+        self._flow_reserve(allowed, max(ts[0], self.clock_ns))
+        # Pass 1 (sequential): what each packet looks up. Pass 2 then prefetches the table
+        # slot of packet i + PREFETCH_AHEAD while it handles packet i: with many connections
+        # the table is far bigger than the caches, and one miss per packet would dominate.
+        scratch = np.empty(n * sizeof(Key) + 1, np.uint8)
+        cdef uint8_t[::1] scratch_view = scratch
+        cdef Key* keys = <Key*>&scratch_view[0]
+        cdef uint8_t[::1] lookup = np.zeros(n, np.uint8)  # LOOKUP_*
+        cdef uint64_t[::1] home = np.zeros(n, np.uint64)  # the key's hash
+        with nogil:
+            for i in range(n):
+                if verdict[i] != VERDICT_ALLOW and verdict[i] != VERDICT_DENY:
+                    continue
+                bits = l4[i]
+                key = &keys[i]
+                if (
+                    _is_icmp(version[i], protocol[i])
+                    and bits & L4_ICMP
+                    and _is_error(version[i], icmp_type[i])
+                ):
+                    if bits & L4_INNER and _make_key(
+                        key,
+                        version[i],
+                        inner_protocol[i],
+                        &inner_src[i, 0],
+                        &inner_dst[i, 0],
+                        (bits & L4_INNER_PORTS) != 0,
+                        inner_sport[i],
+                        inner_dport[i],
+                        (bits & L4_INNER_ICMP_ID) != 0,
+                        inner_icmp_type[i],
+                        inner_icmp_id[i],
+                    ):
+                        lookup[i] = LOOKUP_QUOTED
+                elif _make_key(
+                    key,
+                    version[i],
+                    protocol[i],
+                    &src[i, 0],
+                    &dst[i, 0],
+                    (bits & L4_PORTS) != 0,
+                    sport[i],
+                    dport[i],
+                    (bits & L4_ICMP) != 0 and (bits & L4_ICMP_ID) != 0,
+                    icmp_type[i],
+                    icmp_id[i],
+                ):
+                    lookup[i] = LOOKUP_OWN
+                if lookup[i]:
+                    home[i] = _hash(key.w)
+
+            for i in range(n):
+                if i + PREFETCH_AHEAD < n and lookup[i + PREFETCH_AHEAD]:
+                    __builtin_prefetch(
+                        &self._flows[home[i + PREFETCH_AHEAD] & <uint64_t>self._flow_mask]
+                    )
+                t = ts[i] if ts[i] > self.clock_ns else self.clock_ns
+                self.clock_ns = t
+                created[i] = 0
+                midstream[i] = 0
+                if not lookup[i]:
+                    continue  # not judged (unmanaged, ...), or an ICMP message with no key
+                state_reason = 0
+                key = &keys[i]
+                found = self._flow_find(key.w, home[i], t, &slot)
+                if lookup[i] == LOOKUP_QUOTED:
+                    # related: the quoted header alone decides; never creates or refreshes
+                    if found >= 0 and not _flow_expired(&self._flows[found], t):
+                        state_reason = REASON_RELATED
+                else:
+                    bits = l4[i]
+                    flags_known = (bits & L4_TCP_FLAGS) != 0
+                    closing = (
+                        protocol[i] == PROTO_TCP and flags_known
+                        and (tcp_flags[i] & (TCP_FIN | TCP_RST)) != 0
+                    )
+                    if found >= 0 and not _flow_expired(&self._flows[found], t):
+                        f = &self._flows[found]
+                        f.last = t
+                        if closing:
+                            f.flags |= FLAG_FIN_RST
+                        if key.from_low != ((f.flags & FLAG_INIT_LOW) != 0):
+                            f.flags |= FLAG_BOTH
+                        state_reason = REASON_ESTABLISHED
+                    elif verdict[i] == VERDICT_ALLOW:
+                        f = &self._flows[slot]
+                        if not f.used:
+                            self.flow_count += 1
+                        mid = protocol[i] == PROTO_TCP and not _is_bare_syn(
+                            flags_known, tcp_flags[i]
+                        )
+                        f.used = 1
+                        _copy_key(f.key, key.w)
+                        f.last = t
+                        f.flags = (
+                            (FLAG_INIT_LOW if key.from_low else 0)
+                            | (FLAG_FIN_RST if closing else 0)
+                            | (FLAG_MIDSTREAM if mid else 0)
+                        )
+                        f.rule = rule[i]
+                        created[i] = 1
+                        midstream[i] = mid
+                        self.connections_created += 1
+                        self.midstream_created += mid
+                if state_reason:
+                    verdict[i] = VERDICT_ALLOW
+                    reason[i] = state_reason
+                    rule[i] = -1
+                    side_instance[i] = new_side_instance[i]
+                    side_direction[i] = new_side_direction[i]
+
+    # --- inspection ---------------------------------------------------------------------
+
+    def live_connections(self):
+        """Connections alive at the clock (the latest timestamp seen)."""
+        cdef Py_ssize_t i, live = 0
+        for i in range(self._flow_mask + 1):
+            if self._flows[i].used and not _flow_expired(&self._flows[i], self.clock_ns):
+                live += 1
+        return live
+
+    @property
+    def capacity(self):
+        return self._flow_mask + 1

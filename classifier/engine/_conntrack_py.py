@@ -1,0 +1,428 @@
+"""Pure-Python twin of `classifier.engine._conntrack`: the same tables, the same algorithm, slowly.
+
+Read `_conntrack.pyx` for the design note; this file mirrors it function by function so that
+the two can be compared line by line (and so that a checkout without a compiler still works).
+Both twins keep their tables in the same flat numpy arrays (`classifier.engine.layouts`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from classifier.codes import (
+    FRAGMENT_FIRST,
+    FRAGMENT_LATER,
+    FRAGMENT_WINDOW_NS,
+    ICMP_ERROR_TYPES,
+    ICMP_QUERY_TYPES,
+    ICMP_TIMEOUT_NS,
+    L4_ICMP,
+    L4_ICMP_ID,
+    L4_INNER,
+    L4_INNER_ICMP_ID,
+    L4_INNER_PORTS,
+    L4_PORTS,
+    L4_TCP_FLAGS,
+    OTHER_ONE_WAY_TIMEOUT_NS,
+    OTHER_TIMEOUT_NS,
+    PORT_PROTOCOLS,
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    PROTO_TCP,
+    REASON_ESTABLISHED,
+    REASON_RELATED,
+    STATUS_L4_TRUNCATED,
+    STATUS_OK,
+    TCP_ACK,
+    TCP_CLOSING_TIMEOUT_NS,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    TCP_TIMEOUT_NS,
+    VERDICT_ALLOW,
+    VERDICT_DENY,
+)
+from classifier.engine.layouts import (
+    CLOCK_START,
+    FLAG_BOTH,
+    FLAG_FIN_RST,
+    FLAG_INIT_LOW,
+    FLAG_MIDSTREAM,
+    FLOW_DTYPE,
+    FRAGMENT_DTYPE,
+    KIND_ADDR,
+    KIND_ICMP,
+    KIND_PORTS,
+    MIN_CAPACITY,
+)
+
+M64 = (1 << 64) - 1
+
+
+def _mix(h: int, word: int) -> int:
+    """One round of a 64-bit multiply-xorshift hash (murmur3's finaliser on h ^ word)."""
+    x = (h ^ word) & M64
+    x ^= x >> 33
+    x = (x * 0xFF51AFD7ED558CCD) & M64
+    x ^= x >> 33
+    x = (x * 0xC4CEB9FE1A85EC53) & M64
+    x ^= x >> 33
+    return x
+
+
+def _hash(meta: int, a0: int, a1: int, b0: int, b1: int) -> int:
+    return _mix(_mix(_mix(_mix(_mix(0x9E3779B97F4A7C15, meta), a0), a1), b0), b1)
+
+
+def _words(address: np.ndarray) -> tuple[int, int]:
+    raw = bytes(address)
+    return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
+
+
+def _is_icmp(version: int, protocol: int) -> bool:
+    return (version == 4 and protocol == PROTO_ICMP) or (version == 6 and protocol == PROTO_ICMPV6)
+
+
+def _is_query(version: int, icmp_type: int) -> bool:
+    return icmp_type in ICMP_QUERY_TYPES[version]
+
+
+def _is_error(version: int, icmp_type: int) -> bool:
+    return icmp_type in ICMP_ERROR_TYPES[version]
+
+
+def _capacity_for(entries: int) -> int:
+    capacity = MIN_CAPACITY
+    while capacity < 4 * entries:
+        capacity *= 2
+    return capacity
+
+
+Key = tuple[int, int, int, int, int, bool]  # meta, lo addr (2 words), hi addr (2 words), from_low
+
+
+def _make_key(
+    version: int,
+    protocol: int,
+    src: np.ndarray,
+    dst: np.ndarray,
+    ports_known: bool,
+    sport: int,
+    dport: int,
+    query_known: bool,
+    icmp_type: int,
+    icmp_id: int,
+) -> Key | None:
+    """The canonical key: endpoints ordered (address, port) ascending; None = no key."""
+    if _is_icmp(version, protocol):
+        if not (query_known and _is_query(version, icmp_type)):
+            return None
+        kind, sport, dport, ident = KIND_ICMP, 0, 0, icmp_id
+    elif protocol in PORT_PROTOCOLS and ports_known:
+        kind, ident = KIND_PORTS, 0
+    else:
+        kind, sport, dport, ident = KIND_ADDR, 0, 0, 0
+    s0, s1 = _words(src)
+    d0, d1 = _words(dst)
+    from_low = (s0, s1, sport) <= (d0, d1, dport)
+    if from_low:
+        lo0, lo1, hi0, hi1, plo, phi = s0, s1, d0, d1, sport, dport
+    else:
+        lo0, lo1, hi0, hi1, plo, phi = d0, d1, s0, s1, dport, sport
+    if kind == KIND_ICMP:
+        plo, phi = ident, 0
+    meta = (version << 56) | (protocol << 48) | (kind << 40) | (plo << 16) | phi
+    return meta, lo0, lo1, hi0, hi1, from_low
+
+
+def _timeout(meta: int, flags: int) -> int:
+    protocol = (meta >> 48) & 0xFF
+    kind = (meta >> 40) & 0xFF
+    if protocol == PROTO_TCP:
+        return TCP_CLOSING_TIMEOUT_NS if flags & FLAG_FIN_RST else TCP_TIMEOUT_NS
+    if kind == KIND_ICMP:
+        return ICMP_TIMEOUT_NS
+    return OTHER_TIMEOUT_NS if flags & FLAG_BOTH else OTHER_ONE_WAY_TIMEOUT_NS
+
+
+def _is_bare_syn(known: bool, flags: int) -> bool:
+    return known and flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST) == TCP_SYN
+
+
+class Tracker:
+    """Connection state and the first-fragment table, carried across batches."""
+
+    def __init__(self, capacity: int = MIN_CAPACITY):
+        self.clock_ns = CLOCK_START
+        self.fragment_clock_ns = CLOCK_START
+        self.connections_created = 0
+        self.midstream_created = 0
+        self._alloc_flows(_capacity_for(capacity // 4))
+        self._alloc_fragments(_capacity_for(capacity // 4))
+
+    # --- flow table -----------------------------------------------------------------------
+
+    def _alloc_flows(self, capacity: int) -> None:
+        self.flows = np.zeros(capacity, FLOW_DTYPE)
+        # field views, so that the code below reads like the .pyx's struct accesses
+        self._flow_used = self.flows["used"]
+        self._flow_key = self.flows["key"]
+        self._flow_last = self.flows["last"]
+        self._flow_flags = self.flows["flags"]
+        self._flow_rule = self.flows["rule"]
+        self.flow_count = 0  # occupied slots, expired ones included
+
+    def _flow_expired(self, slot: int, t: int) -> bool:
+        return t - int(self._flow_last[slot]) > _timeout(
+            int(self._flow_key[slot, 0]), int(self._flow_flags[slot])
+        )
+
+    def _flow_find(self, key: Key, t: int) -> tuple[int, int]:
+        """(slot holding the key or -1, slot where it would go: first expired or empty)."""
+        mask = len(self._flow_used) - 1
+        words = key[:5]
+        i = _hash(*words) & mask
+        free = -1
+        while self._flow_used[i]:
+            if tuple(int(w) for w in self._flow_key[i]) == words:
+                return i, i
+            if free < 0 and self._flow_expired(i, t):
+                free = i
+            i = (i + 1) & mask
+        return -1, (i if free < 0 else free)
+
+    def _flow_reserve(self, more: int, t: int) -> None:
+        """Make room for `more` insertions at load <= 1/2: rehash live entries if needed.
+
+        `t` is the batch's first effective time: what is expired then stays expired."""
+        capacity = len(self._flow_used)
+        if self.flow_count + more <= capacity // 2:
+            return
+        live = [i for i in range(capacity) if self._flow_used[i] and not self._flow_expired(i, t)]
+        old = self.flows
+        self._alloc_flows(max(capacity, _capacity_for(len(live) + more)))
+        mask = len(self._flow_used) - 1
+        for i in live:
+            j = _hash(*(int(w) for w in old["key"][i])) & mask
+            while self._flow_used[j]:
+                j = (j + 1) & mask
+            self.flows[j] = old[i]
+        self.flow_count = len(live)
+
+    # --- fragment table -------------------------------------------------------------------
+
+    def _alloc_fragments(self, capacity: int) -> None:
+        self.fragments = np.zeros(capacity, FRAGMENT_DTYPE)
+        self._frag_used = self.fragments["used"]
+        self._frag_key = self.fragments["key"]
+        self._frag_ts = self.fragments["ts"]
+        self._frag_l4 = self.fragments["l4"]
+        self._frag_sport = self.fragments["sport"]
+        self._frag_dport = self.fragments["dport"]
+        self._frag_icmp_id = self.fragments["icmp_id"]
+        self._frag_icmp_type = self.fragments["icmp_type"]
+        self._frag_icmp_code = self.fragments["icmp_code"]
+        self.frag_count = 0
+
+    def _frag_find(self, key: tuple[int, ...], t: int) -> tuple[int, int]:
+        mask = len(self._frag_used) - 1
+        i = _hash(*key) & mask
+        free = -1
+        while self._frag_used[i]:
+            if tuple(int(w) for w in self._frag_key[i]) == key:
+                return i, i
+            if free < 0 and t - int(self._frag_ts[i]) > FRAGMENT_WINDOW_NS:
+                free = i
+            i = (i + 1) & mask
+        return -1, (i if free < 0 else free)
+
+    def _frag_reserve(self, more: int, t: int) -> None:
+        capacity = len(self._frag_used)
+        if self.frag_count + more <= capacity // 2:
+            return
+        live = [
+            i
+            for i in range(capacity)
+            if self._frag_used[i] and t - int(self._frag_ts[i]) <= FRAGMENT_WINDOW_NS
+        ]
+        old = self.fragments
+        self._alloc_fragments(max(capacity, _capacity_for(len(live) + more)))
+        mask = len(self._frag_used) - 1
+        for i in live:
+            j = _hash(*(int(w) for w in old["key"][i])) & mask
+            while self._frag_used[j]:
+                j = (j + 1) & mask
+            self.fragments[j] = old[i]
+        self.frag_count = len(live)
+
+    # --- the two passes -------------------------------------------------------------------
+
+    def join_fragments(self, batch: Any) -> None:
+        n = len(batch.ts_ns)
+        if n == 0:
+            return
+        first_t = max(int(batch.ts_ns[0]), self.fragment_clock_ns)
+        self._frag_reserve(int(np.count_nonzero(batch.fragment == FRAGMENT_FIRST)), first_t)
+        lent = L4_PORTS | L4_ICMP | L4_ICMP_ID
+        for i in range(n):
+            t = max(int(batch.ts_ns[i]), self.fragment_clock_ns)
+            self.fragment_clock_ns = t
+            status = int(batch.status[i])
+            fragment = int(batch.fragment[i])
+            if (status != STATUS_OK and status != STATUS_L4_TRUNCATED) or fragment == 0:
+                continue
+            s0, s1 = _words(batch.src[i])
+            d0, d1 = _words(batch.dst[i])
+            meta = (
+                (int(batch.ip_version[i]) << 56)
+                | (int(batch.protocol[i]) << 48)
+                | int(batch.ip_id[i])
+            )
+            key = (meta, s0, s1, d0, d1)
+            found, slot = self._frag_find(key, t)
+            if fragment == FRAGMENT_FIRST:
+                if found < 0 and not self._frag_used[slot]:
+                    self.frag_count += 1
+                self._frag_used[slot] = 1
+                self._frag_key[slot] = key
+                self._frag_ts[slot] = t
+                self._frag_l4[slot] = int(batch.l4[i]) & lent
+                self._frag_sport[slot] = batch.sport[i]
+                self._frag_dport[slot] = batch.dport[i]
+                self._frag_icmp_id[slot] = batch.icmp_id[i]
+                self._frag_icmp_type[slot] = batch.icmp_type[i]
+                self._frag_icmp_code[slot] = batch.icmp_code[i]
+            elif fragment == FRAGMENT_LATER and found >= 0:
+                if t - int(self._frag_ts[found]) > FRAGMENT_WINDOW_NS:
+                    continue
+                bits = int(self._frag_l4[found])
+                batch.l4[i] = (int(batch.l4[i]) & ~(lent | L4_TCP_FLAGS)) | bits
+                batch.sport[i] = self._frag_sport[found]
+                batch.dport[i] = self._frag_dport[found]
+                batch.icmp_id[i] = self._frag_icmp_id[found]
+                batch.icmp_type[i] = self._frag_icmp_type[found]
+                batch.icmp_code[i] = self._frag_icmp_code[found]
+                batch.tcp_flags[i] = 0
+
+    def apply(
+        self,
+        batch: Any,
+        verdict: np.ndarray,
+        reason: np.ndarray,
+        rule: np.ndarray,
+        side_instance: np.ndarray,
+        side_direction: np.ndarray,
+        new_side_instance: np.ndarray,
+        new_side_direction: np.ndarray,
+        created: np.ndarray,
+        midstream: np.ndarray,
+    ) -> None:
+        n = len(batch.ts_ns)
+        if n == 0:
+            return
+        first_t = max(int(batch.ts_ns[0]), self.clock_ns)
+        self._flow_reserve(int(np.count_nonzero(verdict == VERDICT_ALLOW)), first_t)
+        for i in range(n):
+            t = max(int(batch.ts_ns[i]), self.clock_ns)
+            self.clock_ns = t
+            created[i] = 0
+            midstream[i] = 0
+            v = int(verdict[i])
+            if v != VERDICT_ALLOW and v != VERDICT_DENY:
+                continue
+            version = int(batch.ip_version[i])
+            protocol = int(batch.protocol[i])
+            bits = int(batch.l4[i])
+            state_reason = 0
+            if (
+                _is_icmp(version, protocol)
+                and bits & L4_ICMP
+                and _is_error(version, int(batch.icmp_type[i]))
+            ):
+                # related: the quoted header alone decides; never creates or refreshes
+                if bits & L4_INNER:
+                    key = _make_key(
+                        version,
+                        int(batch.inner_protocol[i]),
+                        batch.inner_src[i],
+                        batch.inner_dst[i],
+                        bool(bits & L4_INNER_PORTS),
+                        int(batch.inner_sport[i]),
+                        int(batch.inner_dport[i]),
+                        bool(bits & L4_INNER_ICMP_ID),
+                        int(batch.inner_icmp_type[i]),
+                        int(batch.inner_icmp_id[i]),
+                    )
+                    if key is not None:
+                        found, _ = self._flow_find(key, t)
+                        if found >= 0 and not self._flow_expired(found, t):
+                            state_reason = REASON_RELATED
+            else:
+                key = _make_key(
+                    version,
+                    protocol,
+                    batch.src[i],
+                    batch.dst[i],
+                    bool(bits & L4_PORTS),
+                    int(batch.sport[i]),
+                    int(batch.dport[i]),
+                    bool(bits & L4_ICMP) and bool(bits & L4_ICMP_ID),
+                    int(batch.icmp_type[i]),
+                    int(batch.icmp_id[i]),
+                )
+                if key is not None:
+                    flags_known = bool(bits & L4_TCP_FLAGS)
+                    tcp_flags = int(batch.tcp_flags[i])
+                    closing = (
+                        protocol == PROTO_TCP and flags_known and tcp_flags & (TCP_FIN | TCP_RST)
+                    )
+                    found, slot = self._flow_find(key, t)
+                    if found >= 0 and not self._flow_expired(found, t):
+                        self._flow_last[found] = t
+                        flags = int(self._flow_flags[found])
+                        if closing:
+                            flags |= FLAG_FIN_RST
+                        if key[5] != bool(flags & FLAG_INIT_LOW):
+                            flags |= FLAG_BOTH
+                        self._flow_flags[found] = flags
+                        state_reason = REASON_ESTABLISHED
+                    elif v == VERDICT_ALLOW:
+                        if not self._flow_used[slot]:
+                            self.flow_count += 1
+                        mid = protocol == PROTO_TCP and not _is_bare_syn(flags_known, tcp_flags)
+                        self._flow_used[slot] = 1
+                        self._flow_key[slot] = key[:5]
+                        self._flow_last[slot] = t
+                        self._flow_flags[slot] = (
+                            (FLAG_INIT_LOW if key[5] else 0)
+                            | (FLAG_FIN_RST if closing else 0)
+                            | (FLAG_MIDSTREAM if mid else 0)
+                        )
+                        self._flow_rule[slot] = rule[i]
+                        created[i] = 1
+                        midstream[i] = 1 if mid else 0
+                        self.connections_created += 1
+                        self.midstream_created += 1 if mid else 0
+            if state_reason:
+                verdict[i] = VERDICT_ALLOW
+                reason[i] = state_reason
+                rule[i] = -1
+                side_instance[i] = new_side_instance[i]
+                side_direction[i] = new_side_direction[i]
+
+    # --- inspection -----------------------------------------------------------------------
+
+    def live_connections(self) -> int:
+        """Connections alive at the clock (the latest timestamp seen)."""
+        t = self.clock_ns
+        return sum(
+            1
+            for i in range(len(self._flow_used))
+            if self._flow_used[i] and not self._flow_expired(i, t)
+        )
+
+    @property
+    def capacity(self) -> int:
+        return len(self._flow_used)

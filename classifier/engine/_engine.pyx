@@ -1,0 +1,289 @@
+"""The per-packet passes around the first-match lookup (the "run" phase), and one for stats.
+
+Four loops that numpy would spend a dozen array passes on each:
+
+- `owners`: local address -> instance index, through an open-addressing hash table built by
+  `classifier.engine.build`: capacity a power of two, linear probing, at most half
+  full, so a probe sequence is short and always ends at an empty slot (owner -1).
+- `port_column`: the field the rules' port ranges are matched against: the destination port
+  (TCP/UDP/SCTP), ICMP type*256+code, or PORT_UNKNOWN when not known.
+- `combine_sides`: spec section 3 (both sides must allow; which side is reported) and the
+  section-6 side of state-allowed packets, from the two sides' lookup results.
+- `count_tuples`: packets per denied (source, destination, protocol, port) tuple of a batch,
+  through a per-batch hash table, for `stats.DeniedCounter`.
+
+Codes are those of `classifier.codes`, cimported from `classifier/_codes.pxd`. Nothing here
+raises: the engine hands in arrays of the right types and lengths.
+"""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+from classifier._codes cimport (
+    DIRECTION_EGRESS,
+    DIRECTION_INGRESS,
+    DIRECTION_NONE,
+    L4_ICMP,
+    L4_PORTS,
+    PORT_UNKNOWN,
+    PROTO_ICMP,
+    PROTO_ICMPV6,
+    REASON_IMPLICIT_DENY,
+    REASON_NONE,
+    REASON_RULE,
+    STATUS_MALFORMED,
+    STATUS_NOT_IP,
+    VERDICT_ALLOW,
+    VERDICT_DENY,
+    VERDICT_MALFORMED,
+    VERDICT_NOT_IP,
+    VERDICT_UNMANAGED,
+    code_carries_ports,
+)
+
+
+cdef inline uint64_t _word(const uint8_t* p) noexcept nogil:
+    """8 bytes, big-endian, as an integer (the key half of a 16-byte address)."""
+    return ((<uint64_t>p[0] << 56) | (<uint64_t>p[1] << 48) | (<uint64_t>p[2] << 40)
+            | (<uint64_t>p[3] << 32) | (<uint64_t>p[4] << 24) | (<uint64_t>p[5] << 16)
+            | (<uint64_t>p[6] << 8) | <uint64_t>p[7])
+
+
+cdef inline uint64_t _hash(uint64_t hi, uint64_t lo, uint64_t version) noexcept nogil:
+    cdef uint64_t h = hi * 0x9E3779B97F4A7C15ULL ^ lo * 0xC2B2AE3D27D4EB4FULL ^ version
+    h ^= h >> 29
+    h *= 0xBF58476D1CE4E5B9ULL
+    h ^= h >> 32
+    return h
+
+
+def address_hash(uint64_t hi, uint64_t lo, uint64_t version):
+    """The slot hash of an address, for the table builder (the same function as the loop's)."""
+    return _hash(hi, lo, version)
+
+
+def owners(
+    const uint8_t[:, ::1] addresses,
+    const uint8_t[::1] ip_version,
+    const uint64_t[::1] slot_hi,
+    const uint64_t[::1] slot_lo,
+    const uint8_t[::1] slot_version,
+    const int32_t[::1] slot_owner,
+    int32_t[::1] out,
+):
+    """out[i] = the instance owning addresses[i] (of family ip_version[i]), else -1.
+    Rows whose ip_version is neither 4 nor 6 get -1."""
+    cdef Py_ssize_t i, n = addresses.shape[0]
+    cdef uint64_t mask = slot_owner.shape[0] - 1
+    cdef uint64_t hi, lo, slot
+    cdef uint8_t version
+    with nogil:
+        for i in range(n):
+            out[i] = -1
+            version = ip_version[i]
+            if version != 4 and version != 6:
+                continue
+            hi = _word(&addresses[i, 0])
+            lo = _word(&addresses[i, 8])
+            slot = _hash(hi, lo, version) & mask
+            while slot_owner[slot] >= 0:
+                if slot_hi[slot] == hi and slot_lo[slot] == lo and slot_version[slot] == version:
+                    out[i] = slot_owner[slot]
+                    break
+                slot = (slot + 1) & mask
+
+
+def port_column(
+    const uint8_t[::1] protocol,
+    const uint8_t[::1] l4,
+    const uint16_t[::1] dport,
+    const uint8_t[::1] icmp_type,
+    const uint8_t[::1] icmp_code,
+    uint32_t[::1] out,
+):
+    cdef Py_ssize_t i, n = protocol.shape[0]
+    cdef uint8_t p
+    with nogil:
+        for i in range(n):
+            p = protocol[i]
+            if code_carries_ports(p) and (l4[i] & L4_PORTS):
+                out[i] = dport[i]
+            elif (p == PROTO_ICMP or p == PROTO_ICMPV6) and (l4[i] & L4_ICMP):
+                out[i] = <uint32_t>icmp_type[i] * 256 + icmp_code[i]
+            else:
+                out[i] = PORT_UNKNOWN
+
+
+def combine_sides(
+    const uint8_t[::1] status,
+    const int32_t[::1] src_owner,
+    const int32_t[::1] dst_owner,
+    const int32_t[::1] egress_rule,
+    const uint8_t[::1] egress_allow,
+    const int32_t[::1] ingress_rule,
+    const uint8_t[::1] ingress_allow,
+    uint8_t[::1] verdict,
+    uint8_t[::1] reason,
+    int32_t[::1] rule,
+    int32_t[::1] instance,
+    uint8_t[::1] direction,
+    int32_t[::1] new_instance,
+    uint8_t[::1] new_direction,
+):
+    cdef Py_ssize_t i, n = status.shape[0]
+    cdef bint has_egress, has_ingress, report_egress
+    cdef int32_t matched
+    with nogil:
+        for i in range(n):
+            reason[i] = REASON_NONE
+            rule[i] = -1
+            instance[i] = -1
+            direction[i] = DIRECTION_NONE
+            new_instance[i] = -1
+            new_direction[i] = DIRECTION_NONE
+            if status[i] == STATUS_NOT_IP:
+                verdict[i] = VERDICT_NOT_IP
+                continue
+            if status[i] == STATUS_MALFORMED:
+                verdict[i] = VERDICT_MALFORMED
+                continue
+            has_egress = src_owner[i] >= 0
+            has_ingress = dst_owner[i] >= 0
+            if not has_egress and not has_ingress:
+                verdict[i] = VERDICT_UNMANAGED
+                continue
+            if (has_egress and not egress_allow[i]) or (has_ingress and not ingress_allow[i]):
+                verdict[i] = VERDICT_DENY
+            else:
+                verdict[i] = VERDICT_ALLOW
+            # reported: the sender's egress if it denies, else the receiver's ingress, else egress
+            report_egress = has_egress and (not egress_allow[i] or not has_ingress)
+            if report_egress:
+                matched = egress_rule[i]
+                instance[i] = src_owner[i]
+                direction[i] = DIRECTION_EGRESS
+            else:
+                matched = ingress_rule[i]
+                instance[i] = dst_owner[i]
+                direction[i] = DIRECTION_INGRESS
+            rule[i] = matched
+            reason[i] = REASON_RULE if matched >= 0 else REASON_IMPLICIT_DENY
+            # section 6: a state-allowed packet reports the receiver's ingress, else the egress
+            if has_ingress:
+                new_instance[i] = dst_owner[i]
+                new_direction[i] = DIRECTION_INGRESS
+            else:
+                new_instance[i] = src_owner[i]
+                new_direction[i] = DIRECTION_EGRESS
+
+
+cdef inline uint64_t _le_word(const uint8_t* p) noexcept nogil:
+    """8 bytes, little-endian, as an integer (what numpy's '<u8' view of the same bytes reads)."""
+    return ((<uint64_t>p[7] << 56) | (<uint64_t>p[6] << 48) | (<uint64_t>p[5] << 40)
+            | (<uint64_t>p[4] << 32) | (<uint64_t>p[3] << 24) | (<uint64_t>p[2] << 16)
+            | (<uint64_t>p[1] << 8) | <uint64_t>p[0])
+
+
+cdef inline uint64_t _tuple_hash(
+    const uint8_t* src, const uint8_t* dst, uint64_t rest
+) noexcept nogil:
+    cdef uint64_t h = (_le_word(src) * 0x9E3779B97F4A7C15ULL
+                       ^ _le_word(src + 8) * 0xC2B2AE3D27D4EB4FULL
+                       ^ _le_word(dst) * 0x165667B19E3779F9ULL
+                       ^ _le_word(dst + 8) * 0xD6E8FEB86659FD93ULL
+                       ^ rest * 0xFF51AFD7ED558CCDULL)
+    h ^= h >> 29
+    h *= 0x9E3779B97F4A7C15ULL
+    h ^= h >> 32
+    return h
+
+
+def count_tuples(
+    const uint8_t[:, ::1] src,
+    const uint8_t[:, ::1] dst,
+    const uint8_t[::1] ip_version,
+    const uint8_t[::1] protocol,
+    const uint8_t[::1] l4,
+    const uint16_t[::1] dport,
+    const int64_t[::1] rows,
+    uint64_t[::1] slot_key,
+    int64_t[::1] slot_index,
+    uint64_t[::1] out_key,
+    int64_t[::1] out_count,
+    int64_t[::1] out_row,
+):
+    """Packets per (source, destination, version, protocol, port) tuple among `rows`.
+
+    A 64-bit hash names a tuple; an open-addressing table (`slot_index` all -1 on entry,
+    capacity a power of two at least twice len(rows)) finds its output position. Writes the
+    distinct tuples in order of first appearance (key, count, first row); returns how many.
+    """
+    cdef Py_ssize_t i, row, n = rows.shape[0], distinct = 0
+    cdef uint64_t mask = slot_index.shape[0] - 1, key, slot, port
+    with nogil:
+        for i in range(n):
+            row = rows[i]
+            port = dport[row] if (l4[row] & L4_PORTS) else (1 << 20)
+            key = _tuple_hash(&src[row, 0], &dst[row, 0],
+                              port | (<uint64_t>protocol[row] << 40)
+                              | (<uint64_t>ip_version[row] << 48))
+            slot = key & mask
+            while slot_index[slot] >= 0 and slot_key[slot] != key:
+                slot = (slot + 1) & mask
+            if slot_index[slot] < 0:
+                slot_index[slot] = distinct
+                slot_key[slot] = key
+                out_key[distinct] = key
+                out_count[distinct] = 0
+                out_row[distinct] = row
+                distinct += 1
+            out_count[slot_index[slot]] += 1
+    return distinct
+
+
+def side_rows(
+    const int32_t[::1] src_owner,
+    const int32_t[::1] dst_owner,
+    const uint8_t[::1] ip_version,
+    const uint8_t[:, ::1] src,
+    const uint8_t[:, ::1] dst,
+    const int32_t[:, :, :, ::1] plan,
+    int64_t[::1] packet,
+    int32_t[::1] owner,
+    uint8_t[::1] direction,
+    uint8_t[::1] is_v6,
+    uint32_t[::1] remote_v4,
+    int32_t[::1] first_table,
+):
+    """One row per evaluated side, egress sides first: the packet, the instance, the
+    direction, the IP version, the remote's IPv4 word (the destination for egress, the source
+    for ingress; 0 for IPv6) and the first table of the side's plan. Returns (rows, egress rows)."""
+    cdef Py_ssize_t i, n = src_owner.shape[0], m = 0, split
+    cdef const uint8_t* r
+    cdef uint8_t v6
+    with nogil:
+        for i in range(n):
+            if src_owner[i] >= 0:
+                v6 = ip_version[i] == 6
+                r = &dst[i, 12]
+                packet[m] = i
+                owner[m] = src_owner[i]
+                direction[m] = DIRECTION_EGRESS
+                is_v6[m] = v6
+                remote_v4[m] = 0 if v6 else ((<uint32_t>r[0] << 24) | (<uint32_t>r[1] << 16)
+                                             | (<uint32_t>r[2] << 8) | r[3])
+                first_table[m] = plan[src_owner[i], DIRECTION_EGRESS, v6, 0]
+                m += 1
+        split = m
+        for i in range(n):
+            if dst_owner[i] >= 0:
+                v6 = ip_version[i] == 6
+                r = &src[i, 12]
+                packet[m] = i
+                owner[m] = dst_owner[i]
+                direction[m] = DIRECTION_INGRESS
+                is_v6[m] = v6
+                remote_v4[m] = 0 if v6 else ((<uint32_t>r[0] << 24) | (<uint32_t>r[1] << 16)
+                                             | (<uint32_t>r[2] << 8) | r[3])
+                first_table[m] = plan[dst_owner[i], DIRECTION_INGRESS, v6, 0]
+                m += 1
+    return m, split

@@ -1,0 +1,216 @@
+"""Pure-Python twin of `classifier.engine._engine`: the same names, the same results, plain loops.
+
+Selected by CLASSIFIER_NO_EXTENSIONS=1; the tests run the engine on both and compare.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from classifier.codes import (
+    DIRECTION_EGRESS,
+    DIRECTION_INGRESS,
+    DIRECTION_NONE,
+    ICMP_PROTOCOLS,
+    L4_ICMP,
+    L4_PORTS,
+    PORT_PROTOCOLS,
+    PORT_UNKNOWN,
+    REASON_IMPLICIT_DENY,
+    REASON_NONE,
+    REASON_RULE,
+    STATUS_MALFORMED,
+    STATUS_NOT_IP,
+    VERDICT_ALLOW,
+    VERDICT_DENY,
+    VERDICT_MALFORMED,
+    VERDICT_NOT_IP,
+    VERDICT_UNMANAGED,
+)
+
+_MASK64 = (1 << 64) - 1
+
+
+def address_hash(hi: int, lo: int, version: int) -> int:
+    h = ((hi * 0x9E3779B97F4A7C15) & _MASK64) ^ ((lo * 0xC2B2AE3D27D4EB4F) & _MASK64) ^ version
+    h ^= h >> 29
+    h = (h * 0xBF58476D1CE4E5B9) & _MASK64
+    h ^= h >> 32
+    return h
+
+
+def owners(
+    addresses: np.ndarray,
+    ip_version: np.ndarray,
+    slot_hi: np.ndarray,
+    slot_lo: np.ndarray,
+    slot_version: np.ndarray,
+    slot_owner: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    mask = len(slot_owner) - 1
+    for i in range(len(addresses)):
+        out[i] = -1
+        version = int(ip_version[i])
+        if version not in (4, 6):
+            continue
+        raw = bytes(addresses[i])
+        hi, lo = int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
+        slot = address_hash(hi, lo, version) & mask
+        while slot_owner[slot] >= 0:
+            if slot_hi[slot] == hi and slot_lo[slot] == lo and slot_version[slot] == version:
+                out[i] = slot_owner[slot]
+                break
+            slot = (slot + 1) & mask
+
+
+def port_column(
+    protocol: np.ndarray,
+    l4: np.ndarray,
+    dport: np.ndarray,
+    icmp_type: np.ndarray,
+    icmp_code: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    for i in range(len(protocol)):
+        p = int(protocol[i])
+        if p in PORT_PROTOCOLS and l4[i] & L4_PORTS:
+            out[i] = dport[i]
+        elif p in ICMP_PROTOCOLS and l4[i] & L4_ICMP:
+            out[i] = int(icmp_type[i]) * 256 + int(icmp_code[i])
+        else:
+            out[i] = PORT_UNKNOWN
+
+
+def combine_sides(
+    status: np.ndarray,
+    src_owner: np.ndarray,
+    dst_owner: np.ndarray,
+    egress_rule: np.ndarray,
+    egress_allow: np.ndarray,
+    ingress_rule: np.ndarray,
+    ingress_allow: np.ndarray,
+    verdict: np.ndarray,
+    reason: np.ndarray,
+    rule: np.ndarray,
+    instance: np.ndarray,
+    direction: np.ndarray,
+    new_instance: np.ndarray,
+    new_direction: np.ndarray,
+) -> None:
+    for i in range(len(status)):
+        reason[i], rule[i], instance[i], direction[i] = REASON_NONE, -1, -1, DIRECTION_NONE
+        new_instance[i], new_direction[i] = -1, DIRECTION_NONE
+        if status[i] == STATUS_NOT_IP:
+            verdict[i] = VERDICT_NOT_IP
+            continue
+        if status[i] == STATUS_MALFORMED:
+            verdict[i] = VERDICT_MALFORMED
+            continue
+        has_egress, has_ingress = src_owner[i] >= 0, dst_owner[i] >= 0
+        if not has_egress and not has_ingress:
+            verdict[i] = VERDICT_UNMANAGED
+            continue
+        denied = (has_egress and not egress_allow[i]) or (has_ingress and not ingress_allow[i])
+        verdict[i] = VERDICT_DENY if denied else VERDICT_ALLOW
+        # reported: the sender's egress if it denies, else the receiver's ingress, else egress
+        if has_egress and (not egress_allow[i] or not has_ingress):
+            rule[i], instance[i], direction[i] = egress_rule[i], src_owner[i], DIRECTION_EGRESS
+        else:
+            rule[i], instance[i], direction[i] = ingress_rule[i], dst_owner[i], DIRECTION_INGRESS
+        reason[i] = REASON_RULE if rule[i] >= 0 else REASON_IMPLICIT_DENY
+        # section 6: a state-allowed packet reports the receiver's ingress, else the egress
+        if has_ingress:
+            new_instance[i], new_direction[i] = dst_owner[i], DIRECTION_INGRESS
+        else:
+            new_instance[i], new_direction[i] = src_owner[i], DIRECTION_EGRESS
+
+
+_TUPLE_MIX = (
+    0x9E3779B97F4A7C15,
+    0xC2B2AE3D27D4EB4F,
+    0x165667B19E3779F9,
+    0xD6E8FEB86659FD93,
+    0xFF51AFD7ED558CCD,
+)
+
+
+def _tuple_hash(src: bytes, dst: bytes, rest: int) -> int:
+    words = (
+        int.from_bytes(src[:8], "little"),
+        int.from_bytes(src[8:], "little"),
+        int.from_bytes(dst[:8], "little"),
+        int.from_bytes(dst[8:], "little"),
+        rest,
+    )
+    h = 0
+    for word, mix in zip(words, _TUPLE_MIX, strict=True):
+        h ^= (word * mix) & _MASK64
+    h ^= h >> 29
+    h = (h * _TUPLE_MIX[0]) & _MASK64
+    h ^= h >> 32
+    return h
+
+
+def count_tuples(
+    src: np.ndarray,
+    dst: np.ndarray,
+    ip_version: np.ndarray,
+    protocol: np.ndarray,
+    l4: np.ndarray,
+    dport: np.ndarray,
+    rows: np.ndarray,
+    slot_key: np.ndarray,
+    slot_index: np.ndarray,
+    out_key: np.ndarray,
+    out_count: np.ndarray,
+    out_row: np.ndarray,
+) -> int:
+    mask = len(slot_index) - 1
+    distinct = 0
+    for row in rows.tolist():
+        port = int(dport[row]) if l4[row] & L4_PORTS else 1 << 20
+        rest = port | int(protocol[row]) << 40 | int(ip_version[row]) << 48
+        key = _tuple_hash(bytes(src[row]), bytes(dst[row]), rest)
+        slot = key & mask
+        while slot_index[slot] >= 0 and int(slot_key[slot]) != key:
+            slot = (slot + 1) & mask
+        if slot_index[slot] < 0:
+            slot_index[slot], slot_key[slot] = distinct, key
+            out_key[distinct], out_count[distinct], out_row[distinct] = key, 0, row
+            distinct += 1
+        out_count[slot_index[slot]] += 1
+    return distinct
+
+
+def side_rows(
+    src_owner: np.ndarray,
+    dst_owner: np.ndarray,
+    ip_version: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    plan: np.ndarray,
+    packet: np.ndarray,
+    owner: np.ndarray,
+    direction: np.ndarray,
+    is_v6: np.ndarray,
+    remote_v4: np.ndarray,
+    first_table: np.ndarray,
+) -> tuple[int, int]:
+    m = 0
+    split = 0
+    for side_direction, owners, remotes in (
+        (DIRECTION_EGRESS, src_owner, dst),
+        (DIRECTION_INGRESS, dst_owner, src),
+    ):
+        for i in range(len(owners)):
+            if owners[i] < 0:
+                continue
+            v6 = int(ip_version[i] == 6)
+            packet[m], owner[m], direction[m], is_v6[m] = i, owners[i], side_direction, v6
+            remote_v4[m] = 0 if v6 else int.from_bytes(bytes(remotes[i, 12:16]), "big")
+            first_table[m] = plan[owners[i], side_direction, v6, 0]
+            m += 1
+        if side_direction == DIRECTION_EGRESS:
+            split = m
+    return m, split

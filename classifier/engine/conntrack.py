@@ -1,0 +1,142 @@
+"""Connection tracking over a stream of packet batches (spec section 4).
+
+The engine classifies each `PacketBatch` statelessly into flat per-packet arrays; this module
+then turns those stateless answers into stateful ones, batch after batch, in capture order:
+
+    tracker = ConnectionTracker()
+    for batch in batches:
+        tracker.join_fragments(batch)        # before classification: lend ports to fragments
+        ... engine fills verdict, reason, rule, side_*, new_side_* for the batch ...
+        tracker.apply(batch, verdict, reason, rule, side_instance, side_direction,
+                      new_side_instance, new_side_direction, created, midstream)
+
+`apply` rewrites, in place, the packets that state allows (reason established / related, rule
+-1, the section-6 side) and marks in `created` the packets that created a connection and in
+`midstream` those TCP creations whose first packet was not a bare SYN. The creating packet's
+`rule` stays in the rule column, so "connections created per rule" is
+`np.bincount(rule[created == 1])`.
+
+The work happens in `classifier.engine._conntrack` (compiled) or its twin `_conntrack_py`,
+chosen when a tracker is built (`classifier.engine.kernels`). The codes are `classifier.codes`.
+This facade checks array types and lengths (the core never raises); a wrong array is a
+programming error, so it raises TypeError / ValueError, not a ClassifierError.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from classifier.engine.kernels import conntrack_kernels
+from classifier.packets import COLUMNS, PacketBatch
+
+# the arrays `apply` takes, with their dtypes, in argument order
+APPLY_ARRAYS: dict[str, Any] = {
+    "verdict": np.uint8,
+    "reason": np.uint8,
+    "rule": np.int32,
+    "side_instance": np.int32,
+    "side_direction": np.uint8,
+    "new_side_instance": np.int32,
+    "new_side_direction": np.uint8,
+    "created": np.int8,
+    "midstream": np.int8,
+}
+
+# batch columns the core reads (and, for the first group, join_fragments writes)
+_JOIN_WRITES = ("l4", "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "tcp_flags")
+
+
+def _check_batch(batch: PacketBatch, writes: bool = False) -> None:
+    n = len(batch)
+    for name, (dtype, shape) in COLUMNS.items():
+        column = getattr(batch, name)
+        if not isinstance(column, np.ndarray) or column.dtype != dtype:
+            raise TypeError(f"batch column {name!r} must be a numpy {np.dtype(dtype)} array")
+        if column.shape != (n, *shape):
+            raise ValueError(f"batch column {name!r} has shape {column.shape}, not {(n, *shape)}")
+        if not column.flags.c_contiguous:
+            raise ValueError(f"batch column {name!r} must be C-contiguous")
+    for name in _JOIN_WRITES if writes else ():
+        if not getattr(batch, name).flags.writeable:
+            raise ValueError(f"batch column {name!r} must be writeable")
+
+
+class ConnectionTracker:
+    """State carried from batch to batch: live connections and recent first fragments.
+
+    `capacity` is only the initial size hint of the tables; they grow as needed.
+    """
+
+    def __init__(self, capacity: int = 1024):
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self._core = conntrack_kernels.Tracker(int(capacity))
+
+    @property
+    def implementation(self) -> str:
+        """`_conntrack` (compiled) or `_conntrack_py` (the twin)."""
+        return type(self._core).__module__.rsplit(".", 1)[-1]
+
+    def join_fragments(self, batch: PacketBatch) -> None:
+        """Give non-first fragments their first fragment's ports / ICMP fields, in place."""
+        _check_batch(batch, writes=True)
+        self._core.join_fragments(batch)
+
+    def apply(
+        self,
+        batch: PacketBatch,
+        verdict: np.ndarray,
+        reason: np.ndarray,
+        rule: np.ndarray,
+        side_instance: np.ndarray,
+        side_direction: np.ndarray,
+        new_side_instance: np.ndarray,
+        new_side_direction: np.ndarray,
+        created: np.ndarray,
+        midstream: np.ndarray,
+    ) -> None:
+        """Turn the batch's stateless answers into stateful ones, in place, in capture order."""
+        _check_batch(batch)
+        arrays = (
+            verdict,
+            reason,
+            rule,
+            side_instance,
+            side_direction,
+            new_side_instance,
+            new_side_direction,
+            created,
+            midstream,
+        )
+        for (name, dtype), array in zip(APPLY_ARRAYS.items(), arrays, strict=True):
+            if not isinstance(array, np.ndarray) or array.dtype != dtype:
+                raise TypeError(f"{name} must be a numpy {np.dtype(dtype)} array")
+            if array.shape != (len(batch),):
+                raise ValueError(f"{name} has shape {array.shape}, not ({len(batch)},)")
+            if not array.flags.c_contiguous or not array.flags.writeable:
+                raise ValueError(f"{name} must be C-contiguous and writeable")
+        self._core.apply(batch, *arrays)
+
+    @property
+    def connections_created(self) -> int:
+        return int(self._core.connections_created)
+
+    @property
+    def midstream_created(self) -> int:
+        return int(self._core.midstream_created)
+
+    @property
+    def clock_ns(self) -> int:
+        """The latest timestamp seen by `apply` (the clock never goes back)."""
+        return int(self._core.clock_ns)
+
+    @property
+    def capacity(self) -> int:
+        """Slots of the flow table (a power of two; at most half of them occupied)."""
+        return int(self._core.capacity)
+
+    def live_connections(self) -> int:
+        """Connections alive at the clock."""
+        return int(self._core.live_connections())

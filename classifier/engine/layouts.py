@@ -1,0 +1,51 @@
+"""The flat tables of connection tracking, shared by the tracker twins.
+
+`_conntrack.pyx` (C structs `Flow` and `Fragment`) and `_conntrack_py.py` keep their state in
+numpy arrays of these dtypes, so a tracker's tables are inspectable and picklable and both
+twins hold byte-identical state. The compiled module imports this file and checks, when it
+loads, that its structs and its compile-time constants agree with what is here: a mismatch
+fails the import, never a run. Read `_conntrack.pyx` for the design note.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# kind of a flow key (bits 40..47 of the key's meta word)
+KIND_PORTS = 1  # TCP/UDP/SCTP with known ports
+KIND_ICMP = 2  # an ICMP query, the identifier in the port_lo bits
+KIND_ADDR = 3  # the addresses only (every other protocol, unknown ports)
+
+# flow flags
+FLAG_FIN_RST = 1  # a FIN or RST was seen: TCP's short timeout applies
+FLAG_BOTH = 2  # packets were seen in both directions
+FLAG_INIT_LOW = 4  # the initiator is the key's lo endpoint
+FLAG_MIDSTREAM = 8  # created by a TCP packet that was not a bare SYN
+
+MIN_CAPACITY = 64  # slots of a table, at the least (a power of two)
+CLOCK_START = -(2**63)  # the clock before the first record
+
+FLOW_DTYPE = np.dtype(
+    [
+        ("key", "<u8", (5,)),  # meta, lo endpoint address (2 words), hi endpoint address
+        ("last", "<i8"),  # effective time of the last allowed packet, ns
+        ("rule", "<i4"),  # global index of the creating rule, -1: none
+        ("used", "u1"),  # 1: holds a key (alive or expired)
+        ("flags", "u1"),  # FLAG_*
+        ("pad", "u1", (10,)),  # one slot = one 64-byte cache line
+    ]
+)
+FRAGMENT_DTYPE = np.dtype(
+    [
+        ("key", "<u8", (5,)),  # version << 56 | protocol << 48 | ip_id, src (2 words), dst
+        ("ts", "<i8"),  # effective time of the first fragment, ns
+        ("sport", "<u2"),
+        ("dport", "<u2"),
+        ("icmp_id", "<u2"),
+        ("icmp_type", "u1"),
+        ("icmp_code", "u1"),
+        ("l4", "u1"),  # the L4_* bits it lends (ports, ICMP, ICMP id)
+        ("used", "u1"),
+        ("pad", "u1", (6,)),
+    ]
+)

@@ -1,0 +1,340 @@
+"""Verdict columns -> summary: counts by verdict, reason, side and rule; top denied; connections.
+
+`SummaryBuilder.add(...)` folds one classified batch in with vectorised counting
+(`np.bincount` over rule indices, a kernel hash pass over denied tuples), so the cost is a few numpy
+passes per batch and memory is bounded by the policy size plus the distinct denied tuples.
+`SummaryBuilder.summary()` returns a plain dict, the JSON document of `classify --json`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+
+from classifier.codes import (
+    DIRECTION_EGRESS,
+    DIRECTION_INGRESS,
+    DIRECTION_NAMES,
+    L4_PORTS,
+    MALFORMED_REASONS,
+    REASON_NAMES,
+    STATUS_MALFORMED,
+    VERDICT_DENY,
+    VERDICT_NAMES,
+    protocol_name,
+)
+from classifier.engine.kernels import engine_kernels
+from classifier.packets import PacketBatch, bytes_to_address
+from classifier.policy import Rule
+
+_DENIED_TUPLE = np.dtype(
+    [("src", "S16"), ("dst", "S16"), ("version", "u1"), ("protocol", "u1"), ("dport", "i4")]
+)
+
+
+def _address_text(raw: bytes, version: int) -> str:
+    return str(bytes_to_address(raw.ljust(16, b"\x00"), version))  # S16 drops trailing NULs
+
+
+def _tuples(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
+    """The denied tuples of the given rows, as a structured array (only for distinct ones)."""
+    tuples = np.zeros(len(rows), _DENIED_TUPLE)
+    tuples["src"] = np.ascontiguousarray(batch.src[rows]).view("S16").reshape(-1)
+    tuples["dst"] = np.ascontiguousarray(batch.dst[rows]).view("S16").reshape(-1)
+    tuples["version"] = batch.ip_version[rows]
+    tuples["protocol"] = batch.protocol[rows]
+    tuples["dport"] = np.where(
+        (batch.l4[rows] & L4_PORTS) != 0, batch.dport[rows].astype(np.int32), -1
+    )
+    return tuples
+
+
+class DeniedCounter:
+    """Packets per denied (source, destination, protocol, port) tuple, in bounded memory.
+
+    Each batch is reduced to (hash, count, tuple) runs sorted by hash; runs are merged when
+    they add up to `merge_at` entries. Past `limit` distinct tuples (a long scan), the
+    least-hit half is dropped and `pruned` is set: the top entries remain right as long as
+    the dropped ones could not have overtaken them, and the summary says it is not exact.
+    A 64-bit hash identifies a tuple: a collision (odds about n**2 / 2**65) would merge two.
+    """
+
+    def __init__(self, limit: int = 2_000_000, merge_at: int = 1 << 18):
+        self.limit = limit
+        self.merge_at = merge_at
+        self.keys = np.zeros(0, np.uint64)
+        self.counts = np.zeros(0, np.int64)
+        self.rows = np.zeros(0, _DENIED_TUPLE)
+        self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.pending_size = 0
+        self.pruned = False
+
+    def add(self, batch: PacketBatch, rows: np.ndarray) -> None:
+        """Count the denied packets `rows` (indices into `batch`): a hash-table pass in the
+        kernel reduces the batch to its distinct tuples before anything is sorted."""
+        n = len(rows)
+        capacity = 1 << max(4, (2 * n - 1).bit_length())
+        keys, counts, first = np.empty(n, np.uint64), np.empty(n, np.int64), np.empty(n, np.int64)
+        distinct = engine_kernels.count_tuples(
+            batch.src,
+            batch.dst,
+            batch.ip_version,
+            batch.protocol,
+            batch.l4,
+            batch.dport,
+            np.ascontiguousarray(rows, dtype=np.int64),
+            np.empty(capacity, np.uint64),
+            np.full(capacity, -1, np.int64),
+            keys,
+            counts,
+            first,
+        )
+        order = np.argsort(keys[:distinct], kind="stable")  # runs are kept sorted by key
+        self.pending.append((keys[order], counts[order], _tuples(batch, first[order])))
+        self.pending_size += distinct
+        if self.pending_size >= self.merge_at:
+            self._merge()
+
+    def _merge(self) -> None:
+        if not self.pending:
+            return
+        keys = np.concatenate([self.keys] + [p[0] for p in self.pending])
+        counts = np.concatenate([self.counts] + [p[1] for p in self.pending])
+        rows = np.concatenate([self.rows] + [p[2] for p in self.pending])
+        self.pending, self.pending_size = [], 0
+        self.keys, self.counts, self.rows = _reduce(keys, counts, rows)
+        if len(self.keys) > self.limit:
+            keep = np.sort(np.argsort(-self.counts, kind="stable")[: self.limit // 2])
+            self.keys, self.counts, self.rows = self.keys[keep], self.counts[keep], self.rows[keep]
+            self.pruned = True
+
+    def __len__(self) -> int:
+        self._merge()
+        return len(self.keys)
+
+    def most_common(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        self._merge()
+        top = np.lexsort((self.keys, -self.counts))[:n]
+        return self.rows[top], self.counts[top]
+
+
+def _reduce(
+    keys: np.ndarray, counts: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum the counts of equal keys; the result is sorted by key."""
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = (
+        np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.intp)
+    )
+    return (
+        keys[starts],
+        np.add.reduceat(counts[order], starts) if len(starts) else counts[:0],
+        rows[order[starts]],
+    )
+
+
+class SummaryBuilder:
+    """Accumulates the statistics of a classification run, batch by batch."""
+
+    def __init__(self, rules: list[Rule], instance_ids: list[str], stateful: bool):
+        self.rules = rules
+        self.instance_ids = instance_ids
+        self.stateful = stateful
+        n_rules = len(rules)
+        self.packets = 0
+        self.bytes = 0
+        self.verdict_packets = np.zeros(5, np.int64)
+        self.verdict_bytes = np.zeros(5, np.int64)
+        self.reason_packets = np.zeros(5, np.int64)
+        # [instance, direction, verdict allow/deny] packets and bytes
+        self.side_packets = np.zeros((max(len(instance_ids), 1), 2, 2), np.int64)
+        self.side_bytes = np.zeros((max(len(instance_ids), 1), 2, 2), np.int64)
+        self.rule_packets = np.zeros(n_rules, np.int64)
+        self.rule_bytes = np.zeros(n_rules, np.int64)
+        self.rule_connections = np.zeros(n_rules, np.int64)
+        self.connections_by_protocol: Counter[int] = Counter()
+        self.midstream = 0
+        self.denied = DeniedCounter()
+        self.malformed: Counter[int] = Counter()
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        self.files: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        batch: PacketBatch,
+        verdict: np.ndarray,
+        reason: np.ndarray,
+        rule: np.ndarray,
+        instance: np.ndarray,
+        direction: np.ndarray,
+        created: np.ndarray | None = None,
+        midstream: np.ndarray | None = None,
+        side_rules: tuple[np.ndarray, ...] | None = None,
+    ) -> None:
+        """Fold in one batch. `rule` is the reported side's rule (the per-packet column);
+        `side_rules` (egress, ingress), when given, are the rules that decided each evaluated
+        side, which is what per-rule hits count."""
+        n = len(batch)
+        if n == 0:
+            return
+        wire = batch.wire_len.astype(np.int64)
+        self.packets += n
+        self.bytes += int(wire.sum())
+        self.verdict_packets += np.bincount(verdict, minlength=5)[:5]
+        self.verdict_bytes += np.bincount(verdict, weights=wire, minlength=5)[:5].astype(np.int64)
+        self.reason_packets += np.bincount(reason, minlength=5)[:5]
+
+        sided = (instance >= 0) & (verdict <= VERDICT_DENY)
+        if sided.any():
+            flat = (instance[sided].astype(np.int64) * 2 + direction[sided]) * 2 + verdict[sided]
+            size = self.side_packets.size
+            self.side_packets += np.bincount(flat, minlength=size).reshape(self.side_packets.shape)
+            self.side_bytes += (
+                np.bincount(flat, weights=wire[sided], minlength=size)
+                .astype(np.int64)
+                .reshape(self.side_bytes.shape)
+            )
+        # A rule is hit when it decides an evaluated side: with both sides evaluated (east-west
+        # traffic) the sender's egress rule and the receiver's ingress rule are both hit.
+        deciding = side_rules if side_rules is not None else (rule,)
+        for side_rule in deciding:
+            hit = side_rule >= 0
+            if hit.any() and len(self.rules):
+                self.rule_packets += np.bincount(side_rule[hit], minlength=len(self.rules))
+                self.rule_bytes += np.bincount(
+                    side_rule[hit], weights=wire[hit], minlength=len(self.rules)
+                ).astype(np.int64)
+        if created is not None:
+            made = created.astype(bool)
+            if made.any():
+                for side_rule in deciding:
+                    creators = side_rule[made]
+                    known = creators >= 0
+                    if known.any() and len(self.rules):
+                        self.rule_connections += np.bincount(
+                            creators[known], minlength=len(self.rules)
+                        )
+                for proto, count in zip(
+                    *np.unique(batch.protocol[made], return_counts=True), strict=True
+                ):
+                    self.connections_by_protocol[int(proto)] += int(count)
+            if midstream is not None:
+                self.midstream += int(np.count_nonzero(midstream))
+
+        denied = np.flatnonzero(verdict == VERDICT_DENY)
+        if len(denied):
+            self.denied.add(batch, denied)
+        bad = batch.status == STATUS_MALFORMED
+        if bad.any():
+            for code, count in zip(
+                *np.unique(batch.malformed_reason[bad], return_counts=True), strict=True
+            ):
+                self.malformed[int(code)] += int(count)
+        first, last = int(batch.ts_ns.min()), int(batch.ts_ns.max())
+        self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
+        self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
+
+    def add_file(
+        self, path: str, packets: int, warnings: list[str], damaged: bool, slow_path: int = 0
+    ) -> None:
+        """One capture's facts: packets read, reader warnings, damage, records scapy decoded."""
+        self.files.append(
+            {
+                "path": path,
+                "packets": packets,
+                "warnings": list(warnings),
+                "damaged": damaged,
+                "slow_path": slow_path,
+            }
+        )
+
+    def summary(self, top: int = 10) -> dict[str, Any]:
+        rules = [
+            {
+                "id": rule.id,
+                "group": rule.group_id,
+                "direction": rule.direction,
+                "priority": rule.priority,
+                "action": rule.action,
+                "enabled": rule.enabled,
+                "packets": int(self.rule_packets[i]),
+                "bytes": int(self.rule_bytes[i]),
+                "connections": int(self.rule_connections[i]),
+            }
+            for i, rule in enumerate(self.rules)
+        ]
+        sides = []
+        for i, instance_id in enumerate(self.instance_ids):
+            for d in (DIRECTION_INGRESS, DIRECTION_EGRESS):
+                allow, deny = (int(x) for x in self.side_packets[i, d])
+                if allow or deny:
+                    sides.append(
+                        {
+                            "instance": instance_id,
+                            "direction": DIRECTION_NAMES[d],
+                            "allow": allow,
+                            "deny": deny,
+                            "bytes": int(self.side_bytes[i, d].sum()),
+                        }
+                    )
+        top_rows, top_counts = self.denied.most_common(top)
+        top_denied = [
+            {
+                "src": _address_text(src, version),
+                "dst": _address_text(dst, version),
+                "protocol": protocol_name(protocol),
+                "dport": dport if dport >= 0 else None,
+                "packets": count,
+            }
+            for (src, dst, version, protocol, dport), count in zip(
+                top_rows.tolist(), top_counts.tolist(), strict=True
+            )
+        ]
+        span = (
+            (self.last_ns - self.first_ns) / 1e9
+            if self.first_ns is not None and self.last_ns is not None
+            else 0.0
+        )
+        return {
+            "mode": "stateful" if self.stateful else "stateless",
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "verdicts": {
+                name: int(self.verdict_packets[code]) for code, name in enumerate(VERDICT_NAMES)
+            },
+            "verdict_bytes": {
+                name: int(self.verdict_bytes[code]) for code, name in enumerate(VERDICT_NAMES)
+            },
+            "reasons": {
+                name: int(self.reason_packets[code])
+                for code, name in enumerate(REASON_NAMES)
+                if name
+            },
+            "sides": sides,
+            "rules": rules,
+            "never_hit": [rule["id"] for rule in rules if rule["packets"] == 0],
+            "top_denied": top_denied,
+            "denied_tuples": len(self.denied),
+            "denied_tuples_exact": not self.denied.pruned,
+            "connections": {
+                "total": int(sum(self.connections_by_protocol.values())),
+                "midstream": self.midstream,
+                "by_protocol": {
+                    protocol_name(p): c for p, c in sorted(self.connections_by_protocol.items())
+                },
+            },
+            "malformed": {
+                (MALFORMED_REASONS[code] if code < len(MALFORMED_REASONS) else str(code)): n
+                for code, n in sorted(self.malformed.items())
+            },
+            "time": {
+                "first_ns": self.first_ns,
+                "last_ns": self.last_ns,
+                "span_seconds": span,
+            },
+            "files": self.files,
+        }

@@ -1,0 +1,34 @@
+"""The capture room: pcap/pcapng files in, `PacketBatch` columns out.
+
+Owns the reader: the facade (`reader`: opening, memory map, damage, warnings, the scapy slow
+path), the core twins (`_pcap.pyx` over `pcap_core.h`, and `_pcap_py.py`: framing and header
+decoding in one pass), the header table (`layout`, mirrored by `pcap_layout.h`), and the
+decoder's CSV dump (`dump`, `sgclassify packets`).
+
+May import `classifier.errors`, `classifier.codes` and `classifier.packets`; never the policy,
+the engine or the reports.
+
+    from classifier import pcap
+    for batch in pcap.read_batches("big.pcapng", batch_size=65536):   # numpy columns
+        batch.src, batch.dst, batch.protocol, batch.sport, batch.dport
+"""
+
+from classifier.pcap.reader import (
+    DEFAULT_BATCH_SIZE,
+    LINKTYPE_NAMES,
+    Capture,
+    CaptureWarning,
+    open_capture,
+    read_all,
+    read_batches,
+)
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "LINKTYPE_NAMES",
+    "Capture",
+    "CaptureWarning",
+    "open_capture",
+    "read_all",
+    "read_batches",
+]

@@ -1,0 +1,6 @@
+"""The report room: what a run shows and writes.
+
+Owns the printed summary (`summary`), the output files of a run (`outputs`: the per-packet
+CSV, safe opening of outputs). May import everything below it (`classifier.engine` and what
+it builds on); never the command line.
+"""
