@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pyx classifier/*.pxd classifier/csrc/*.h)
 
-.PHONY: demo test bench bench-tools fuzz tools clean
+.PHONY: demo test bench bench-tools fuzz tools screenshot clean
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,19 +17,29 @@ $(STAMP): $(SOURCES)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-# tshark is the outside oracle for decoding; install it where missing and possible (root + apt).
+# tshark is the outside oracle for decoding, and Debian's chromium + chromium-driver render the
+# HTML report in its browser tests; install them where missing and possible (root + apt).
 tools:
 	@command -v tshark >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark) >/dev/null 2>&1; } || \
 	  echo "tshark not available: the Wireshark comparison tests will be skipped"
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } || \
+	  echo "chromium/chromium-driver not available: the HTML report's browser tests will be skipped"
 
 demo: $(STAMP)
 	$(BIN)/sgclassify validate examples/web-db.yaml
 	$(BIN)/sgclassify check --policy examples/web-db.yaml --src 203.0.113.7 --dst 10.0.1.10 --proto tcp --dport 443
 	mkdir -p out
 	$(BIN)/sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap \
-	    --packets out/verdicts.csv --json out/summary.json
+	    --packets out/verdicts.csv --json out/summary.json --report out/report.html
 	@echo "per-packet verdicts: out/verdicts.csv; summary: out/summary.json"
+	@echo "HTML report: $(CURDIR)/out/report.html (open it in a browser; it works offline)"
+
+# the README's picture of the demo report: a full page at 1280 CSS pixels, in headless Chromium
+screenshot: demo tools
+	$(BIN)/python -m tests.browser out/report.html docs/report-demo.png
 
 test: $(STAMP) tools
 	$(BIN)/ruff check classifier tests benchmarks

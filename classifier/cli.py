@@ -33,6 +33,7 @@ examples:
   sgclassify check --policy examples/web-db.yaml --src 203.0.113.7 --dst 10.0.1.10 --proto tcp --dport 443
   sgclassify packets pcaps/web.pcap --csv web-packets.csv
   sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap --json summary.json
+  sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap --report report.html
 
 exit codes: 0 ok, 2 bad input (policy, capture or arguments), 1 internal error.
 """
@@ -117,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--packets", metavar="OUT.csv", help="write one row per packet")
     classify.add_argument("--json", metavar="OUT.json", help="write the summary as JSON")
+    classify.add_argument(
+        "--report", metavar="OUT.html", help="write the summary as one self-contained HTML page (offline)"
+    )
     classify.add_argument(
         "--top", type=_count, default=10, metavar="N", help="rows of the top-denied table (0..1000000)"
     )

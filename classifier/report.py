@@ -1,4 +1,4 @@
-"""`sgclassify classify`: run the pipeline, show progress, write the CSV/JSON, print the summary.
+"""`sgclassify classify`: run the pipeline, show progress, write the CSV/JSON/HTML, print the summary.
 
 Presentation only: the numbers come from `pipeline.Classification` and `stats.SummaryBuilder`.
 A capture that cannot be read stops the run with exit code 2, but the summary of what was
@@ -108,7 +108,7 @@ def run_classify(args: Any, out: TextIO, err: TextIO) -> int:
             raise UsageError(f"{path}: no such capture file")
         if not os.path.isfile(path):
             raise UsageError(f"{path}: not a regular file (a directory, pipe or device): give a capture file")
-    check_outputs([args.policy, *args.pcaps], [args.packets, args.json])
+    check_outputs([args.policy, *args.pcaps], [args.packets, args.json, args.report])
     policy = load_policy(args.policy)
     for warning in policy.warnings:
         print(f"warning: {warning}", file=err)
@@ -132,6 +132,12 @@ def run_classify(args: Any, out: TextIO, err: TextIO) -> int:
             assert json_stream is not None
             json.dump(summary, json_stream, indent=2)
             json_stream.write("\n")
+    if args.report:
+        from classifier.report_html import write_report
+
+        with open_output(args.report) as report_stream:
+            assert report_stream is not None
+            write_report(summary, report_stream, args.policy)
     print_summary(summary, out)
     if failure is not None:
         raise failure
