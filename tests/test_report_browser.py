@@ -188,10 +188,8 @@ def test_the_console_and_request_logs_are_live(browser: Any, reports: dict) -> N
         "console.error('sg-probe'); new Image().src = 'https://example.invalid/x.png';"
     )
     browser.execute_script("return new Promise(r => setTimeout(r, 200))")
-    import json as _json
-
     urls = [
-        _json.loads(e["message"])["message"].get("params", {}).get("request", {}).get("url", "")
+        json.loads(e["message"])["message"].get("params", {}).get("request", {}).get("url", "")
         for e in browser.get_log("performance")
     ]
     assert any("example.invalid" in url for url in urls)
