@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
 
-.PHONY: demo test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools fuzz tools clean
+.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools fuzz tools clean
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,19 +18,29 @@ $(STAMP): $(SOURCES)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-# tshark is the outside oracle for decoding; install it where missing and possible (root + apt).
+# tshark is the outside oracle for decoding, and Debian's chromium + chromium-driver render the
+# HTML report in its browser tests; install them where missing and possible (root + apt).
 tools:
 	@command -v tshark >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark) >/dev/null 2>&1; } || \
 	  echo "tshark not available: the Wireshark comparison tests will be skipped"
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } || \
+	  echo "chromium/chromium-driver not available: the HTML report's browser tests will be skipped"
 
 demo: $(STAMP)
 	$(BIN)/sgclassify validate examples/web-db.yaml
 	$(BIN)/sgclassify check --policy examples/web-db.yaml --src 203.0.113.7 --dst 10.0.1.10 --proto tcp --dport 443
 	mkdir -p out
 	$(BIN)/sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap \
-	    --packets out/verdicts.csv --json out/summary.json
+	    --packets out/verdicts.csv --json out/summary.json --report out/report.html
 	@echo "per-packet verdicts: out/verdicts.csv; summary: out/summary.json"
+	@echo "HTML report: $(CURDIR)/out/report.html (open it in a browser; it works offline)"
+
+# the README's picture of the demo report: a full page at 1280 CSS pixels, in headless Chromium
+screenshot: demo tools
+	$(BIN)/python -m tests.browser out/report.html docs/report-demo.png
 
 PY_SOURCES := classifier tests benchmarks pcaps/make_samples.py setup.py
 DEBUG_TREE := build/debug
@@ -51,20 +61,22 @@ test-compiled: $(STAMP) tools
 	$(BIN)/python -m pytest -q --benchmark-disable
 
 # every other test again on the pure-Python twins
-test-pure: $(STAMP)
+test-pure: $(STAMP) tools
 	CLASSIFIER_NO_EXTENSIONS=1 $(BIN)/python -m pytest -q --benchmark-disable -m "not slow"
 
 # the suite once more on extensions built with CLASSIFIER_DEBUG=1 (bounds checks, asserts in
 # the C cores, -O0), from a copy of the package put first on the path
-test-debug: $(STAMP)
+test-debug: $(STAMP) tools
 	rm -rf $(DEBUG_TREE) && mkdir -p $(DEBUG_TREE)
 	cp -r setup.py pyproject.toml README.md $(DEBUG_TREE)/
 	cp -r classifier $(DEBUG_TREE)/
 	find $(DEBUG_TREE)/classifier \( -name '*.so' -o -name '_*.c' -o -name __pycache__ \) -prune -exec rm -rf {} +
 	cd $(DEBUG_TREE) && CLASSIFIER_DEBUG=1 $(CURDIR)/$(BIN)/python setup.py -q build_ext --inplace >/dev/null
-	PYTHONPATH=$(DEBUG_TREE) $(BIN)/python -c "import classifier.pcap._pcap as m, sys; \
-	    assert m.DEBUG_BUILD and m.__file__.startswith('$(CURDIR)/$(DEBUG_TREE)'), m.__file__"
-	PYTHONPATH=$(DEBUG_TREE) $(BIN)/python -m pytest -q --benchmark-disable -m "not slow" -p no:cacheprovider
+	cd $(DEBUG_TREE) && PYTHONPATH=$(CURDIR)/$(DEBUG_TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -c \
+	    "import classifier.pcap._pcap as m; assert m.DEBUG_BUILD and '/$(DEBUG_TREE)/' in m.__file__"
+	cd $(DEBUG_TREE) && PYTHONPATH=$(CURDIR)/$(DEBUG_TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -m pytest \
+	    -q --benchmark-disable -m "not slow" -p no:cacheprovider --rootdir $(CURDIR) \
+	    -c $(CURDIR)/pyproject.toml $(CURDIR)/tests $(CURDIR)/benchmarks
 
 # Cython's HTML annotation beside each .pyx (git-ignored): where Python leaks into hot loops
 annotate: $(STAMP)

@@ -33,6 +33,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--packets", metavar="OUT.csv", help="write one row per packet")
     parser.add_argument("--json", metavar="OUT.json", help="write the summary as JSON")
     parser.add_argument(
+        "--report",
+        metavar="OUT.html",
+        help="write the summary as one self-contained HTML page (offline)",
+    )
+    parser.add_argument(
         "--top",
         type=count,
         default=10,
@@ -55,7 +60,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise UsageError(
                 f"{path}: not a regular file (a directory, pipe or device): give a capture file"
             )
-    check_outputs([args.policy, *args.pcaps], [args.packets, args.json])
+    check_outputs([args.policy, *args.pcaps], [args.packets, args.json, args.report])
     policy = load_policy(args.policy)
     print_warnings(policy.warnings, err)
     engine = Engine(policy)
@@ -77,6 +82,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             assert json_stream is not None
             json.dump(summary, json_stream, indent=2)
             json_stream.write("\n")
+    if args.report:
+        from classifier.report.html import write_report
+
+        with open_output(args.report) as report_stream:
+            assert report_stream is not None
+            write_report(summary, report_stream, args.policy)
     print_summary(summary, out)
     if failure is not None:
         raise failure

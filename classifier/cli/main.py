@@ -45,6 +45,7 @@ examples:
       --proto tcp --dport 443
   sgclassify packets pcaps/web.pcap --csv web-packets.csv
   sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap --json summary.json
+  sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap --report report.html
 
 exit codes: 0 ok, 2 bad input (policy, capture or arguments), 1 internal error.
 """

@@ -3,7 +3,8 @@
 `SummaryBuilder.add(...)` folds one classified batch in with vectorised counting
 (`np.bincount` over rule indices, a kernel hash pass over denied tuples), so the cost is a few numpy
 passes per batch and memory is bounded by the policy size plus the distinct denied tuples.
-`SummaryBuilder.summary()` returns a plain dict, the JSON document of `classify --json`.
+`SummaryBuilder.summary()` returns a plain dict, the JSON document of `classify --json`; its
+`timeline` comes from `classifier.timeline.Timeline` (see its design note for merging).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from classifier.codes import (
     protocol_name,
 )
 from classifier.engine.kernels import engine_kernels
+from classifier.engine.timeline import Timeline
 from classifier.packets import PacketBatch, bytes_to_address
 from classifier.policy import Rule
 
@@ -161,6 +163,7 @@ class SummaryBuilder:
         self.malformed: Counter[int] = Counter()
         self.first_ns: int | None = None
         self.last_ns: int | None = None
+        self.timeline = Timeline()  # records per time bucket and verdict (mergeable)
         self.files: list[dict[str, Any]] = []
 
     def add(
@@ -234,6 +237,7 @@ class SummaryBuilder:
                 *np.unique(batch.malformed_reason[bad], return_counts=True), strict=True
             ):
                 self.malformed[int(code)] += int(count)
+        self.timeline.add(batch.ts_ns, verdict)
         first, last = int(batch.ts_ns.min()), int(batch.ts_ns.max())
         self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
         self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
@@ -336,5 +340,6 @@ class SummaryBuilder:
                 "last_ns": self.last_ns,
                 "span_seconds": span,
             },
+            "timeline": self.timeline.summary(),
             "files": self.files,
         }
