@@ -50,10 +50,16 @@ def match_v4(const int64_t[:, ::1] field, const int64_t[:, ::1] group,
     cdef int64_t n = keys.shape[1]
     if n == 0:
         return
+    # an empty rule set has no bitset words: the kernel reads none (nsumm is 0), so pass NULL
+    # rather than the address of an element that does not exist
+    cdef const uint64_t* summary_p = &summary[0, 0] if summary.shape[1] else NULL
+    cdef const uint32_t* rank_p = &rank[0, 0] if rank.shape[1] else NULL
+    cdef const uint64_t* words_p = &words[0] if words.shape[0] else NULL
+    cdef const int32_t* rule_of_p = &rule_of[0] if rule_of.shape[0] else NULL
     with nogil:
         acl_match_v4(&field[0, 0], &group[0, 0], group.shape[0], &tree[0], &gtab[0],
-                     &summary[0, 0], &rank[0, 0], summary.shape[1],
-                     &words[0], &rule_of[0], identity, &keys[0, 0], n, &out[0])
+                     summary_p, rank_p, summary.shape[1],
+                     words_p, rule_of_p, identity, &keys[0, 0], n, &out[0])
 
 
 def match_v6(const int64_t[:, ::1] field, const int64_t[:, ::1] group,
@@ -65,7 +71,13 @@ def match_v6(const int64_t[:, ::1] field, const int64_t[:, ::1] group,
     cdef int64_t n = keys.shape[1]
     if n == 0:
         return
+    # an empty rule set has no bitset words: the kernel reads none (nsumm is 0), so pass NULL
+    # rather than the address of an element that does not exist
+    cdef const uint64_t* summary_p = &summary[0, 0] if summary.shape[1] else NULL
+    cdef const uint32_t* rank_p = &rank[0, 0] if rank.shape[1] else NULL
+    cdef const uint64_t* words_p = &words[0] if words.shape[0] else NULL
+    cdef const int32_t* rule_of_p = &rule_of[0] if rule_of.shape[0] else NULL
     with nogil:
         acl_match_v6(&field[0, 0], &group[0, 0], group.shape[0], &tree[0], &gtab[0],
-                     &summary[0, 0], &rank[0, 0], summary.shape[1],
-                     &words[0], &rule_of[0], identity, &keys[0, 0], n, &out[0])
+                     summary_p, rank_p, summary.shape[1],
+                     words_p, rule_of_p, identity, &keys[0, 0], n, &out[0])
