@@ -17,7 +17,9 @@ REASON_ESTABLISHED, REASON_RELATED = 3, 4
 STATUS_OK, STATUS_L4_TRUNCATED = 0, 3
 FRAGMENT_FIRST, FRAGMENT_LATER = 1, 2
 L4_PORTS, L4_ICMP, L4_ICMP_ID, L4_TCP_FLAGS = 1, 2, 4, 8
-L4_INNER, L4_INNER_PORTS, L4_INNER_ICMP_ID = 16, 32, 64
+L4_INNER, L4_INNER_PORTS, L4_INNER_ICMP_ID, L4_ICMP_NO_CODE = 16, 32, 64, 128
+# what a first fragment lends to its later fragments: everything but the TCP flags
+LENT = L4_PORTS | L4_ICMP | L4_ICMP_ID | L4_ICMP_NO_CODE | L4_INNER | L4_INNER_PORTS | L4_INNER_ICMP_ID
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 
 KIND_PORTS, KIND_ICMP, KIND_ADDR = 1, 2, 3
@@ -45,16 +47,24 @@ FLOW_DTYPE = np.dtype(
 )
 FRAGMENT_DTYPE = np.dtype(
     [
-        ("key", "<u8", (5,)),  # version << 56 | protocol << 48 | ip_id, src (2 words), dst
+        ("key", "<u8", (5,)),  # version << 56 | next header << 48 | ip_id, src (2 words), dst
         ("ts", "<i8"),  # effective time of the first fragment, ns
         ("sport", "<u2"),
         ("dport", "<u2"),
         ("icmp_id", "<u2"),
+        ("inner_sport", "<u2"),  # an ICMP error's quoted header (lent with L4_INNER*)
+        ("inner_dport", "<u2"),
+        ("inner_icmp_id", "<u2"),
         ("icmp_type", "u1"),
         ("icmp_code", "u1"),
-        ("l4", "u1"),  # the L4_* bits it lends (ports, ICMP, ICMP id)
+        ("l4", "u1"),  # the L4_* bits it lends (ports, ICMP, ICMP id, quoted header)
         ("used", "u1"),
-        ("pad", "u1", (6,)),
+        ("protocol", "u1"),  # the first fragment's upper-layer protocol
+        ("inner_protocol", "u1"),
+        ("inner_icmp_type", "u1"),
+        ("inner_src", "u1", (16,)),
+        ("inner_dst", "u1", (16,)),
+        ("pad", "u1", (29,)),  # one slot = two 64-byte cache lines
     ]
 )
 
@@ -226,6 +236,7 @@ class Tracker:
         self._frag_icmp_id = self.fragments["icmp_id"]
         self._frag_icmp_type = self.fragments["icmp_type"]
         self._frag_icmp_code = self.fragments["icmp_code"]
+        self._frag_protocol = self.fragments["protocol"]
         self.frag_count = 0
 
     def _frag_find(self, key: tuple[int, ...], t: int) -> tuple[int, int]:
@@ -267,7 +278,9 @@ class Tracker:
             return
         first_t = max(int(batch.ts_ns[0]), self.fragment_clock_ns)
         self._frag_reserve(int(np.count_nonzero(batch.fragment == FRAGMENT_FIRST)), first_t)
-        lent = L4_PORTS | L4_ICMP | L4_ICMP_ID
+        lent = LENT
+        quoted = ("inner_protocol", "inner_src", "inner_dst", "inner_sport", "inner_dport",
+                  "inner_icmp_type", "inner_icmp_id")  # fmt: skip
         for i in range(n):
             t = max(int(batch.ts_ns[i]), self.fragment_clock_ns)
             self.fragment_clock_ns = t
@@ -279,7 +292,7 @@ class Tracker:
             d0, d1 = _words(batch.dst[i])
             meta = (
                 (int(batch.ip_version[i]) << 56)
-                | (int(batch.protocol[i]) << 48)
+                | (int(batch.frag_next_header[i]) << 48)
                 | int(batch.ip_id[i])
             )
             key = (meta, s0, s1, d0, d1)
@@ -296,6 +309,9 @@ class Tracker:
                 self._frag_icmp_id[slot] = batch.icmp_id[i]
                 self._frag_icmp_type[slot] = batch.icmp_type[i]
                 self._frag_icmp_code[slot] = batch.icmp_code[i]
+                self._frag_protocol[slot] = batch.protocol[i]
+                for name in quoted:
+                    self.fragments[name][slot] = getattr(batch, name)[i]
             elif fragment == FRAGMENT_LATER and found >= 0:
                 if t - int(self._frag_ts[found]) > FRAGMENT_WINDOW_NS:
                     continue
@@ -307,6 +323,9 @@ class Tracker:
                 batch.icmp_type[i] = self._frag_icmp_type[found]
                 batch.icmp_code[i] = self._frag_icmp_code[found]
                 batch.tcp_flags[i] = 0
+                batch.protocol[i] = self._frag_protocol[found]
+                for name in quoted:
+                    getattr(batch, name)[i] = self.fragments[name][found]
 
     def apply(
         self,

@@ -1,6 +1,7 @@
 import numpy as np
 
 PORT_UNKNOWN: int
+ICMP_BASE: int
 CONSTANTS: dict[str, int]
 
 def address_hash(hi: int, lo: int, version: int) -> int: ...

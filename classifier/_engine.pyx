@@ -6,7 +6,8 @@ Four loops that numpy would spend a dozen array passes on each:
   `engine.py` (`build_owner_table`): capacity a power of two, linear probing, at most half
   full, so a probe sequence is short and always ends at an empty slot (owner -1).
 - `port_column`: the field the rules' port ranges are matched against: the destination port
-  (TCP/UDP/SCTP), ICMP type*256+code, or PORT_UNKNOWN when not known.
+  (TCP/UDP/SCTP), ICMP ICMP_BASE + type*512 + code (+ 256 in place of the code when it is
+  unknown), or PORT_UNKNOWN when not known.
 - `combine_sides`: spec section 3 (both sides must allow; which side is reported) and the
   section-6 side of state-allowed packets, from the two sides' lookup results.
 - `count_tuples`: packets per denied (source, destination, protocol, port) tuple of a batch,
@@ -24,6 +25,7 @@ cdef enum:
     STATUS_L4_TRUNCATED = 3
     L4_PORTS = 1
     L4_ICMP = 2
+    L4_ICMP_NO_CODE = 128
     VERDICT_ALLOW = 0
     VERDICT_DENY = 1
     VERDICT_UNMANAGED = 2
@@ -38,8 +40,10 @@ cdef enum:
     DIRECTION_EGRESS = 1
     DIRECTION_NONE = 2
     PORT_UNKNOWN_VALUE = 0x10000
+    ICMP_BASE_VALUE = 0x20000
 
 PORT_UNKNOWN = PORT_UNKNOWN_VALUE
+ICMP_BASE = ICMP_BASE_VALUE
 CONSTANTS = {
     "VERDICT_ALLOW": VERDICT_ALLOW, "VERDICT_DENY": VERDICT_DENY,
     "VERDICT_UNMANAGED": VERDICT_UNMANAGED, "VERDICT_NOT_IP": VERDICT_NOT_IP,
@@ -49,6 +53,7 @@ CONSTANTS = {
     "DIRECTION_NONE": DIRECTION_NONE, "STATUS_OK": STATUS_OK,
     "STATUS_L4_TRUNCATED": STATUS_L4_TRUNCATED, "STATUS_NOT_IP": STATUS_NOT_IP,
     "STATUS_MALFORMED": STATUS_MALFORMED, "L4_PORTS": L4_PORTS, "L4_ICMP": L4_ICMP,
+    "L4_ICMP_NO_CODE": L4_ICMP_NO_CODE,
 }
 
 
@@ -119,7 +124,10 @@ def port_column(
             if (p == 6 or p == 17 or p == 132) and (l4[i] & L4_PORTS):
                 out[i] = dport[i]
             elif (p == 1 or p == 58) and (l4[i] & L4_ICMP):
-                out[i] = <uint32_t>icmp_type[i] * 256 + icmp_code[i]
+                # type*512 + code; 256 in the code's place when the code is unknown, which
+                # a type-only rule's block [type*512, type*512+511] holds and no code equals
+                out[i] = ICMP_BASE_VALUE + <uint32_t>icmp_type[i] * 512 + (
+                    256 if l4[i] & L4_ICMP_NO_CODE else icmp_code[i])
             else:
                 out[i] = PORT_UNKNOWN_VALUE
 

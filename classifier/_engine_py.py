@@ -13,14 +13,16 @@ STATUS_MALFORMED = 2
 STATUS_L4_TRUNCATED = 3
 L4_PORTS = 1
 L4_ICMP = 2
+L4_ICMP_NO_CODE = 128
 VERDICT_ALLOW, VERDICT_DENY, VERDICT_UNMANAGED, VERDICT_NOT_IP, VERDICT_MALFORMED = 0, 1, 2, 3, 4
 REASON_NONE, REASON_RULE, REASON_IMPLICIT_DENY = 0, 1, 2
 DIRECTION_INGRESS, DIRECTION_EGRESS, DIRECTION_NONE = 0, 1, 2
 PORT_UNKNOWN = 0x10000
+ICMP_BASE = 0x20000
 CONSTANTS = {
     name: value
     for name, value in dict(globals()).items()
-    if name.isupper() and name not in ("PORT_UNKNOWN", "CONSTANTS")
+    if name.isupper() and name not in ("PORT_UNKNOWN", "ICMP_BASE", "CONSTANTS")
 }
 
 _MASK64 = (1 << 64) - 1
@@ -72,7 +74,8 @@ def port_column(
         if p in (6, 17, 132) and l4[i] & L4_PORTS:
             out[i] = dport[i]
         elif p in (1, 58) and l4[i] & L4_ICMP:
-            out[i] = int(icmp_type[i]) * 256 + int(icmp_code[i])
+            code = 256 if l4[i] & L4_ICMP_NO_CODE else int(icmp_code[i])
+            out[i] = ICMP_BASE + int(icmp_type[i]) * 512 + code
         else:
             out[i] = PORT_UNKNOWN
 

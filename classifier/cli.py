@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate one packet from --src to --dst against the policy: the sender's "
         "egress side if --src is an instance, the receiver's ingress side if --dst is one. "
         "Without --dport (tcp/udp) or --icmp-type (icmp) the packet's ports are unknown, as for "
-        "a non-first fragment: only rules without a port/type restriction can match it.",
+        "a non-first fragment: only rules without a port/type restriction can match it. "
+        "With --icmp-type but without --icmp-code the code is unknown: a rule that restricts "
+        "the code does not match, one that restricts only the type can.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: is TCP 80 on my server open to the internet?\n"
         "  sgclassify check --policy examples/web-db.yaml --src 203.0.113.7 "
@@ -90,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--dport", type=_port, metavar="N", help="destination port (tcp/udp/sctp)")
     check.add_argument("--sport", type=_port, metavar="N", help="source port (default 40000)")
     check.add_argument("--icmp-type", type=_byte, metavar="T", help="ICMP type (icmp/icmpv6)")
-    check.add_argument("--icmp-code", type=_byte, metavar="C", help="ICMP code (default 0)")
+    check.add_argument("--icmp-code", type=_byte, metavar="C", help="ICMP code (default: unknown)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
 
     packets = commands.add_parser(
@@ -223,7 +225,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         sport=(args.sport if args.sport is not None else 40000) if ports_known else None,
         dport=args.dport if ports_known else None,
         icmp_type=args.icmp_type if icmp_known else None,
-        icmp_code=(args.icmp_code or 0) if icmp_known else None,
+        icmp_code=args.icmp_code if icmp_known else None,
     )
     verdict = reference.evaluate(policy, packet)
     unknown_ports = (port_protocol and not ports_known) or (icmp_protocol and not icmp_known)
@@ -233,6 +235,13 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"note: no {what} given: evaluated as a packet whose ports are unknown "
             "(only rules without a port/type restriction can match)",
             file=err if args.json else out,  # --json prints exactly one object on stdout
+        )
+    elif icmp_known and args.icmp_code is None:
+        print(
+            "note: no ICMP code given: evaluated as a packet whose ICMP code is unknown "
+            "(a rule that restricts the code does not match; one that restricts only the "
+            "type can)",
+            file=err if args.json else out,
         )
     if args.json:
         json.dump(_check_json(verdict), out)

@@ -19,9 +19,12 @@ Why this shape:
   core's first match is the spec's deciding rule. One policy rule becomes several rows
   (remote prefixes x remote-group member ranges x address-group ranges x port ranges);
   `row_rule` maps a row back to the policy rule.
-- ICMP type/code travel in the destination-port field as type*256+code (a type-only rule
-  is the range [t*256, t*256+255]); a packet whose ports/type are unknown carries
-  acl.PORT_UNKNOWN, which only an unrestricted rule's range [0, acl.PORT_ANY_HI] contains.
+- ICMP type/code travel in the destination-port field as ICMP_PORT_BASE + type*512 + code
+  (a type-only rule is the block [base + t*512, base + t*512 + 511]); a packet whose code is
+  unknown (`check --icmp-type` alone) carries 256 in the code's place, inside its type's
+  block but equal to no code. A packet whose ports/type are unknown carries
+  acl.PORT_UNKNOWN, which only an unrestricted rule's range [0, acl.PORT_ANY_HI] contains;
+  the ICMP values start above it, so neither is ever mistaken for the other.
 - Local addresses map to instances through an open-addressing hash table keyed by the
   16-byte address and its IP version (`_engine.owners`): one probe or two per packet, in C.
 - All tables of one IP version are packed into shared matchers ("chunks", at most
@@ -54,6 +57,7 @@ from classifier.packets import (
 from classifier.pcap import DEFAULT_BATCH_SIZE
 from classifier.policy import Policy, Rule, merge_ranges
 
+ICMP_PORT_BASE = 0x20000  # ICMP values in the port field (the kernels' ICMP_BASE)
 CHUNK_ROWS = 4096  # rows per shared matcher: bounds the bit-vector width (memory, scan cost)
 SEQUENCE_ROWS_BUDGET = 1_000_000  # past this many rows in per-sequence tables, use group mode
 _V4_MAPPED_PREFIX = np.frombuffer(b"\x00" * 10 + b"\xff\xff", np.uint8)
@@ -237,10 +241,10 @@ class Engine:
         if rule.ports is not None:
             return list(rule.ports)
         if rule.icmp_type is not None:
-            base = rule.icmp_type * 256
+            base = ICMP_PORT_BASE + rule.icmp_type * 512
             if rule.icmp_code is not None:
                 return [(base + rule.icmp_code, base + rule.icmp_code)]
-            return [(base, base + 255)]
+            return [(base, base + 511)]  # the codes 0..255 and 256, "code unknown"
         return [(0, acl.PORT_ANY_HI)]  # also contains the unknown-port marker acl.PORT_UNKNOWN
 
     def _remote_ranges(self, rule: Rule, version: int) -> list[tuple[int, int]]:

@@ -343,14 +343,15 @@ def _text(value: object, what: str = "a string") -> str:
 
 
 def _ident(value: object) -> str:
-    """An object id: a non-empty string (an integer is taken as its decimal text)."""
+    """An object id: a non-empty string, used exactly as written (spaces are part of it;
+    an integer is taken as its decimal text)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if _absent(value):
         raise _Invalid("required: a non-empty string id")
     if not isinstance(value, str):
         raise _Invalid(f"expected a non-empty string id, got {_show(value)}")
-    return value.strip()
+    return value
 
 
 def _description(value: object) -> str:
@@ -762,7 +763,7 @@ class _Loader:
                 " (its default id)" if rid == default_id else "")
         self.fields(obj, raw, RULE_FIELDS, RULE_IGNORED)
         if not source.label_extra and not _absent(raw.get("security_group_id")):
-            if str(raw["security_group_id"]).strip() != gid:
+            if str(raw["security_group_id"]) != gid:
                 self.problem(obj, "security_group_id", f"{_show(raw['security_group_id'])} "
                              f"differs from the group that lists the rule ({gid!r})")
 

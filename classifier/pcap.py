@@ -12,14 +12,17 @@ core:
 - errors: a missing, unreadable, empty or non-capture file is a `PcapError` with one line;
 - damage: the core stops at the first impossible record and reports what and where; the
   records before it are kept, and one warning says where the read ended and how much was read;
-- the slow path: records of link types the core does not decode (802.11, PPP, ...) are handed
-  to scapy's dissectors; the IP layer scapy finds is decoded by the core as raw IP, so those
-  rows follow exactly the same rules;
+- the slow path: records of link types the core does not decode (802.11 with or without
+  radiotap, PPI, pflog, ...) are handed to scapy's dissectors; the IP layer scapy finds is
+  decoded by the core as raw IP, so those rows follow exactly the same rules. scapy and the
+  layer modules that register those link types are imported the first time a record needs
+  them (`_scapy_layers`), never for captures the core decodes alone;
 - bookkeeping for the summary: formats and link types seen, first and last timestamp.
 """
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import stat
@@ -59,11 +62,17 @@ LINKTYPE_NAMES = {
     9: "PPP",
     12: "RAW",
     14: "RAW",
+    50: "PPP_HDLC",
+    51: "PPP_ETHER",
     101: "RAW",
+    104: "C_HDLC",
     105: "IEEE802_11",
     108: "LOOP",
     113: "LINUX_SLL",
+    117: "PFLOG",
+    119: "IEEE802_11_PRISM",
     127: "IEEE802_11_RADIOTAP",
+    192: "PPI",
     228: "IPV4",
     229: "IPV6",
     276: "LINUX_SLL2",
@@ -291,15 +300,44 @@ class Capture:
         return int(self._decoder.over_snaplen)
 
 
-def decode_with_scapy(core: Any, batch: PacketBatch, row: int, data: bytes, linktype: int) -> None:
-    """The slow path: let scapy find the IP layer of a frame the core cannot frame, then
-    decode that layer with the core as raw IPv4/IPv6. No IP layer: not-ip. scapy does not
-    know the link type or fails: the row stays malformed (link type not decoded)."""
+# scapy's modules whose import registers dissectors for link types (conf.l2types) that carry
+# IP and that the core does not decode: 802.11 (105), Prism (119), radiotap (127), PPI (192),
+# pflog (117); l2 for LLC/SNAP inside them, inet/inet6 for the IP layers themselves.
+SCAPY_LAYER_MODULES = (
+    "scapy.layers.l2",
+    "scapy.layers.inet",
+    "scapy.layers.inet6",
+    "scapy.layers.dot11",
+    "scapy.layers.ppi",
+    "scapy.layers.pflog",
+    "scapy.layers.ppp",
+)
+
+
+@functools.cache
+def _scapy_layers() -> tuple[Any, Any, Any]:
+    """scapy's link-type table with every module above registered, and its IP classes.
+    Imported once, on the first record that needs the slow path."""
+    import importlib
+
+    for name in SCAPY_LAYER_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an older scapy without it: its link types stay undecoded
+            pass
     from scapy.config import conf
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
 
-    cls = conf.l2types.num2layer.get(linktype)
+    return conf.l2types.num2layer, IP, IPv6
+
+
+def decode_with_scapy(core: Any, batch: PacketBatch, row: int, data: bytes, linktype: int) -> None:
+    """The slow path: let scapy find the IP layer of a frame the core cannot frame, then
+    decode that layer with the core as raw IPv4/IPv6. No IP layer: not-ip. scapy does not
+    know the link type or fails: the row stays malformed (link type not decoded)."""
+    num2layer, IP, IPv6 = _scapy_layers()
+    cls = num2layer.get(linktype)
     if cls is None:
         return
     try:
@@ -307,7 +345,7 @@ def decode_with_scapy(core: Any, batch: PacketBatch, row: int, data: bytes, link
     except Exception:  # noqa: BLE001 - any dissector failure leaves the row malformed
         return
     while layer is not None and layer.__class__.__name__ != "NoPayload":
-        if isinstance(layer, IP | IPv6):
+        if isinstance(layer, (IP, IPv6)):
             batch.status[row] = STATUS_OK
             batch.malformed_reason[row] = MALFORMED_NONE
             core.decode_into(batch, row, bytes(layer.original), 228 if isinstance(layer, IP) else 229)

@@ -155,12 +155,14 @@ def test_batch_sizes(size: int) -> None:
 
 def test_kernel_constants_agree_with_the_contracts() -> None:
     from classifier import _engine, _engine_py, conntrack, packets
+    from classifier import engine as engine_module
 
     for kernels in (_engine, _engine_py):
         for name, value in kernels.CONSTANTS.items():
             source = packets if name.startswith(("STATUS_", "L4_")) else conntrack
             assert getattr(source, name) == value, name
         assert kernels.PORT_UNKNOWN == acl_port_unknown()
+        assert kernels.ICMP_BASE == engine_module.ICMP_PORT_BASE > kernels.PORT_UNKNOWN
 
 
 def acl_port_unknown() -> int:
