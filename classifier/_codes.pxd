@@ -29,6 +29,7 @@ cdef extern from "codes.h":
         L4_INNER
         L4_INNER_PORTS
         L4_INNER_ICMP_ID
+        L4_ICMP_NO_CODE
         FRAGMENT_NONE
         FRAGMENT_FIRST
         FRAGMENT_LATER
@@ -44,6 +45,8 @@ cdef extern from "codes.h":
         PROTO_ICMPV6
         PROTO_SCTP
         PORT_UNKNOWN
+        ICMP_PORT_BASE
+        ICMP_CODE_UNKNOWN
         VERDICT_ALLOW
         VERDICT_DENY
         VERDICT_UNMANAGED
@@ -61,11 +64,17 @@ cdef extern from "codes.h":
         NO_INSTANCE
         LINKTYPE_NULL
         LINKTYPE_EN10MB
+        LINKTYPE_PPP
         LINKTYPE_RAW_BSD12
         LINKTYPE_RAW_BSD14
+        LINKTYPE_PPP_HDLC
+        LINKTYPE_PPP_ETHER
         LINKTYPE_RAW
+        LINKTYPE_C_HDLC
+        LINKTYPE_IEEE802_11
         LINKTYPE_LOOP
         LINKTYPE_LINUX_SLL
+        LINKTYPE_IEEE802_11_RADIOTAP
         LINKTYPE_IPV4
         LINKTYPE_IPV6
         LINKTYPE_LINUX_SLL2

@@ -56,6 +56,9 @@ L4_TCP_FLAGS = 8  # tcp_flags (14 bytes captured)
 L4_INNER = 16  # ICMP error: the quoted IP header was read (inner_* columns)
 L4_INNER_PORTS = 32  # ... and its ports (inner_sport, inner_dport)
 L4_INNER_ICMP_ID = 64  # ... or, quoting an ICMP query, its identifier (inner_icmp_id)
+# With L4_ICMP: the type is known but the code is not (`sgclassify check --icmp-type` without
+# --icmp-code); a captured ICMP header always has both, so the reader never sets it.
+L4_ICMP_NO_CODE = 128
 
 # --- fragment ------------------------------------------------------------------------------
 FRAGMENT_NONE = 0  # not a fragment (IPv6 atomic fragments included)
@@ -93,10 +96,16 @@ ICMP_QUERY_TYPES = {4: frozenset({8, 0, 13, 14, 15, 16, 17, 18}), 6: frozenset({
 ICMP_ERROR_TYPES = {4: frozenset({3, 4, 5, 11, 12}), 6: frozenset({1, 2, 3, 4})}
 
 # --- the port column of a lookup -----------------------------------------------------------
-# Rules match the destination port, or for ICMP type * 256 + code, in a uint32 key. A packet
+# Rules match the destination port (or an ICMP type and code, below) in a uint32 key. A packet
 # whose ports (or ICMP type) are unknown carries PORT_UNKNOWN: above every real port and
 # every type/code, so only an unrestricted rule's range contains it.
 PORT_UNKNOWN = 0x10000
+# ICMP rides in the same field as ICMP_PORT_BASE + type * 512 + code, with 256 in the code's
+# place when the code is unknown (`check --icmp-type` alone): inside its type's block
+# [base + t*512, base + t*512 + 511], which a type-only rule matches, but equal to no code.
+# The ICMP values start above PORT_UNKNOWN, so neither is mistaken for the other.
+ICMP_PORT_BASE = 0x20000
+ICMP_CODE_UNKNOWN = 256
 
 # --- per-packet verdicts (uint8 columns) ---------------------------------------------------
 VERDICT_ALLOW = 0
@@ -134,11 +143,17 @@ FRAGMENT_WINDOW_NS = 30 * SECOND_NS  # a non-first fragment joins a first fragme
 # link types framed natively
 LINKTYPE_NULL = 0
 LINKTYPE_EN10MB = 1
+LINKTYPE_PPP = 9
 LINKTYPE_RAW_BSD12 = 12
 LINKTYPE_RAW_BSD14 = 14
+LINKTYPE_PPP_HDLC = 50
+LINKTYPE_PPP_ETHER = 51
 LINKTYPE_RAW = 101
+LINKTYPE_C_HDLC = 104
+LINKTYPE_IEEE802_11 = 105
 LINKTYPE_LOOP = 108
 LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IEEE802_11_RADIOTAP = 127
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276

@@ -29,6 +29,7 @@ from classifier.codes import (
     FRAGMENT_NONE,
     L4_ICMP,
     L4_ICMP_ID,
+    L4_ICMP_NO_CODE,
     L4_INNER,
     L4_INNER_ICMP_ID,
     L4_INNER_PORTS,
@@ -63,6 +64,9 @@ COLUMNS: dict[str, tuple[Any, tuple[int, ...]]] = {
     "fragment": (np.uint8, ()),  # codes.FRAGMENT_*
     "ip_id": (np.uint32, ()),  # IPv4 identification or IPv6 fragment identification
     "frag_offset": (np.uint16, ()),  # fragment offset in 8-byte units
+    # the protocol naming the datagram in fragment keys: IPv4 the protocol field, IPv6 the
+    # fragment header's Next Header (the same in every fragment), else the upper layer
+    "frag_next_header": (np.uint8, ()),
     "inner_protocol": (np.uint8, ()),  # ICMP errors: the quoted header (see L4_INNER*)
     "inner_src": (np.uint8, (16,)),
     "inner_dst": (np.uint8, (16,)),
@@ -98,6 +102,7 @@ class PacketBatch:
     fragment: np.ndarray
     ip_id: np.ndarray
     frag_offset: np.ndarray
+    frag_next_header: np.ndarray
     inner_protocol: np.ndarray
     inner_src: np.ndarray
     inner_dst: np.ndarray
@@ -193,12 +198,19 @@ class Packet:
     fragment: int = FRAGMENT_NONE
     ip_id: int = 0
     frag_offset: int = 0
+    # the protocol of the datagram in fragment keys (batch column of that name); None means
+    # the same as `protocol` (no IPv6 extension header follows the fragment header)
+    frag_next_header: int | None = None
     quoted: QuotedHeader | None = None
     status: int = STATUS_OK
     malformed_reason: int = MALFORMED_NONE
     wire_len: int = 0
     cap_len: int = 0
     index: int = 0
+
+    def __post_init__(self) -> None:
+        if self.frag_next_header is None:
+            object.__setattr__(self, "frag_next_header", self.protocol)
 
     @property
     def ports_known(self) -> bool:
@@ -221,9 +233,13 @@ class Packet:
         if self.sport is not None and self.dport is not None:
             batch.sport[i], batch.dport[i] = self.sport, self.dport
             l4 |= L4_PORTS
-        if self.icmp_type is not None and self.icmp_code is not None:
-            batch.icmp_type[i], batch.icmp_code[i] = self.icmp_type, self.icmp_code
+        if self.icmp_type is not None:
+            batch.icmp_type[i] = self.icmp_type
             l4 |= L4_ICMP
+            if self.icmp_code is not None:
+                batch.icmp_code[i] = self.icmp_code
+            else:
+                l4 |= L4_ICMP_NO_CODE
         if self.icmp_id is not None:
             batch.icmp_id[i] = self.icmp_id
             l4 |= L4_ICMP_ID
@@ -247,6 +263,9 @@ class Packet:
         batch.fragment[i] = self.fragment
         batch.ip_id[i] = self.ip_id
         batch.frag_offset[i] = self.frag_offset
+        batch.frag_next_header[i] = (
+            self.protocol if self.frag_next_header is None else self.frag_next_header
+        )
 
     @classmethod
     def load(cls, batch: PacketBatch, i: int) -> Packet:
@@ -273,12 +292,15 @@ class Packet:
             sport=int(batch.sport[i]) if l4 & L4_PORTS else None,
             dport=int(batch.dport[i]) if l4 & L4_PORTS else None,
             icmp_type=int(batch.icmp_type[i]) if l4 & L4_ICMP else None,
-            icmp_code=int(batch.icmp_code[i]) if l4 & L4_ICMP else None,
+            icmp_code=int(batch.icmp_code[i])
+            if l4 & L4_ICMP and not l4 & L4_ICMP_NO_CODE
+            else None,
             icmp_id=int(batch.icmp_id[i]) if l4 & L4_ICMP_ID else None,
             tcp_flags=int(batch.tcp_flags[i]) if l4 & L4_TCP_FLAGS else None,
             fragment=int(batch.fragment[i]),
             ip_id=int(batch.ip_id[i]),
             frag_offset=int(batch.frag_offset[i]),
+            frag_next_header=int(batch.frag_next_header[i]),
             quoted=quoted,
             status=int(batch.status[i]),
             malformed_reason=int(batch.malformed_reason[i]),

@@ -319,10 +319,13 @@ class Connection:
 
 
 def join_fragment(packet: Packet, first: Packet) -> Packet:
-    """A non-first fragment takes its first fragment's ports (ICMP: type, code, identifier);
-    its TCP flags stay unknown."""
+    """A non-first fragment takes its first fragment's upper-layer protocol (IPv6: the one
+    after any extension headers that follow the fragment header) and ports (ICMP: type,
+    code, identifier, and an error's quoted header); its TCP flags stay unknown."""
     return dataclasses.replace(
         packet,
+        protocol=first.protocol,
+        quoted=first.quoted,
         sport=first.sport,
         dport=first.dport,
         icmp_type=first.icmp_type,
@@ -332,7 +335,7 @@ def join_fragment(packet: Packet, first: Packet) -> Packet:
     )
 
 
-FragmentKey = tuple[int, IPAddress, IPAddress, int, int]
+FragmentKey = tuple[int, IPAddress, IPAddress, int | None, int]
 
 
 class StatefulReference:
@@ -356,11 +359,13 @@ class StatefulReference:
         return self.clock_ns
 
     def join(self, packet: Packet, t_ns: int) -> Packet:
-        """Remember first fragments; lend their ports to later ones (at most 30 s later)."""
+        """Remember first fragments; lend their ports to later ones (at most 30 s later).
+        The datagram's protocol in the key is the fragment header's Next Header (IPv6; the
+        protocol field for IPv4): the same in every fragment of the datagram."""
         if packet.status not in (STATUS_OK, STATUS_L4_TRUNCATED):
             return packet
         assert packet.src is not None and packet.dst is not None
-        fkey = (packet.ip_version, packet.src, packet.dst, packet.protocol, packet.ip_id)
+        fkey = (packet.ip_version, packet.src, packet.dst, packet.frag_next_header, packet.ip_id)
         if packet.fragment == FRAGMENT_FIRST:
             self.first_fragments[fkey] = (t_ns, packet)
         elif packet.fragment == FRAGMENT_LATER:

@@ -46,7 +46,7 @@ from classifier.packets import COLUMNS, PacketBatch  # noqa: E402
 from classifier.pcap import _pcap_py  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "pcaps" / "dev"
-LINKTYPES = (0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 9, 147)
+LINKTYPES = (0, 1, 9, 12, 14, 50, 51, 101, 104, 105, 108, 113, 127, 228, 229, 276, 147)
 INTERESTING32 = (
     0,
     1,
@@ -158,6 +158,28 @@ def _frames() -> list[tuple[int, bytes]]:
         (0, struct.pack("<I", 2) + ip4),
         (0, struct.pack(">I", 30) + ip6),
         (108, struct.pack(">I", 24) + ip6),
+        # PPP (framed, compressed protocol field), Cisco HDLC, PPPoE, LLC/SNAP, 802.11
+        (9, b"\xff\x03\x00\x21" + ip4),
+        (9, b"\x57" + ip6),
+        (50, b"\x8f\x00\x08\x00" + icmp_err),
+        (104, b"\x0f\x00\x86\xdd" + hbh_frag),
+        (51, b"\x11\x00\x00\x07\x00\x2a\x00\x21" + ip4),
+        (1, mac + b"\x88\x64\x11\x00\x00\x07\x00\x3e\x00\x57" + ip6),
+        (1, mac + b"\x00\x30\xaa\xaa\x03\x00\x00\x00\x08\x00" + ip4),
+        (
+            105,
+            b"\x88\x03" + b"\x02" * 26 + b"\x00\x00\x00\x00\xaa\xaa\x03\x00\x00\x00\x86\xdd" + ip6,
+        ),
+        (
+            127,
+            b"\x00\x00\x12\x00\x03\x00\x00\x00"
+            + b"\x00" * 8
+            + b"\x20\x00"
+            + b"\x88\x00"
+            + b"\x02" * 22
+            + b"\x00\x00\x00\x00\xaa\xaa\x03\x00\x00\x00\x08\x00"
+            + ip4,
+        ),
     ]
 
 

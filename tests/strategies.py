@@ -306,7 +306,8 @@ def packets(draw: st.DrawFn, policy: Policy | None = None, ts_ns: int = T0) -> P
             fields["tcp_flags"] = draw(st.sampled_from(TCP_FLAG_SETS))
     elif protocol == ICMP[version]:
         icmp_type = draw(st.sampled_from(ICMP_TYPES[version]))
-        fields.update(icmp_type=icmp_type, icmp_code=draw(st.sampled_from((0, 0, 1, 3))))
+        # None: the code unknown (`check --icmp-type` without --icmp-code)
+        fields.update(icmp_type=icmp_type, icmp_code=draw(st.sampled_from((0, 0, 1, 3, None))))
         if icmp_type in ICMP_QUERIES[version]:
             fields["icmp_id"] = draw(st.sampled_from((1, 2, 0xFFFF)))
         elif icmp_type in ICMP_ERRORS[version] and draw(st.integers(0, 3)):
@@ -374,11 +375,12 @@ def _reply(packet: Packet) -> Packet:
 
 
 def _later_fragment(first: Packet) -> Packet:
+    """As the reader shows it: its protocol is the fragment header's Next Header."""
     return Packet(
         ip_version=first.ip_version,
         src=first.src,
         dst=first.dst,
-        protocol=first.protocol,
+        protocol=first.frag_next_header or 0,
         fragment=FRAGMENT_LATER,
         ip_id=first.ip_id,
         frag_offset=185,
@@ -431,6 +433,9 @@ def packet_sequences(
                 icmp_code=draw(st.sampled_from((0, 1, 3, 4))),
                 quoted=draw(quoted_headers(version, about)),
             )
+            if draw(st.integers(0, 3)) == 0:  # a fragmented error: its later part follows
+                packet = dataclasses.replace(packet, fragment=FRAGMENT_FIRST, ip_id=7)
+                pending.append(_later_fragment(packet))
         else:
             firsts = [p for p in ip_packets if p.fragment == FRAGMENT_FIRST]
             if not firsts or draw(st.booleans()):
@@ -441,7 +446,14 @@ def packet_sequences(
                     )
                 )
                 ip_id = draw(st.sampled_from((1, 2, 7)))
-                packet = dataclasses.replace(fresh, fragment=FRAGMENT_FIRST, ip_id=ip_id)
+                # IPv6: a destination-options header may follow the fragment header, so the
+                # fragment header's Next Header (60) is not the upper layer
+                next_header = fresh.protocol
+                if fresh.ip_version == 6 and draw(st.integers(0, 2)) == 0:
+                    next_header = 60
+                packet = dataclasses.replace(
+                    fresh, fragment=FRAGMENT_FIRST, ip_id=ip_id, frag_next_header=next_header
+                )
                 result.append(dataclasses.replace(packet, ts_ns=ts, index=index))
                 pending.append(_later_fragment(packet))
                 continue

@@ -107,3 +107,12 @@ def test_no_pyx_restates_a_code() -> None:
             if match.group(1) in code_names:
                 offenders.append(f"{path.name}: {match.group(1)}")
     assert not offenders, offenders
+
+
+def test_icmp_keys_sit_above_the_unknown_port_and_below_the_wildcard() -> None:
+    from classifier.acl import PORT_MAX
+
+    lowest = codes.ICMP_PORT_BASE
+    highest = codes.ICMP_PORT_BASE + 255 * 512 + codes.ICMP_CODE_UNKNOWN
+    assert 65535 < codes.PORT_UNKNOWN < lowest and highest < PORT_MAX
+    assert codes.ICMP_CODE_UNKNOWN > 255  # equal to no real code, inside its type's block

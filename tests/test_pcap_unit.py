@@ -31,7 +31,7 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.ipsec import AH
 from scapy.layers.l2 import ARP, Dot1AD, Dot1Q, Ether
-from scapy.layers.ppp import PPP
+from scapy.layers.pflog import PFLog
 from scapy.layers.sctp import SCTP
 
 from classifier import pcap
@@ -789,12 +789,12 @@ def test_header_only_files_have_no_packets(tmp_path: Path, twin_mode: str) -> No
 
 
 def test_other_link_types_go_through_scapy(tmp_path: Path, twin_mode: str) -> None:
-    ppp = bytes(PPP() / TCP4)
-    path = tmp_path / "ppp.pcap"
-    path.write_bytes(pcap_file([ppp, bytes(PPP(proto=0xC021) / b"\x01\x01\x00\x04")], 9))
+    pflog = bytes(PFLog() / TCP4)
+    path = tmp_path / "pflog.pcap"
+    path.write_bytes(pcap_file([pflog, bytes(PFLog(addrfamily=99) / b"\x01\x01\x00\x04")], 117))
     with pcap.open_capture(path) as cap:
         batch = PacketBatch.concatenate(list(cap.batches()))
-        assert cap.slow_path == 2 and cap.link_types == ["PPP"]
+        assert cap.slow_path == 2 and cap.link_types == ["PFLOG"]
     assert_tcp4(batch.packet(0))
     assert batch.status[1] == STATUS_NOT_IP
     path.write_bytes(pcap_file([b"\0" * 30], 147))  # USER0: nobody decodes it

@@ -31,7 +31,8 @@ A rule set is a numpy structured array, one row per rule, row index = priority (
 row by row from Python integers (omitted fields stay wildcards), and `compile()` takes either.
 Ports are uint32 keys: the wildcard is [0, PORT_MAX]; a packet whose ports are unknown carries
 `PORT_UNKNOWN` (0x10000), which every range within 0..65535 excludes and the wildcard includes.
-ICMP type/code can ride in dport (type * 256 + code; a type-only rule is [t*256, t*256+255]).
+ICMP type/code can ride in dport (the security-group engine uses 0x20000 + type * 512 + code,
+so that a type-only rule is one range and a packet with an unknown code can be told apart).
 
 Packets are columns (a structured array, or any mapping name -> array), `n` rows each:
 

@@ -28,7 +28,9 @@ def add_parser(commands: Any) -> None:
         description="Evaluate one packet from --src to --dst against the policy: the sender's "
         "egress side if --src is an instance, the receiver's ingress side if --dst is one. "
         "Without --dport (tcp/udp) or --icmp-type (icmp) the packet's ports are unknown, as for "
-        "a non-first fragment: only rules without a port/type restriction can match it.",
+        "a non-first fragment: only rules without a port/type restriction can match it. "
+        "With --icmp-type but without --icmp-code the code is unknown: a rule that restricts "
+        "the code does not match, one that restricts only the type can.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: is TCP 80 on my server open to the internet?\n"
         "  sgclassify check --policy examples/web-db.yaml --src 203.0.113.7 "
@@ -46,7 +48,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--dport", type=port, metavar="N", help="destination port (tcp/udp/sctp)")
     parser.add_argument("--sport", type=port, metavar="N", help="source port (default 40000)")
     parser.add_argument("--icmp-type", type=byte, metavar="T", help="ICMP type (icmp/icmpv6)")
-    parser.add_argument("--icmp-code", type=byte, metavar="C", help="ICMP code (default 0)")
+    parser.add_argument("--icmp-code", type=byte, metavar="C", help="ICMP code (default: unknown)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         sport=(args.sport if args.sport is not None else 40000) if ports_known else None,
         dport=args.dport if ports_known else None,
         icmp_type=args.icmp_type if icmp_known else None,
-        icmp_code=(args.icmp_code or 0) if icmp_known else None,
+        icmp_code=args.icmp_code if icmp_known else None,
     )
     decision = Engine(policy).decide(packet)
     unknown_ports = (port_protocol and not ports_known) or (icmp_protocol and not icmp_known)
@@ -117,6 +119,13 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"note: no {what} given: evaluated as a packet whose ports are unknown "
             "(only rules without a port/type restriction can match)",
             file=err if args.json else out,  # --json prints exactly one object on stdout
+        )
+    elif icmp_known and args.icmp_code is None:
+        print(
+            "note: no ICMP code given: evaluated as a packet whose ICMP code is unknown "
+            "(a rule that restricts the code does not match; one that restricts only the "
+            "type can)",
+            file=err if args.json else out,
         )
     if args.json:
         json.dump(check_json(decision), out)

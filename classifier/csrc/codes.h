@@ -41,6 +41,7 @@ enum {
     L4_INNER = 16,
     L4_INNER_PORTS = 32,
     L4_INNER_ICMP_ID = 64,
+    L4_ICMP_NO_CODE = 128,
 };
 
 /* fragment */
@@ -60,7 +61,7 @@ enum {
 };
 
 /* the key of a packet whose ports / ICMP type are unknown */
-enum { PORT_UNKNOWN = 0x10000 };
+enum { PORT_UNKNOWN = 0x10000, ICMP_PORT_BASE = 0x20000, ICMP_CODE_UNKNOWN = 256 };
 
 /* per-packet verdicts */
 enum {
@@ -93,11 +94,17 @@ enum { NO_RULE = -1, NO_INSTANCE = -1 };
 enum {
     LINKTYPE_NULL = 0,
     LINKTYPE_EN10MB = 1,
+    LINKTYPE_PPP = 9,
     LINKTYPE_RAW_BSD12 = 12,
     LINKTYPE_RAW_BSD14 = 14,
+    LINKTYPE_PPP_HDLC = 50,
+    LINKTYPE_PPP_ETHER = 51,
     LINKTYPE_RAW = 101,
+    LINKTYPE_C_HDLC = 104,
+    LINKTYPE_IEEE802_11 = 105,
     LINKTYPE_LOOP = 108,
     LINKTYPE_LINUX_SLL = 113,
+    LINKTYPE_IEEE802_11_RADIOTAP = 127,
     LINKTYPE_IPV4 = 228,
     LINKTYPE_IPV6 = 229,
     LINKTYPE_LINUX_SLL2 = 276,

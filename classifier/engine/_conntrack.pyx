@@ -6,7 +6,7 @@ What it is. A `Tracker` keeps, across the batches of one capture, the state of s
 live connections (the flow table) and the latest first fragment of each recent datagram (the
 fragment table). Two calls use it, both nogil loops over the batch in capture order:
 `join_fragments` (before classification: non-first fragments get their first fragment's
-ports / ICMP type, code and identifier) and `apply` (after the engine's stateless verdicts:
+upper-layer protocol, ports / ICMP type, code and identifier, and an error's quoted header) and `apply` (after the engine's stateless verdicts:
 established / related overrides and connection creation).
 
 Flow table. A numpy structured array `flows` (FLOW_DTYPE, the C struct `Flow`): one 64-byte
@@ -32,12 +32,16 @@ sequentially, the second walks the packets in order and prefetches the slot of t
 PREFETCH_AHEAD places ahead: with many connections the table outgrows the caches, and a
 cache miss per packet would otherwise set the pace.
 
-Fragment table. Same scheme (`fragments`, FRAGMENT_DTYPE, struct `Fragment`, 64 bytes), keyed
-by (version, protocol, IP identification, src, dst) in that order (not canonical: a datagram
-has one direction); values: effective time, the l4 bits lent (ports, ICMP type/code,
-identifier) and those fields. An entry older than 30 s is dead and its slot reusable.
+Fragment table. Same scheme (`fragments`, FRAGMENT_DTYPE, struct `Fragment`, 128 bytes),
+keyed by (version, datagram protocol, IP identification, src, dst) in that order (not
+canonical: a datagram has one direction); the datagram protocol is the batch's
+`frag_next_header` (IPv6: the fragment header's Next Header, the same in every fragment even
+when further extension headers follow it in the first). Values: effective time, the first
+fragment's upper-layer protocol, the l4 bits lent (ports, ICMP type/code, identifier, an
+error's quoted header) and those fields. An entry older than 30 s is dead and its slot
+reusable.
 
-Memory: 64 bytes per slot, so 128 to 256 bytes per live connection (plus the allowance of the
+Memory: 64 bytes per flow slot, so 128 to 256 bytes per live connection (plus the allowance of the
 batch in flight), and 57 bytes of scratch per packet of the batch in `apply`.
 Thread safety: none; one tracker per capture stream. The pure-Python twin `_conntrack_py`
 mirrors this file (same tables, same hash, same slots) without the prefetching pass.
@@ -54,6 +58,7 @@ from classifier._codes cimport (
     ICMP_TIMEOUT_NS,
     L4_ICMP,
     L4_ICMP_ID,
+    L4_ICMP_NO_CODE,
     L4_INNER,
     L4_INNER_ICMP_ID,
     L4_INNER_PORTS,
@@ -235,16 +240,24 @@ cdef struct Fragment:  # layout of FRAGMENT_DTYPE
     uint16_t sport
     uint16_t dport
     uint16_t icmp_id
+    uint16_t inner_sport
+    uint16_t inner_dport
+    uint16_t inner_icmp_id
     uint8_t icmp_type
     uint8_t icmp_code
     uint8_t l4
     uint8_t used
-    uint8_t pad[6]
+    uint8_t protocol
+    uint8_t inner_protocol
+    uint8_t inner_icmp_type
+    uint8_t inner_src[16]
+    uint8_t inner_dst[16]
+    uint8_t pad[29]
 
 
 if not (
     FLOW_DTYPE.itemsize == sizeof(Flow) == 64
-    and FRAGMENT_DTYPE.itemsize == sizeof(Fragment) == 64
+    and FRAGMENT_DTYPE.itemsize == sizeof(Fragment) == 128
     and (KIND_PORTS, KIND_ICMP, KIND_ADDR)
     == (layouts.KIND_PORTS, layouts.KIND_ICMP, layouts.KIND_ADDR)
     and (FLAG_FIN_RST, FLAG_BOTH, FLAG_INIT_LOW, FLAG_MIDSTREAM)
@@ -400,7 +413,8 @@ cdef class Tracker:
         cdef const uint8_t[::1] version = batch.ip_version
         cdef const uint8_t[:, ::1] src = batch.src
         cdef const uint8_t[:, ::1] dst = batch.dst
-        cdef const uint8_t[::1] protocol = batch.protocol
+        cdef uint8_t[::1] protocol = batch.protocol
+        cdef const uint8_t[::1] next_header = batch.frag_next_header
         cdef const uint8_t[::1] fragment = batch.fragment
         cdef const uint32_t[::1] ip_id = batch.ip_id
         cdef uint8_t[::1] l4 = batch.l4
@@ -410,9 +424,19 @@ cdef class Tracker:
         cdef uint8_t[::1] icmp_code = batch.icmp_code
         cdef uint16_t[::1] icmp_id = batch.icmp_id
         cdef uint8_t[::1] tcp_flags = batch.tcp_flags
+        cdef uint8_t[::1] inner_protocol = batch.inner_protocol
+        cdef uint8_t[:, ::1] inner_src = batch.inner_src
+        cdef uint8_t[:, ::1] inner_dst = batch.inner_dst
+        cdef uint16_t[::1] inner_sport = batch.inner_sport
+        cdef uint16_t[::1] inner_dport = batch.inner_dport
+        cdef uint8_t[::1] inner_icmp_type = batch.inner_icmp_type
+        cdef uint16_t[::1] inner_icmp_id = batch.inner_icmp_id
         cdef Py_ssize_t n = ts.shape[0], i, found, slot, firsts = 0
         cdef int64_t t
-        cdef uint8_t lent = L4_PORTS | L4_ICMP | L4_ICMP_ID
+        cdef int k
+        # everything a first fragment lends (ports, ICMP fields, an error's quoted header)
+        cdef uint8_t lent = (L4_PORTS | L4_ICMP | L4_ICMP_ID | L4_ICMP_NO_CODE | L4_INNER
+                             | L4_INNER_PORTS | L4_INNER_ICMP_ID)
         cdef Key key
         cdef Fragment* g
         if n == 0:
@@ -428,7 +452,7 @@ cdef class Tracker:
                     status[i] != STATUS_OK and status[i] != STATUS_L4_TRUNCATED
                 ):
                     continue
-                key.w[0] = (<uint64_t>version[i] << 56) | (<uint64_t>protocol[i] << 48) | ip_id[i]
+                key.w[0] = (<uint64_t>version[i] << 56) | (<uint64_t>next_header[i] << 48) | ip_id[i]
                 key.w[1] = _word(&src[i, 0])
                 key.w[2] = _word(&src[i, 8])
                 key.w[3] = _word(&dst[i, 0])
@@ -447,6 +471,15 @@ cdef class Tracker:
                     g.icmp_id = icmp_id[i]
                     g.icmp_type = icmp_type[i]
                     g.icmp_code = icmp_code[i]
+                    g.protocol = protocol[i]
+                    g.inner_protocol = inner_protocol[i]
+                    g.inner_sport = inner_sport[i]
+                    g.inner_dport = inner_dport[i]
+                    g.inner_icmp_type = inner_icmp_type[i]
+                    g.inner_icmp_id = inner_icmp_id[i]
+                    for k in range(16):
+                        g.inner_src[k] = inner_src[i, k]
+                        g.inner_dst[k] = inner_dst[i, k]
                 elif fragment[i] == FRAGMENT_LATER and found >= 0:
                     g = &self._frags[found]
                     if t - g.ts > FRAGMENT_WINDOW_NS:
@@ -458,6 +491,15 @@ cdef class Tracker:
                     icmp_type[i] = g.icmp_type
                     icmp_code[i] = g.icmp_code
                     tcp_flags[i] = 0
+                    protocol[i] = g.protocol
+                    inner_protocol[i] = g.inner_protocol
+                    inner_sport[i] = g.inner_sport
+                    inner_dport[i] = g.inner_dport
+                    inner_icmp_type[i] = g.inner_icmp_type
+                    inner_icmp_id[i] = g.inner_icmp_id
+                    for k in range(16):
+                        inner_src[i, k] = g.inner_src[k]
+                        inner_dst[i, k] = g.inner_dst[k]
 
     def apply(
         self,

@@ -20,6 +20,7 @@ from classifier.codes import (
     ICMP_TIMEOUT_NS,
     L4_ICMP,
     L4_ICMP_ID,
+    L4_ICMP_NO_CODE,
     L4_INNER,
     L4_INNER_ICMP_ID,
     L4_INNER_PORTS,
@@ -59,6 +60,10 @@ from classifier.engine.layouts import (
 )
 
 M64 = (1 << 64) - 1
+# what a first fragment lends to its later fragments: everything but the TCP flags
+LENT = (
+    L4_PORTS | L4_ICMP | L4_ICMP_ID | L4_ICMP_NO_CODE | L4_INNER | L4_INNER_PORTS | L4_INNER_ICMP_ID
+)
 
 
 def _mix(h: int, word: int) -> int:
@@ -224,6 +229,7 @@ class Tracker:
         self._frag_icmp_id = self.fragments["icmp_id"]
         self._frag_icmp_type = self.fragments["icmp_type"]
         self._frag_icmp_code = self.fragments["icmp_code"]
+        self._frag_protocol = self.fragments["protocol"]
         self.frag_count = 0
 
     def _frag_find(self, key: tuple[int, ...], t: int) -> tuple[int, int]:
@@ -265,7 +271,9 @@ class Tracker:
             return
         first_t = max(int(batch.ts_ns[0]), self.fragment_clock_ns)
         self._frag_reserve(int(np.count_nonzero(batch.fragment == FRAGMENT_FIRST)), first_t)
-        lent = L4_PORTS | L4_ICMP | L4_ICMP_ID
+        lent = LENT
+        quoted = ("inner_protocol", "inner_src", "inner_dst", "inner_sport", "inner_dport",
+                  "inner_icmp_type", "inner_icmp_id")  # fmt: skip
         for i in range(n):
             t = max(int(batch.ts_ns[i]), self.fragment_clock_ns)
             self.fragment_clock_ns = t
@@ -277,7 +285,7 @@ class Tracker:
             d0, d1 = _words(batch.dst[i])
             meta = (
                 (int(batch.ip_version[i]) << 56)
-                | (int(batch.protocol[i]) << 48)
+                | (int(batch.frag_next_header[i]) << 48)
                 | int(batch.ip_id[i])
             )
             key = (meta, s0, s1, d0, d1)
@@ -294,6 +302,9 @@ class Tracker:
                 self._frag_icmp_id[slot] = batch.icmp_id[i]
                 self._frag_icmp_type[slot] = batch.icmp_type[i]
                 self._frag_icmp_code[slot] = batch.icmp_code[i]
+                self._frag_protocol[slot] = batch.protocol[i]
+                for name in quoted:
+                    self.fragments[name][slot] = getattr(batch, name)[i]
             elif fragment == FRAGMENT_LATER and found >= 0:
                 if t - int(self._frag_ts[found]) > FRAGMENT_WINDOW_NS:
                     continue
@@ -305,6 +316,9 @@ class Tracker:
                 batch.icmp_type[i] = self._frag_icmp_type[found]
                 batch.icmp_code[i] = self._frag_icmp_code[found]
                 batch.tcp_flags[i] = 0
+                batch.protocol[i] = self._frag_protocol[found]
+                for name in quoted:
+                    getattr(batch, name)[i] = self.fragments[name][found]
 
     def apply(
         self,

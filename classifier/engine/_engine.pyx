@@ -6,7 +6,8 @@ Four loops that numpy would spend a dozen array passes on each:
   `classifier.engine.build`: capacity a power of two, linear probing, at most half
   full, so a probe sequence is short and always ends at an empty slot (owner -1).
 - `port_column`: the field the rules' port ranges are matched against: the destination port
-  (TCP/UDP/SCTP), ICMP type*256+code, or PORT_UNKNOWN when not known.
+  (TCP/UDP/SCTP), ICMP ICMP_BASE + type*512 + code (+ 256 in place of the code when it is
+  unknown), or PORT_UNKNOWN when not known.
 - `combine_sides`: spec section 3 (both sides must allow; which side is reported) and the
   section-6 side of state-allowed packets, from the two sides' lookup results.
 - `count_tuples`: packets per denied (source, destination, protocol, port) tuple of a batch,
@@ -22,7 +23,10 @@ from classifier._codes cimport (
     DIRECTION_EGRESS,
     DIRECTION_INGRESS,
     DIRECTION_NONE,
+    ICMP_CODE_UNKNOWN,
+    ICMP_PORT_BASE,
     L4_ICMP,
+    L4_ICMP_NO_CODE,
     L4_PORTS,
     PORT_UNKNOWN,
     PROTO_ICMP,
@@ -108,7 +112,12 @@ def port_column(
             if code_carries_ports(p) and (l4[i] & L4_PORTS):
                 out[i] = dport[i]
             elif (p == PROTO_ICMP or p == PROTO_ICMPV6) and (l4[i] & L4_ICMP):
-                out[i] = <uint32_t>icmp_type[i] * 256 + icmp_code[i]
+                # type*512 + code; 256 in the code's place when the code is unknown, which
+                # a type-only rule's block [type*512, type*512+511] holds and no code equals
+                # (both arms uint32: Cython would give the conditional icmp_code's uint8 type)
+                out[i] = ICMP_PORT_BASE + <uint32_t>icmp_type[i] * 512 + (
+                    <uint32_t>ICMP_CODE_UNKNOWN if l4[i] & L4_ICMP_NO_CODE
+                    else <uint32_t>icmp_code[i])
             else:
                 out[i] = PORT_UNKNOWN
 

@@ -11,8 +11,11 @@ from classifier.codes import (
     DIRECTION_EGRESS,
     DIRECTION_INGRESS,
     DIRECTION_NONE,
+    ICMP_CODE_UNKNOWN,
+    ICMP_PORT_BASE,
     ICMP_PROTOCOLS,
     L4_ICMP,
+    L4_ICMP_NO_CODE,
     L4_PORTS,
     PORT_PROTOCOLS,
     PORT_UNKNOWN,
@@ -77,7 +80,8 @@ def port_column(
         if p in PORT_PROTOCOLS and l4[i] & L4_PORTS:
             out[i] = dport[i]
         elif p in ICMP_PROTOCOLS and l4[i] & L4_ICMP:
-            out[i] = int(icmp_type[i]) * 256 + int(icmp_code[i])
+            code = ICMP_CODE_UNKNOWN if l4[i] & L4_ICMP_NO_CODE else int(icmp_code[i])
+            out[i] = ICMP_PORT_BASE + int(icmp_type[i]) * 512 + code
         else:
             out[i] = PORT_UNKNOWN
 

@@ -19,9 +19,12 @@ Why this shape:
   core's first match is the spec's deciding rule. One policy rule becomes several rows
   (remote prefixes x remote-group member ranges x address-group ranges x port ranges);
   `row_rule` maps a row back to the policy rule.
-- ICMP type/code travel in the destination-port field as type*256+code (a type-only rule
-  is the range [t*256, t*256+255]); a packet whose ports/type are unknown carries
-  acl.PORT_UNKNOWN, which only an unrestricted rule's range [0, acl.PORT_ANY_HI] contains.
+- ICMP type/code travel in the destination-port field as ICMP_PORT_BASE + type*512 + code
+  (a type-only rule is the block [base + t*512, base + t*512 + 511]); a packet whose code is
+  unknown (`check --icmp-type` alone) carries 256 in the code's place, inside its type's
+  block but equal to no code. A packet whose ports/type are unknown carries
+  acl.PORT_UNKNOWN, which only an unrestricted rule's range [0, acl.PORT_ANY_HI] contains;
+  the ICMP values start above it, so neither is ever mistaken for the other.
 - Local addresses map to instances through an open-addressing hash table keyed by the
   16-byte address and its IP version (`_engine.owners` walks it): one probe or two per
   packet, in C.
@@ -43,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from classifier import acl
-from classifier.codes import DIRECTION_EGRESS, DIRECTION_INGRESS
+from classifier.codes import DIRECTION_EGRESS, DIRECTION_INGRESS, ICMP_PORT_BASE
 from classifier.engine.kernels import engine_kernels
 from classifier.packets import address_to_bytes
 from classifier.policy import Instance, Policy, Rule, merge_ranges
@@ -288,10 +291,10 @@ class _Builder:
         if rule.ports is not None:
             return list(rule.ports)
         if rule.icmp_type is not None:
-            base = rule.icmp_type * 256
+            base = ICMP_PORT_BASE + rule.icmp_type * 512
             if rule.icmp_code is not None:
                 return [(base + rule.icmp_code, base + rule.icmp_code)]
-            return [(base, base + 255)]
+            return [(base, base + 511)]  # the codes 0..255 and 256, "code unknown"
         return [(0, acl.PORT_ANY_HI)]  # also contains the unknown-port marker acl.PORT_UNKNOWN
 
     def _remote_ranges(self, rule: Rule, version: int) -> list[tuple[int, int]]:

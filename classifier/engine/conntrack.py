@@ -45,7 +45,11 @@ APPLY_ARRAYS: dict[str, Any] = {
 }
 
 # batch columns the core reads (and, for the first group, join_fragments writes)
-_JOIN_WRITES = ("l4", "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "tcp_flags")
+_JOIN_WRITES = (
+    "l4", "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "tcp_flags", "protocol",
+    "inner_protocol", "inner_src", "inner_dst", "inner_sport", "inner_dport",
+    "inner_icmp_type", "inner_icmp_id",
+)  # fmt: skip
 
 
 def _check_batch(batch: PacketBatch, writes: bool = False) -> None:
@@ -80,7 +84,8 @@ class ConnectionTracker:
         return type(self._core).__module__.rsplit(".", 1)[-1]
 
     def join_fragments(self, batch: PacketBatch) -> None:
-        """Give non-first fragments their first fragment's ports / ICMP fields, in place."""
+        """Give non-first fragments their first fragment's upper-layer protocol and ports /
+        ICMP fields (an error's quoted header included), in place."""
         _check_batch(batch, writes=True)
         self._core.join_fragments(batch)
 

@@ -37,15 +37,23 @@ FLOW_DTYPE = np.dtype(
 )
 FRAGMENT_DTYPE = np.dtype(
     [
-        ("key", "<u8", (5,)),  # version << 56 | protocol << 48 | ip_id, src (2 words), dst
+        ("key", "<u8", (5,)),  # version << 56 | next header << 48 | ip_id, src (2 words), dst
         ("ts", "<i8"),  # effective time of the first fragment, ns
         ("sport", "<u2"),
         ("dport", "<u2"),
         ("icmp_id", "<u2"),
+        ("inner_sport", "<u2"),  # an ICMP error's quoted header (lent with L4_INNER*)
+        ("inner_dport", "<u2"),
+        ("inner_icmp_id", "<u2"),
         ("icmp_type", "u1"),
         ("icmp_code", "u1"),
-        ("l4", "u1"),  # the L4_* bits it lends (ports, ICMP, ICMP id)
+        ("l4", "u1"),  # the L4_* bits it lends (ports, ICMP, ICMP id, quoted header)
         ("used", "u1"),
-        ("pad", "u1", (6,)),
+        ("protocol", "u1"),  # the first fragment's upper-layer protocol
+        ("inner_protocol", "u1"),
+        ("inner_icmp_type", "u1"),
+        ("inner_src", "u1", (16,)),
+        ("inner_dst", "u1", (16,)),
+        ("pad", "u1", (29,)),  # one slot = two 64-byte cache lines
     ]
 )

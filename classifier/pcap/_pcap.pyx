@@ -38,6 +38,7 @@ cdef extern from "pcap_core.h" nogil:
         uint8_t *fragment
         uint32_t *ip_id
         uint16_t *frag_offset
+        uint8_t *frag_next_header
         uint8_t *inner_protocol
         uint8_t *inner_src
         uint8_t *inner_dst
@@ -93,7 +94,10 @@ cdef extern from "pcap_core.h" nogil:
         NG_PB_CAPLEN, NG_PB_ORIGLEN, NG_PB_DATA, NG_OPT_CODE, NG_OPT_LEN, NG_OPT_VALUE,
         NG_OPT_END, NG_OPT_IF_TSRESOL, NG_OPT_IF_TSOFFSET,
         ETH_LEN, ETH_TYPE, VLAN_LEN, VLAN_TYPE, MPLS_LEN, MPLS_BOS_BYTE, SLL_LEN, SLL_PROTO,
-        SLL2_LEN, SLL2_PROTO, NULL_LEN, LOOP_LEN,
+        SLL2_LEN, SLL2_PROTO, NULL_LEN, LOOP_LEN, ETH_MAX_LEN, ETH_MIN_TYPE, SLL_P_802_2,
+        LLC_SNAP_LEN, LLC_SNAP_TYPE, PPP_ADDR_CTRL_LEN, CHDLC_LEN, CHDLC_TYPE, PPPOE_LEN,
+        RT_LEN, RT_LENGTH, RT_PRESENT, DOT11_LEN, DOT11_ADDR4_LEN, DOT11_QOS_LEN, DOT11_HT_LEN,
+        AMSDU_SUB_LEN,
         IP4_MIN_LEN, IP4_TOTAL_LEN, IP4_ID, IP4_FRAG, IP4_PROTO, IP4_SRC, IP4_DST,
         IP6_LEN, IP6_PAYLOAD_LEN, IP6_NEXT, IP6_SRC, IP6_DST, IP6_EXT_NEXT, IP6_EXT_LEN,
         IP6_FRAG_LEN, IP6_FRAG_OFFSET, IP6_FRAG_ID, L4_SPORT, L4_DPORT, L4_PORTS_LEN,
@@ -125,7 +129,13 @@ LAYOUT = {
     "ETH_LEN": ETH_LEN, "ETH_TYPE": ETH_TYPE, "VLAN_LEN": VLAN_LEN, "VLAN_TYPE": VLAN_TYPE,
     "MPLS_LEN": MPLS_LEN, "MPLS_BOS_BYTE": MPLS_BOS_BYTE, "SLL_LEN": SLL_LEN,
     "SLL_PROTO": SLL_PROTO, "SLL2_LEN": SLL2_LEN, "SLL2_PROTO": SLL2_PROTO,
-    "NULL_LEN": NULL_LEN, "LOOP_LEN": LOOP_LEN,
+    "NULL_LEN": NULL_LEN, "LOOP_LEN": LOOP_LEN, "ETH_MAX_LEN": ETH_MAX_LEN,
+    "ETH_MIN_TYPE": ETH_MIN_TYPE, "SLL_P_802_2": SLL_P_802_2, "LLC_SNAP_LEN": LLC_SNAP_LEN,
+    "LLC_SNAP_TYPE": LLC_SNAP_TYPE, "PPP_ADDR_CTRL_LEN": PPP_ADDR_CTRL_LEN,
+    "CHDLC_LEN": CHDLC_LEN, "CHDLC_TYPE": CHDLC_TYPE, "PPPOE_LEN": PPPOE_LEN,
+    "RT_LEN": RT_LEN, "RT_LENGTH": RT_LENGTH, "RT_PRESENT": RT_PRESENT, "DOT11_LEN": DOT11_LEN,
+    "DOT11_ADDR4_LEN": DOT11_ADDR4_LEN, "DOT11_QOS_LEN": DOT11_QOS_LEN,
+    "DOT11_HT_LEN": DOT11_HT_LEN, "AMSDU_SUB_LEN": AMSDU_SUB_LEN,
     "IP4_MIN_LEN": IP4_MIN_LEN, "IP4_TOTAL_LEN": IP4_TOTAL_LEN, "IP4_ID": IP4_ID,
     "IP4_FRAG": IP4_FRAG, "IP4_PROTO": IP4_PROTO, "IP4_SRC": IP4_SRC, "IP4_DST": IP4_DST,
     "IP6_LEN": IP6_LEN, "IP6_PAYLOAD_LEN": IP6_PAYLOAD_LEN, "IP6_NEXT": IP6_NEXT,
@@ -165,6 +175,7 @@ cdef int _bind(pc_cols *c, object batch) except -1:
     cdef uint8_t[::1] fragment = batch.fragment
     cdef uint32_t[::1] ip_id = batch.ip_id
     cdef uint16_t[::1] frag_offset = batch.frag_offset
+    cdef uint8_t[::1] frag_next_header = batch.frag_next_header
     cdef uint8_t[::1] inner_protocol = batch.inner_protocol
     cdef uint8_t[:, ::1] inner_src = batch.inner_src
     cdef uint8_t[:, ::1] inner_dst = batch.inner_dst
@@ -193,6 +204,7 @@ cdef int _bind(pc_cols *c, object batch) except -1:
     c.fragment = &fragment[0]
     c.ip_id = &ip_id[0]
     c.frag_offset = &frag_offset[0]
+    c.frag_next_header = &frag_next_header[0]
     c.inner_protocol = &inner_protocol[0]
     c.inner_src = &inner_src[0, 0]
     c.inner_dst = &inner_dst[0, 0]

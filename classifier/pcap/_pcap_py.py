@@ -40,13 +40,19 @@ from classifier.codes import (
     L4_INNER_PORTS,
     L4_PORTS,
     L4_TCP_FLAGS,
+    LINKTYPE_C_HDLC,
     LINKTYPE_EN10MB,
+    LINKTYPE_IEEE802_11,
+    LINKTYPE_IEEE802_11_RADIOTAP,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
+    LINKTYPE_PPP,
+    LINKTYPE_PPP_ETHER,
+    LINKTYPE_PPP_HDLC,
     LINKTYPE_RAW,
     LINKTYPE_RAW_BSD12,
     LINKTYPE_RAW_BSD14,
@@ -79,6 +85,9 @@ PCAP_MAGIC_USEC, PCAP_MAGIC_NSEC = 0xA1B2C3D4, 0xA1B23C4D
 PCAP_MAGIC_USEC_SWAPPED, PCAP_MAGIC_NSEC_SWAPPED = 0xD4C3B2A1, 0x4D3CB2A1
 NG_TYPE_SHB, NG_TYPE_IDB, NG_TYPE_PB, NG_TYPE_SPB, NG_TYPE_EPB = 0x0A0D0D0A, 1, 2, 3, 6
 NG_BOM, NG_BOM_SWAPPED = 0x1A2B3C4D, 0x4D3C2B1A
+
+SNAP = b"\xaa\xaa\x03\x00\x00\x00"  # 802.2 LLC (DSAP, SSAP, control) + SNAP OUI 00-00-00
+PPP_ETHERTYPES = {0x0021: 0x0800, 0x0057: 0x86DD, 0x0281: 0x8847, 0x0283: 0x8848}
 
 EXT_8 = frozenset((0, 43, 60, 135, 139, 140))  # length in 8-byte units, not counting the first
 AH = 51
@@ -123,34 +132,35 @@ def _set_addr(col: np.ndarray, i: int, raw: bytes) -> None:
     col[i] = np.frombuffer(raw if len(raw) == 16 else IP4_MAPPED + raw, np.uint8)
 
 
-def _ip6_walk(p: bytes, end: int, cur: int, nh: int) -> tuple[bool, int, int, int, int, int]:
-    """(complete, cur, next header, fragment kind, identification, offset)."""
-    frag, ident, foff = FRAGMENT_NONE, 0, 0
+def _ip6_walk(p: bytes, end: int, cur: int, nh: int) -> tuple[bool, int, int, int, int, int, int]:
+    """(complete, cur, next header, fragment kind, identification, offset, the fragment
+    header's Next Header or -1 without one)."""
+    frag, ident, foff, fnh = FRAGMENT_NONE, 0, 0, -1
     for k in range(L["PC_MAX_EXT_HEADERS"] + 1):
         if nh in EXT_8 or nh == AH:
             if k == L["PC_MAX_EXT_HEADERS"] or cur + 2 > end:
-                return False, cur, nh, frag, ident, foff
+                return False, cur, nh, frag, ident, foff, fnh
             unit = p[cur + L["IP6_EXT_LEN"]]
             length = (unit + 2) * 4 if nh == AH else (unit + 1) * 8
             if cur + length > end:
-                return False, cur, nh, frag, ident, foff
+                return False, cur, nh, frag, ident, foff, fnh
             nh = p[cur + L["IP6_EXT_NEXT"]]
             cur += length
         elif nh == FRAG:
             if k == L["PC_MAX_EXT_HEADERS"] or cur + L["IP6_FRAG_LEN"] > end:
-                return False, cur, nh, frag, ident, foff
+                return False, cur, nh, frag, ident, foff, fnh
             fo = _be16(p, cur + L["IP6_FRAG_OFFSET"])
             ident = _be32(p, cur + L["IP6_FRAG_ID"])
             foff = fo >> 3
-            nh = p[cur + L["IP6_EXT_NEXT"]]
+            nh = fnh = p[cur + L["IP6_EXT_NEXT"]]
             cur += L["IP6_FRAG_LEN"]
             if foff:
-                return True, cur, nh, FRAGMENT_LATER, ident, foff
+                return True, cur, nh, FRAGMENT_LATER, ident, foff, fnh
             if fo & 1:
                 frag = FRAGMENT_FIRST
         else:
-            return True, cur, nh, frag, ident, foff
-    return False, cur, nh, frag, ident, foff
+            return True, cur, nh, frag, ident, foff, fnh
+    return False, cur, nh, frag, ident, foff, fnh
 
 
 def _quoted(p: bytes, q: int, end: int, v6: bool, b: Any, i: int) -> int:
@@ -172,7 +182,7 @@ def _quoted(p: bytes, q: int, end: int, v6: bool, b: Any, i: int) -> int:
             return 0
         _set_addr(b.inner_src, i, p[q + L["IP6_SRC"] : q + L["IP6_SRC"] + 16])
         _set_addr(b.inner_dst, i, p[q + L["IP6_DST"] : q + L["IP6_DST"] + 16])
-        ok, cur, proto, frag, _, _ = _ip6_walk(p, end, q + L["IP6_LEN"], p[q + L["IP6_NEXT"]])
+        ok, cur, proto, frag, _, _, _ = _ip6_walk(p, end, q + L["IP6_LEN"], p[q + L["IP6_NEXT"]])
         later = not ok or frag == FRAGMENT_LATER
     b.inner_protocol[i] = proto
     bits = L4_INNER
@@ -226,6 +236,98 @@ def _malformed(b: Any, i: int, reason: int) -> bool:
     return True
 
 
+def _not_ip(b: Any, i: int) -> bool:
+    b.status[i] = STATUS_NOT_IP
+    return True
+
+
+def _pppoe(p: bytes, off: int) -> int:
+    """Past a PPPoE session header at off: the PPP protocol's offset; -1 too short, -2 not
+    a session packet."""
+    if len(p) - off < L["PPPOE_LEN"]:
+        return -1
+    if p[off] != 0x11 or p[off + 1] != 0x00:  # version 1 type 1, code 0 (session data)
+        return -2
+    return off + L["PPPOE_LEN"]
+
+
+def _ppp(p: bytes, off: int) -> tuple[int, int]:
+    """The PPP protocol field at off (one byte when its low bit is set: field compression)
+    as (EtherType or -2 for no IP, offset after it); (-1, off) when cut off."""
+    n = len(p)
+    if off >= n:
+        return -1, off
+    proto = p[off]
+    if proto & 1:
+        off += 1
+    else:
+        if n - off < 2:
+            return -1, off
+        proto = _be16(p, off)
+        off += 2
+    return PPP_ETHERTYPES.get(proto, -2), off
+
+
+def _radiotap(p: bytes) -> tuple[int, bool]:
+    """(length of the radiotap header, data padding after the 802.11 header); length -1:
+    cut off or impossible, -2: not version 0."""
+    n = len(p)
+    if n < L["RT_LEN"]:
+        return -1, False
+    if p[0] != 0:  # radiotap version 0 is the only one
+        return -2, False
+    length = _rd16(p, L["RT_LENGTH"], 0)
+    if length < L["RT_LEN"] or length > n:
+        return -1, False
+    # the flags field (present bit 1) follows the present words and TSFT (bit 0: 8 bytes,
+    # aligned to 8 from the header's start); only its data-padding bit matters
+    present = word = _rd32(p, L["RT_PRESENT"], 0)
+    q = L["RT_PRESENT"] + 4
+    while word & 0x80000000:
+        if q + 4 > length:
+            return -1, False
+        word = _rd32(p, q, 0)
+        q += 4
+    datapad = False
+    if present & 2:
+        if present & 1:
+            q = ((q + 7) & ~7) + 8
+        if q >= length:
+            return -1, False
+        datapad = bool(p[q] & 0x20)
+    return length, datapad
+
+
+def _dot11(p: bytes, off: int, datapad: bool) -> int:
+    """Past the 802.11 data header at off (an LLC header follows): the offset; -1 cut off,
+    -2 no data (not a data frame, a null frame, an encrypted one)."""
+    n = len(p)
+    if n - off < 2:
+        return -1
+    fc0, fc1 = p[off], p[off + 1]
+    # frame control: version 0, type 2 (data); subtype bit 0x40 no data, 0x80 QoS; flags:
+    # to-DS + from-DS = 4 addresses, 0x40 protected, 0x80 order (HT control)
+    if fc0 & 0x0F != 0x08 or fc0 & 0x40 or fc1 & 0x40:
+        return -2
+    hdr, qos = L["DOT11_LEN"], 0
+    if fc1 & 3 == 3:
+        hdr += L["DOT11_ADDR4_LEN"]
+    if fc0 & 0x80:
+        qos = hdr
+        hdr += L["DOT11_QOS_LEN"]
+        if fc1 & 0x80:
+            hdr += L["DOT11_HT_LEN"]
+    if n - off < hdr:
+        return -1
+    if datapad:
+        hdr = (hdr + 3) & ~3
+    if qos and p[off + qos] & 0x80:  # an A-MSDU: its first subframe
+        hdr += L["AMSDU_SUB_LEN"]
+    if n - off < hdr:
+        return -1
+    return off + hdr
+
+
 def _decode(p: bytes, link: int, b: Any, i: int) -> bool:
     """Decode one frame into row i; False when the link type is not decoded here."""
     n = len(p)
@@ -233,18 +335,53 @@ def _decode(p: bytes, link: int, b: Any, i: int) -> bool:
     want = 0
     et = -1
     af = -1
+    lengths = True  # a type field <= 1500 is an 802.3 length (an LLC header follows)
+    ppp_at = -1  # a PPP protocol field starts here
     if link == LINKTYPE_EN10MB:
         if n < L["ETH_LEN"]:
             return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
         et, off = _be16(p, L["ETH_TYPE"]), L["ETH_LEN"]
-    elif link == LINKTYPE_LINUX_SLL:
-        if n < L["SLL_LEN"]:
+    elif link in (LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2):
+        head, field = (
+            ("SLL_LEN", "SLL_PROTO") if link == LINKTYPE_LINUX_SLL else ("SLL2_LEN", "SLL2_PROTO")
+        )
+        if n < L[head]:
             return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
-        et, off = _be16(p, L["SLL_PROTO"]), L["SLL_LEN"]
-    elif link == LINKTYPE_LINUX_SLL2:
-        if n < L["SLL2_LEN"]:
+        et, off = _be16(p, L[field]), L[head]
+        # a Linux cooked protocol below 0x0600 is a packet type of its own (4: LLC follows)
+        if et < L["ETH_MIN_TYPE"] and et != L["SLL_P_802_2"]:
+            return _not_ip(b, i)
+    elif link in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC) and not (n >= 1 and p[0] in (0x0F, 0x8F)):
+        if n >= 1 and p[0] == 0xFF:
+            if n < L["PPP_ADDR_CTRL_LEN"]:
+                return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
+            if p[1] == 0x03:
+                off = L["PPP_ADDR_CTRL_LEN"]
+        ppp_at = off
+    elif link in (LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_C_HDLC):  # Cisco HDLC framing
+        if n < L["CHDLC_LEN"]:
             return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
-        et, off = _be16(p, L["SLL2_PROTO"]), L["SLL2_LEN"]
+        et, off, lengths = _be16(p, L["CHDLC_TYPE"]), L["CHDLC_LEN"], False
+    elif link == LINKTYPE_PPP_ETHER:
+        ppp_at = _pppoe(p, 0)
+        if ppp_at == -1:
+            return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
+        if ppp_at == -2:
+            return _not_ip(b, i)
+    elif link in (LINKTYPE_IEEE802_11, LINKTYPE_IEEE802_11_RADIOTAP):
+        datapad = False
+        if link == LINKTYPE_IEEE802_11_RADIOTAP:
+            off, datapad = _radiotap(p)
+            if off == -1:
+                return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
+            if off == -2:
+                return _not_ip(b, i)
+        off = _dot11(p, off, datapad)
+        if off == -1:
+            return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
+        if off == -2:
+            return _not_ip(b, i)
+        et = 0  # an LLC header follows, as after an 802.3 length
     elif link in (LINKTYPE_RAW, LINKTYPE_RAW_BSD12, LINKTYPE_RAW_BSD14):
         pass
     elif link == LINKTYPE_IPV4:
@@ -272,7 +409,14 @@ def _decode(p: bytes, link: int, b: Any, i: int) -> bool:
         else:
             b.status[i] = STATUS_NOT_IP
             return True
-    while et >= 0:
+    while et >= 0 or ppp_at >= 0:
+        if ppp_at >= 0:
+            et, off = _ppp(p, ppp_at)
+            ppp_at, lengths = -1, False
+            if et == -1:
+                return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
+            if et == -2:
+                return _not_ip(b, i)
         if et == 0x0800:
             want = 4
             break
@@ -284,6 +428,28 @@ def _decode(p: bytes, link: int, b: Any, i: int) -> bool:
                 return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
             et = _be16(p, off + L["VLAN_TYPE"])
             off += L["VLAN_LEN"]
+            lengths = True
+            continue
+        if et == 0x8864:
+            ppp_at = _pppoe(p, off)
+            if ppp_at == -1:
+                return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
+            if ppp_at == -2:
+                return _not_ip(b, i)
+            continue
+        if et <= L["ETH_MAX_LEN"] and lengths:
+            # 802.3 length: an 802.2 LLC header; SNAP (AA AA 03, OUI 0) carries an EtherType.
+            # Cut inside what could still be SNAP: link truncated; anything else: not IP.
+            for k in range(len(SNAP)):
+                if off + k >= n:
+                    return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
+                if p[off + k] != SNAP[k]:
+                    return _not_ip(b, i)
+            if n - off < L["LLC_SNAP_LEN"]:
+                return _malformed(b, i, MALFORMED_LINK_TRUNCATED)
+            et = _be16(p, off + L["LLC_SNAP_TYPE"])
+            off += L["LLC_SNAP_LEN"]
+            lengths = False
             continue
         if et in (0x8847, 0x8848):
             while True:
@@ -323,6 +489,7 @@ def _decode(p: bytes, link: int, b: Any, i: int) -> bool:
         _set_addr(b.dst, i, p[off + L["IP4_DST"] : off + L["IP4_DST"] + 4])
         proto = p[off + L["IP4_PROTO"]]
         b.protocol[i] = proto
+        b.frag_next_header[i] = proto
         b.ip_id[i] = _be16(p, off + L["IP4_ID"])
         fo = _be16(p, off + L["IP4_FRAG"])
         b.frag_offset[i] = fo & 0x1FFF
@@ -338,7 +505,7 @@ def _decode(p: bytes, link: int, b: Any, i: int) -> bool:
         return _malformed(b, i, MALFORMED_IP_TRUNCATED)
     plen = _be16(p, off + L["IP6_PAYLOAD_LEN"])
     end = off + L["IP6_LEN"] + plen if plen and off + L["IP6_LEN"] + plen < n else n
-    ok, cur, proto, frag, ident, foff = _ip6_walk(
+    ok, cur, proto, frag, ident, foff, fnh = _ip6_walk(
         p, end, off + L["IP6_LEN"], p[off + L["IP6_NEXT"]]
     )
     if not ok:
@@ -347,6 +514,7 @@ def _decode(p: bytes, link: int, b: Any, i: int) -> bool:
     _set_addr(b.src, i, p[off + L["IP6_SRC"] : off + L["IP6_SRC"] + 16])
     _set_addr(b.dst, i, p[off + L["IP6_DST"] : off + L["IP6_DST"] + 16])
     b.protocol[i] = proto
+    b.frag_next_header[i] = fnh if fnh >= 0 else proto
     b.ip_id[i] = ident
     b.frag_offset[i] = foff
     b.fragment[i] = frag

@@ -27,7 +27,11 @@ LAYOUT: dict[str, int] = {
     # link layers
     "ETH_LEN": 14, "ETH_TYPE": 12, "VLAN_LEN": 4, "VLAN_TYPE": 2, "MPLS_LEN": 4,
     "MPLS_BOS_BYTE": 2, "SLL_LEN": 16, "SLL_PROTO": 14, "SLL2_LEN": 20, "SLL2_PROTO": 0,
-    "NULL_LEN": 4, "LOOP_LEN": 4,
+    "NULL_LEN": 4, "LOOP_LEN": 4, "ETH_MAX_LEN": 1500, "ETH_MIN_TYPE": 0x0600,
+    "SLL_P_802_2": 4, "LLC_SNAP_LEN": 8, "LLC_SNAP_TYPE": 6, "PPP_ADDR_CTRL_LEN": 2,
+    "CHDLC_LEN": 4, "CHDLC_TYPE": 2, "PPPOE_LEN": 6, "RT_LEN": 8, "RT_LENGTH": 2,
+    "RT_PRESENT": 4, "DOT11_LEN": 24, "DOT11_ADDR4_LEN": 6, "DOT11_QOS_LEN": 2,
+    "DOT11_HT_LEN": 4, "AMSDU_SUB_LEN": 14,
     # IP and transport
     "IP4_MIN_LEN": 20, "IP4_TOTAL_LEN": 2, "IP4_ID": 4, "IP4_FRAG": 6, "IP4_PROTO": 9,
     "IP4_SRC": 12, "IP4_DST": 16,

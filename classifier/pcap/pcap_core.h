@@ -48,6 +48,7 @@ typedef struct {
     uint8_t *tcp_flags, *fragment;
     uint32_t *ip_id;
     uint16_t *frag_offset;
+    uint8_t *frag_next_header;
     uint8_t *inner_protocol, *inner_src, *inner_dst;
     uint16_t *inner_sport, *inner_dport;
     uint8_t *inner_icmp_type;
@@ -144,9 +145,10 @@ static inline void pc_map4(uint8_t *dst16, const uint8_t *p, uint64_t off, uint6
 
 /* Walk IPv6 extension headers from `*cur` (next header `*nh`) up to `end`.
  * Returns 0 when the chain is cut off or too long, 1 when it reached an upper layer or a
- * non-first fragment (then *frag = FRAGMENT_LATER). Fragment headers set *frag, *id, *foff. */
+ * non-first fragment (then *frag = FRAGMENT_LATER). Fragment headers set *frag, *id, *foff and
+ * *fnh (their Next Header field, which names the datagram in fragment keys). */
 static inline int pc_ip6_walk(const uint8_t *p, uint64_t end, uint64_t *cur, uint8_t *nh,
-                              int *frag, uint32_t *id, uint16_t *foff) {
+                              int *frag, uint32_t *id, uint16_t *foff, int *fnh) {
     int k;
     for (k = 0; k <= PC_MAX_EXT_HEADERS; k++) {
         uint8_t h = *nh;
@@ -165,6 +167,7 @@ static inline int pc_ip6_walk(const uint8_t *p, uint64_t end, uint64_t *cur, uin
             *id = pc_be32(p, *cur + IP6_FRAG_ID, end);
             *foff = (uint16_t)(fo >> 3);
             *nh = pc_u8(p, *cur + IP6_EXT_NEXT, end);
+            *fnh = *nh;
             *cur += IP6_FRAG_LEN;
             if (*foff) {
                 *frag = FRAGMENT_LATER;
@@ -195,7 +198,7 @@ static inline void pc_quoted(const uint8_t *p, uint64_t q, uint64_t end, int v6,
         later = (pc_be16(p, q + IP4_FRAG, end) & 0x1fff) != 0;
         cur = q + ihl;
     } else {
-        int frag = FRAGMENT_NONE;
+        int frag = FRAGMENT_NONE, fnh = -1;
         uint32_t id = 0;
         uint16_t foff = 0;
         if (q + IP6_LEN > end || (pc_u8(p, q, end) >> 4) != 6) return;
@@ -203,7 +206,7 @@ static inline void pc_quoted(const uint8_t *p, uint64_t q, uint64_t end, int v6,
         pc_copy(c->inner_dst + 16 * i, p, q + IP6_DST, 16, end);
         proto = pc_u8(p, q + IP6_NEXT, end);
         cur = q + IP6_LEN;
-        if (!pc_ip6_walk(p, end, &cur, &proto, &frag, &id, &foff)) later = 1;
+        if (!pc_ip6_walk(p, end, &cur, &proto, &frag, &id, &foff, &fnh)) later = 1;
         if (frag == FRAGMENT_LATER) later = 1;
     }
     c->inner_protocol[i] = proto;
@@ -265,11 +268,22 @@ static inline int pc_malformed(pc_cols *c, size_t i, int reason) {
 }
 
 /* Decode one frame of `n` captured bytes into row i. Returns 0 when the link type is not
- * decoded natively (the row is then left for the fallback path). */
+ * decoded natively (the row is then left for the fallback path).
+ *
+ * Link layers: Ethernet (a type field up to 1500 is a length: an 802.2 LLC header follows,
+ * and LLC/SNAP with OUI 00-00-00 carries an EtherType), Linux cooked v1/v2 (protocol 4:
+ * an LLC header follows), raw IP, BSD loopback, PPP (HDLC-like address/control optional,
+ * protocol-field compression, Cisco HDLC framing), Cisco HDLC, PPPoE sessions (as link
+ * type or EtherType 0x8864), 802.11 data frames with or without a radiotap header (LLC/SNAP
+ * after the MAC header; QoS and HT control, four addresses, radiotap data padding, the first
+ * subframe of an A-MSDU). VLAN tags, MPLS labels, SNAP and PPP all lead back into the one
+ * EtherType loop. */
 static int pc_decode(const uint8_t *p, uint64_t n, uint32_t link, pc_cols *c, size_t i) {
+    static const uint8_t snap[6] = {0xAA, 0xAA, 0x03, 0x00, 0x00, 0x00};
     uint64_t off = 0, end;
     uint32_t et, af;
-    int want = 0;
+    int want = 0, lengths = 1; /* lengths: a type field <= 1500 is an 802.3 length (LLC) */
+    int datapad = 0;           /* radiotap: padding to 4 bytes after the 802.11 header */
     switch (link) {
     case LINKTYPE_EN10MB:
         if (n < ETH_LEN) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
@@ -280,12 +294,52 @@ static int pc_decode(const uint8_t *p, uint64_t n, uint32_t link, pc_cols *c, si
         if (n < SLL_LEN) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
         et = pc_be16(p, SLL_PROTO, n);
         off = SLL_LEN;
-        goto ethertype;
+        goto cooked;
     case LINKTYPE_LINUX_SLL2:
         if (n < SLL2_LEN) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
         et = pc_be16(p, SLL2_PROTO, n);
         off = SLL2_LEN;
-        goto ethertype;
+        goto cooked;
+    case LINKTYPE_PPP:
+    case LINKTYPE_PPP_HDLC:
+        if (n >= 1 && (pc_u8(p, 0, n) == 0x0F || pc_u8(p, 0, n) == 0x8F)) goto chdlc;
+        if (n >= 1 && pc_u8(p, 0, n) == 0xFF) {
+            if (n < PPP_ADDR_CTRL_LEN) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+            if (pc_u8(p, 1, n) == 0x03) off = PPP_ADDR_CTRL_LEN;
+        }
+        goto ppp;
+    case LINKTYPE_C_HDLC:
+        goto chdlc;
+    case LINKTYPE_PPP_ETHER:
+        goto pppoe;
+    case LINKTYPE_IEEE802_11:
+        goto dot11;
+    case LINKTYPE_IEEE802_11_RADIOTAP: {
+        uint64_t q;
+        uint32_t present, w;
+        if (n < RT_LEN) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+        if (pc_u8(p, 0, n) != 0) { /* radiotap version 0 is the only one */
+            c->status[i] = STATUS_NOT_IP;
+            return 1;
+        }
+        off = pc_rd16(p, RT_LENGTH, n, 0);
+        if (off < RT_LEN || off > n) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+        /* the flags field (present bit 1) follows the present words and TSFT (bit 0: 8
+         * bytes, aligned to 8 from the header's start); only its data-padding bit matters */
+        present = w = pc_rd32(p, RT_PRESENT, n, 0);
+        q = RT_PRESENT + 4;
+        while (w & 0x80000000u) {
+            if (q + 4 > off) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+            w = pc_rd32(p, q, n, 0);
+            q += 4;
+        }
+        if (present & 2) {
+            if (present & 1) q = ((q + 7) & ~(uint64_t)7) + 8;
+            if (q >= off) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+            datapad = (pc_u8(p, q, n) & 0x20) != 0;
+        }
+        goto dot11;
+    }
     case LINKTYPE_RAW:
     case LINKTYPE_RAW_BSD12:
     case LINKTYPE_RAW_BSD14:
@@ -310,6 +364,75 @@ static int pc_decode(const uint8_t *p, uint64_t n, uint32_t link, pc_cols *c, si
     default:
         return 0;
     }
+dot11: {
+    /* frame control: version (bits 0-1) 0, type (2-3) 2 = data, subtype bit 0x40 = no data,
+     * 0x80 = QoS; flags: to-DS + from-DS = 4 addresses, 0x40 protected, 0x80 order (HT) */
+    uint8_t fc0, fc1;
+    uint64_t hdr = DOT11_LEN, qos = 0;
+    if (n - off < 2) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+    fc0 = pc_u8(p, off, n);
+    fc1 = pc_u8(p, off + 1, n);
+    if ((fc0 & 0x0F) != 0x08 || (fc0 & 0x40) || (fc1 & 0x40)) { /* not data, null, encrypted */
+        c->status[i] = STATUS_NOT_IP;
+        return 1;
+    }
+    if ((fc1 & 3) == 3) hdr += DOT11_ADDR4_LEN;
+    if (fc0 & 0x80) {
+        qos = hdr;
+        hdr += DOT11_QOS_LEN;
+        if (fc1 & 0x80) hdr += DOT11_HT_LEN;
+    }
+    if (n - off < hdr) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+    if (datapad) hdr = (hdr + 3) & ~(uint64_t)3;
+    if (qos && (pc_u8(p, off + qos, n) & 0x80)) hdr += AMSDU_SUB_LEN; /* its first subframe */
+    if (n - off < hdr) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+    off += hdr;
+    et = 0; /* an LLC header follows, as after an 802.3 length */
+    lengths = 1;
+    goto ethertype;
+}
+cooked:
+    /* Linux cooked protocol: an EtherType, or below 0x0600 a packet type of its own */
+    if (et < ETH_MIN_TYPE && et != SLL_P_802_2) {
+        c->status[i] = STATUS_NOT_IP;
+        return 1;
+    }
+    goto ethertype;
+chdlc:
+    if (n < CHDLC_LEN) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+    et = pc_be16(p, CHDLC_TYPE, n);
+    off = CHDLC_LEN;
+    lengths = 0;
+    goto ethertype;
+pppoe:
+    if (n - off < PPPOE_LEN) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+    if (pc_u8(p, off, n) != 0x11 || pc_u8(p, off + 1, n) != 0x00) { /* version 1 type 1, session */
+        c->status[i] = STATUS_NOT_IP;
+        return 1;
+    }
+    off += PPPOE_LEN;
+    goto ppp;
+ppp:
+    /* the PPP protocol field: one byte when its low bit is set (field compression) */
+    if (off >= n) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+    et = pc_u8(p, off, n);
+    if (et & 1) {
+        off += 1;
+    } else {
+        if (n - off < 2) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+        et = pc_be16(p, off, n);
+        off += 2;
+    }
+    lengths = 0;
+    if (et == 0x0021) et = 0x0800;
+    else if (et == 0x0057) et = 0x86DD;
+    else if (et == 0x0281) et = 0x8847;
+    else if (et == 0x0283) et = 0x8848;
+    else {
+        c->status[i] = STATUS_NOT_IP;
+        return 1;
+    }
+    goto ethertype;
 family:
     if (af == 2) want = 4;
     else if (af == 10 || af == 24 || af == 28 || af == 30) want = 6;
@@ -332,6 +455,25 @@ ethertype:
             if (n - off < VLAN_LEN) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
             et = pc_be16(p, off + VLAN_TYPE, n);
             off += VLAN_LEN;
+            lengths = 1;
+            continue;
+        }
+        if (et == 0x8864) goto pppoe;
+        if (et <= ETH_MAX_LEN && lengths) {
+            /* 802.3 length: an 802.2 LLC header; SNAP (AA AA 03, OUI 0) carries an EtherType.
+             * Cut inside what could still be SNAP: link truncated; anything else: not IP. */
+            uint64_t k;
+            for (k = 0; k < sizeof snap; k++) {
+                if (off + k >= n) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+                if (pc_u8(p, off + k, n) != snap[k]) {
+                    c->status[i] = STATUS_NOT_IP;
+                    return 1;
+                }
+            }
+            if (n - off < LLC_SNAP_LEN) return pc_malformed(c, i, MALFORMED_LINK_TRUNCATED);
+            et = pc_be16(p, off + LLC_SNAP_TYPE, n);
+            off += LLC_SNAP_LEN;
+            lengths = 0;
             continue;
         }
         if (et == 0x8847 || et == 0x8848) {
@@ -373,6 +515,7 @@ ip:
             pc_map4(c->dst + 16 * i, p, off + IP4_DST, n);
             proto = pc_u8(p, off + IP4_PROTO, n);
             c->protocol[i] = proto;
+            c->frag_next_header[i] = proto;
             c->ip_id[i] = pc_be16(p, off + IP4_ID, n);
             fo = pc_be16(p, off + IP4_FRAG, n);
             c->frag_offset[i] = fo & 0x1fff;
@@ -386,7 +529,7 @@ ip:
             return 1;
         } else {
             uint64_t plen, cur;
-            int frag = FRAGMENT_NONE;
+            int frag = FRAGMENT_NONE, fnh = -1;
             uint32_t id = 0;
             uint16_t foff = 0;
             if (n - off < IP6_LEN) return pc_malformed(c, i, MALFORMED_IP_TRUNCATED);
@@ -395,12 +538,13 @@ ip:
             end = plen && off + IP6_LEN + plen < n ? off + IP6_LEN + plen : n;
             proto = pc_u8(p, off + IP6_NEXT, n);
             cur = off + IP6_LEN;
-            if (!pc_ip6_walk(p, end, &cur, &proto, &frag, &id, &foff))
+            if (!pc_ip6_walk(p, end, &cur, &proto, &frag, &id, &foff, &fnh))
                 return pc_malformed(c, i, MALFORMED_EXT_HEADERS);
             c->ip_version[i] = 6;
             pc_copy(c->src + 16 * i, p, off + IP6_SRC, 16, n);
             pc_copy(c->dst + 16 * i, p, off + IP6_DST, 16, n);
             c->protocol[i] = proto;
+            c->frag_next_header[i] = (uint8_t)(fnh >= 0 ? fnh : proto);
             c->ip_id[i] = id;
             c->frag_offset[i] = foff;
             c->fragment[i] = (uint8_t)frag;

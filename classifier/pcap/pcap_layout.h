@@ -89,6 +89,20 @@ enum {
     SLL2_LEN = 20, SLL2_PROTO = 0,
     NULL_LEN = 4,                           /* u32 address family, writer's byte order */
     LOOP_LEN = 4,                           /* u32 address family, big-endian */
+    ETH_MAX_LEN = 1500,                     /* an Ethernet type field up to this is a length */
+    ETH_MIN_TYPE = 0x0600,                  /* ... and from this on an EtherType */
+    SLL_P_802_2 = 4,                        /* SLL/SLL2 protocol: an 802.2 LLC header follows */
+    LLC_SNAP_LEN = 8,                       /* 802.2 LLC (DSAP, SSAP, control) + SNAP (OUI, type) */
+    LLC_SNAP_TYPE = 6,                      /* u16 EtherType after DSAP, SSAP, control, OUI */
+    PPP_ADDR_CTRL_LEN = 2,                  /* HDLC-like framing: address 0xff, control 0x03 */
+    CHDLC_LEN = 4, CHDLC_TYPE = 2,          /* Cisco HDLC: address, control, u16 EtherType */
+    PPPOE_LEN = 6,                          /* PPPoE session: ver/type, code, session id, length */
+    RT_LEN = 8, RT_LENGTH = 2, RT_PRESENT = 4, /* radiotap: version, pad, u16 LE length, u32 LE
+                                                present words (bit 31: another follows) */
+    DOT11_LEN = 24,                         /* 802.11 data header: FC, duration, 3 addresses, seq */
+    DOT11_ADDR4_LEN = 6,                    /* ... + address 4 when to-DS and from-DS */
+    DOT11_QOS_LEN = 2, DOT11_HT_LEN = 4,    /* ... + QoS control, + HT control (QoS + order bit) */
+    AMSDU_SUB_LEN = 14,                     /* A-MSDU subframe header: DA, SA, u16 length */
 };
 
 /* --- IP and transport headers ------------------------------------------------------- */

@@ -12,14 +12,17 @@ core:
 - errors: a missing, unreadable, empty or non-capture file is a `PcapError` with one line;
 - damage: the core stops at the first impossible record and reports what and where; the
   records before it are kept, and one warning says where the read ended and how much was read;
-- the slow path: records of link types the core does not decode (802.11, PPP, ...) are handed
-  to scapy's dissectors; the IP layer scapy finds is decoded by the core as raw IP, so those
-  rows follow exactly the same rules;
+- the slow path: records of link types the core does not decode (802.11 with or without
+  radiotap, PPI, pflog, ...) are handed to scapy's dissectors; the IP layer scapy finds is
+  decoded by the core as raw IP, so those rows follow exactly the same rules. scapy and the
+  layer modules that register those link types are imported the first time a record needs
+  them (`_scapy_layers`), never for captures the core decodes alone;
 - bookkeeping for the summary: formats and link types seen, first and last timestamp.
 """
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import stat
@@ -47,16 +50,8 @@ from classifier.codes import (
     FORMAT_PCAP_LE_USEC,
     FORMAT_PCAPNG_BE,
     FORMAT_PCAPNG_LE,
-    LINKTYPE_EN10MB,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
-    LINKTYPE_LINUX_SLL,
-    LINKTYPE_LINUX_SLL2,
-    LINKTYPE_LOOP,
-    LINKTYPE_NULL,
-    LINKTYPE_RAW,
-    LINKTYPE_RAW_BSD12,
-    LINKTYPE_RAW_BSD14,
     MALFORMED_NONE,
     STATUS_NOT_IP,
     STATUS_OK,
@@ -82,21 +77,28 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 65536
 WINDOW = 32 << 20  # bytes read between two page drops
 
-# link types the summary names; those without a native decoder go through scapy (9, 105, 127)
+# the names of link types, for the summary (the native ones are in codes.LINKTYPE_*; the
+# others go through scapy)
 LINKTYPE_NAMES = {
-    LINKTYPE_NULL: "NULL",
-    LINKTYPE_EN10MB: "EN10MB",
+    0: "NULL",
+    1: "EN10MB",
     9: "PPP",
-    LINKTYPE_RAW_BSD12: "RAW",
-    LINKTYPE_RAW_BSD14: "RAW",
-    LINKTYPE_RAW: "RAW",
+    12: "RAW",
+    14: "RAW",
+    50: "PPP_HDLC",
+    51: "PPP_ETHER",
+    101: "RAW",
+    104: "C_HDLC",
     105: "IEEE802_11",
-    LINKTYPE_LOOP: "LOOP",
-    LINKTYPE_LINUX_SLL: "LINUX_SLL",
+    108: "LOOP",
+    113: "LINUX_SLL",
+    117: "PFLOG",
+    119: "IEEE802_11_PRISM",
     127: "IEEE802_11_RADIOTAP",
-    LINKTYPE_IPV4: "IPV4",
-    LINKTYPE_IPV6: "IPV6",
-    LINKTYPE_LINUX_SLL2: "LINUX_SLL2",
+    192: "PPI",
+    228: "IPV4",
+    229: "IPV6",
+    276: "LINUX_SLL2",
 }
 
 FORMAT_NAMES = {
@@ -316,15 +318,44 @@ class Capture:
         return self._size
 
 
-def decode_with_scapy(batch: PacketBatch, row: int, data: bytes, linktype: int) -> None:
-    """The slow path: let scapy find the IP layer of a frame the core cannot frame, then
-    decode that layer with the core as raw IPv4/IPv6. No IP layer: not-ip. scapy does not
-    know the link type or fails: the row stays malformed (link type not decoded)."""
+# scapy's modules whose import registers dissectors for link types (conf.l2types) that carry
+# IP and that the core does not decode: 802.11 (105), Prism (119), radiotap (127), PPI (192),
+# pflog (117); l2 for LLC/SNAP inside them, inet/inet6 for the IP layers themselves.
+SCAPY_LAYER_MODULES = (
+    "scapy.layers.l2",
+    "scapy.layers.inet",
+    "scapy.layers.inet6",
+    "scapy.layers.dot11",
+    "scapy.layers.ppi",
+    "scapy.layers.pflog",
+    "scapy.layers.ppp",
+)
+
+
+@functools.cache
+def _scapy_layers() -> tuple[Any, Any, Any]:
+    """scapy's link-type table with every module above registered, and its IP classes.
+    Imported once, on the first record that needs the slow path."""
+    import importlib
+
+    for name in SCAPY_LAYER_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an older scapy without it: its link types stay undecoded
+            pass
     from scapy.config import conf
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
 
-    cls = conf.l2types.num2layer.get(linktype)
+    return conf.l2types.num2layer, IP, IPv6
+
+
+def decode_with_scapy(batch: PacketBatch, row: int, data: bytes, linktype: int) -> None:
+    """The slow path: let scapy find the IP layer of a frame the core cannot frame, then
+    decode that layer with the core as raw IPv4/IPv6. No IP layer: not-ip. scapy does not
+    know the link type or fails: the row stays malformed (link type not decoded)."""
+    num2layer, IP, IPv6 = _scapy_layers()
+    cls = num2layer.get(linktype)
     if cls is None:
         return
     try:

@@ -200,14 +200,15 @@ def parse_text(value: object, what: str = "a string") -> str:
 
 
 def parse_ident(value: object) -> str:
-    """An object id: a non-empty string (an integer is taken as its decimal text)."""
+    """An object id: a non-empty string, used exactly as written (spaces are part of it;
+    an integer is taken as its decimal text)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if absent(value):
         raise Invalid("required: a non-empty string id")
     if not isinstance(value, str):
         raise Invalid(f"expected a non-empty string id, got {show(value)}")
-    return value.strip()
+    return value
 
 
 def parse_description(value: object) -> str:

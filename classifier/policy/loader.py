@@ -465,7 +465,7 @@ class _Loader:
             )
         self.fields(obj, raw, RULE_FIELDS, RULE_IGNORED)
         if not source.label_extra and not absent(raw.get("security_group_id")):
-            if str(raw["security_group_id"]).strip() != gid:
+            if str(raw["security_group_id"]) != gid:
                 self.problem(
                     obj,
                     "security_group_id",
