@@ -6,8 +6,9 @@ What it is. A `Tracker` keeps, across the batches of one capture, the state of s
 live connections (the flow table) and the latest first fragment of each recent datagram (the
 fragment table). Two calls use it, both nogil loops over the batch in capture order:
 `join_fragments` (before classification: non-first fragments get their first fragment's
-upper-layer protocol, ports / ICMP type, code and identifier, and an error's quoted header) and `apply` (after the engine's stateless verdicts:
-established / related overrides and connection creation).
+upper-layer protocol, ports / ICMP type, code and identifier, and an error's quoted header)
+and `apply` (after the engine's stateless verdicts: established / related overrides and
+connection creation).
 
 Flow table. A numpy structured array `flows` (FLOW_DTYPE, the C struct `Flow`): one 64-byte
 record, one cache line, per slot; capacity a power of two:
@@ -452,7 +453,8 @@ cdef class Tracker:
                     status[i] != STATUS_OK and status[i] != STATUS_L4_TRUNCATED
                 ):
                     continue
-                key.w[0] = (<uint64_t>version[i] << 56) | (<uint64_t>next_header[i] << 48) | ip_id[i]
+                key.w[0] = ((<uint64_t>version[i] << 56) | (<uint64_t>next_header[i] << 48)
+                            | ip_id[i])
                 key.w[1] = _word(&src[i, 0])
                 key.w[2] = _word(&src[i, 8])
                 key.w[3] = _word(&dst[i, 0])
