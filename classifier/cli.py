@@ -33,6 +33,8 @@ examples:
   sgclassify check --policy examples/web-db.yaml --src 203.0.113.7 --dst 10.0.1.10 --proto tcp --dport 443
   sgclassify packets pcaps/web.pcap --csv web-packets.csv
   sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap --json summary.json
+  sgclassify lint examples/web-db.yaml --fail-on warning
+  sgclassify exposure --policy examples/web-db.yaml --instance web-1 listening.txt
 
 exit codes: 0 ok, 2 bad input (policy, capture or arguments), 1 internal error.
 """
@@ -92,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--icmp-type", type=_byte, metavar="T", help="ICMP type (icmp/icmpv6)")
     check.add_argument("--icmp-code", type=_byte, metavar="C", help="ICMP code (default 0)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument(
+        "--why-not",
+        action="store_true",
+        help="per side, the near misses (rules failing one condition) and pre-empted rules",
+    )
 
     packets = commands.add_parser(
         "packets",
@@ -121,6 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--top", type=_count, default=10, metavar="N", help="rows of the top-denied table (0..1000000)"
     )
     classify.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    from classifier.analysis.commands import add_exposure_arguments, add_lint_arguments
+
+    add_lint_arguments(
+        commands.add_parser(
+            "lint",
+            help="shadowed, redundant, conflicting, exposed and unused rules",
+            description="Report what is wrong with POLICY before any traffic (exact, per "
+            "instance group sequence): shadowed, redundant, conflicting, empty, exposed and "
+            "disabled rules, unused groups and address groups.",
+        )
+    )
+    add_exposure_arguments(
+        commands.add_parser(
+            "exposure",
+            help="listening or answering services against the rules",
+            description="Compare an instance's listening sockets (saved netstat/ss output, "
+            "with --instance) or the services seen answering in captures with what its "
+            "ingress rules let in, and list the ports the rules open where nothing listens.",
+        )
+    )
     return parser
 
 
@@ -226,6 +254,11 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         icmp_code=(args.icmp_code or 0) if icmp_known else None,
     )
     verdict = reference.evaluate(policy, packet)
+    why_not: list[Any] = []
+    if args.why_not:
+        from classifier.analysis.commands import why_not_sides
+
+        why_not = why_not_sides(policy, packet)
     unknown_ports = (port_protocol and not ports_known) or (icmp_protocol and not icmp_known)
     if unknown_ports:
         what = "destination port" if port_protocol else "ICMP type"
@@ -235,12 +268,15 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             file=err if args.json else out,  # --json prints exactly one object on stdout
         )
     if args.json:
-        json.dump(_check_json(verdict), out)
+        document = _check_json(verdict)
+        for side, explained in zip(document["sides"], why_not, strict=False):
+            side.update(explained.to_json())
+        json.dump(document, out)
         out.write("\n")
         return EXIT_OK
     if not verdict.sides:
         print(f"{src} -> {dst}: neither address belongs to an instance of the policy", file=out)
-    for side in verdict.sides:
+    for number, side in enumerate(verdict.sides):
         if side.rule is not None:
             rule = side.rule
             decided = (
@@ -248,10 +284,11 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 f"(priority {rule.priority}, {rule.action}, {rule.protocol_text} "
                 f"{rule.ports_text if rule.ports is not None else ''})".replace(" )", ")")
             )
+            print(f"{side.instance_id} {side.direction}: {side.verdict} by {decided}", file=out)
         else:
             print(f"{side.instance_id} {side.direction}: deny: implicit deny (no rule matched)", file=out)
-            continue
-        print(f"{side.instance_id} {side.direction}: {side.verdict} by {decided}", file=out)
+        for line in why_not[number].lines() if why_not else ():
+            print(line, file=out)
     print(f"verdict: {verdict.verdict}", file=out)
     return EXIT_OK
 
@@ -295,11 +332,25 @@ def cmd_classify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run_classify(args, out, err)
 
 
+def cmd_lint(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from classifier.analysis.commands import run_lint
+
+    return run_lint(args, out, err)
+
+
+def cmd_exposure(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from classifier.analysis.commands import run_exposure
+
+    return run_exposure(args, out, err)
+
+
 COMMANDS = {
     "validate": cmd_validate,
     "check": cmd_check,
     "packets": cmd_packets,
     "classify": cmd_classify,
+    "lint": cmd_lint,
+    "exposure": cmd_exposure,
 }
 
 

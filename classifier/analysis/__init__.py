@@ -1,0 +1,30 @@
+"""Policy analysis: lint, why-not and exposure, as set arithmetic over the key space.
+
+Owns: `keyspace` (the one representation: match sets as boxes, decision maps per context,
+and its design note), `lint` (analysis.md sections 3-4), `whynot` (check --why-not, section
+5), `sockets` (netstat/ss parsers, exposure.md section 2), `exposure` (exposure.md sections
+3-5) and `commands` (their argument definitions, run functions and printing).
+
+May import: `classifier.policy` (the model), `classifier.errors`, `classifier.packets` (the
+packet record and batch columns), and for exposure's capture mode the capture reader
+(`classifier.pcap`) and the engine (`classifier.engine`); `commands` also uses
+`classifier.loaders` and the output helpers of `classifier.report`. Nothing from the CLI.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from classifier.analysis.lint import LintReport
+    from classifier.policy import Policy
+
+
+def lint(policy: Policy) -> LintReport:
+    """Every finding of analysis.md section 3 (see `classifier.analysis.lint`)."""
+    from classifier.analysis.lint import lint as run
+
+    return run(policy)
+
+
+__all__ = ["lint"]
