@@ -15,12 +15,15 @@ often), ICMP types, all-protocol rules; remotes that are the whole space, random
 a fifth are deny rules; priorities from a handful of values. IPv6 for a fifth of the rules.
 
     python benchmarks/lint_scale.py [--rules 2000] [--instances 200] [--repeat 3]
+    python benchmarks/lint_scale.py --write fleet.json   # the fleet policy as a policy file,
+    sgclassify lint fleet.json                           # to time the command as a whole
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import platform
 import random
 import statistics
@@ -142,10 +145,10 @@ def synthetic_policy(shape: str, rules: int, instances: int, seed: int = 1) -> P
     }
     fleet = {}
     for n in range(instances):
+        k = n % 50  # per /24: 25 consecutive addresses, then 25 scattered ones (all unique)
+        offset = 10 + k if k < 25 else 60 + 3 * (k - 25)
         ips: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [
-            ipaddress.IPv4Address(
-                0x0A000000 + (n // 50) * 256 + 10 + (n % 50) * (1 if n % 3 else 3)
-            )
+            ipaddress.IPv4Address(0x0A000000 + (n // 50) * 256 + offset)
         ]
         if n % 4 == 0:
             ips.append(ipaddress.IPv6Address((0x20010DB8 << 96) + 0x10000 + n))
@@ -159,6 +162,55 @@ def synthetic_policy(shape: str, rules: int, instances: int, seed: int = 1) -> P
     return Policy(
         groups=groups, address_groups=ags, instances=fleet, source=f"{shape}-{rules}x{instances}"
     )
+
+
+def policy_document(policy: Policy) -> dict[str, object]:
+    """The policy in the loaders' format (the API's field names), for `sgclassify lint`."""
+
+    def rule(r: Rule) -> dict[str, object]:
+        raw: dict[str, object] = {
+            "id": r.id,
+            "direction": r.direction,
+            "priority": r.priority,
+            "action": r.action,
+            "ethertype": f"IPv{r.ip_version}",
+            "enabled": r.enabled,
+        }
+        if r.protocol is not None:
+            raw["protocol"] = r.protocol
+        if r.ports is not None:
+            raw["multiport"] = r.ports_text
+        if r.icmp_type is not None:
+            raw["icmp_type"] = r.icmp_type
+        if r.remote_prefixes:
+            raw["remote_ip_prefix"] = ", ".join(map(str, r.remote_prefixes))
+        if r.remote_group_id is not None:
+            raw["remote_group_id"] = r.remote_group_id
+        if r.remote_address_group_id is not None:
+            raw["remote_address_group_id"] = r.remote_address_group_id
+        return raw
+
+    return {
+        "address_groups": [
+            {
+                "id": ag.id,
+                "ip_version": ag.ip_version,
+                "ip_set": [f"{e.first}-{e.last}" for e in ag.entries],
+            }
+            for ag in policy.address_groups.values()
+        ],
+        "security_groups": [
+            {"id": g.id, "rules": [rule(r) for r in g.rules]} for g in policy.groups.values()
+        ],
+        "instances": [
+            {
+                "id": i.id,
+                "ips": [str(ip) for ip in i.ips],
+                "security_groups": list(i.security_groups),
+            }
+            for i in policy.instances.values()
+        ],
+    }
 
 
 def measure(policy: Policy, repeat: int) -> tuple[float, float, int, int, int]:
@@ -184,7 +236,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--shapes", default="fleet,shared,flat")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--write", metavar="FILE.json", help="write the first shape's policy and stop"
+    )
     args = parser.parse_args()
+    if args.write:
+        policy = synthetic_policy(args.shapes.split(",")[0], args.rules, args.instances, args.seed)
+        Path(args.write).write_text(json.dumps(policy_document(policy)))
+        return
     print(
         f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, one core"
     )

@@ -9,7 +9,8 @@ The public API:
     result.columns["verdict"], result.summary["rules"], result.to_pandas()
 
 For captures larger than memory, stream: `classifier.Classification(engine).run(paths)`.
-The decoder alone is `classifier.pcap.read_batches`; the generic first-match core is
+`classifier.lint(policy)` is the policy analysis (classifier.analysis). The decoder alone is
+`classifier.pcap.read_batches`; the generic first-match core is
 `classifier.acl`; the plain-Python oracle is `classifier.reference`.
 """
 
@@ -28,6 +29,10 @@ def __getattr__(name: str) -> object:
         from classifier.engine import Engine
 
         return Engine
+    if name == "lint":
+        from classifier.analysis.lint import lint
+
+        return lint
     if name in ("Classification", "ClassifyResult"):
         from classifier import pipeline
 
@@ -45,5 +50,6 @@ __all__ = [
     "Problem",
     "UsageError",
     "__version__",
+    "lint",
     "load_policy",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from classifier.loaders import load_policy
 from classifier.packets import L4_PORTS, L4_TCP_FLAGS, STATUS_OK, TCP_ACK, TCP_RST, TCP_SYN, Packet
 from classifier.pcap import read_all, read_batches
 from tests.brute import address, remote_points
-from tests.conftest import EXAMPLES, SAMPLE_PCAPS
+from tests.conftest import EXAMPLES, ROOT, SAMPLE_PCAPS
 from tests.strategies import BOUNDARY_PORTS, policies
 
 DATA = Path(__file__).parent / "data" / "sockets"
@@ -370,6 +371,12 @@ def test_reach_and_idle_ports_against_the_reference(case: Any) -> None:
 # --- capture mode ----------------------------------------------------------------------------
 
 
+def text(address: Any) -> str:
+    """exposure.md section 5: an IPv4-mapped IPv6 address is written as IPv4."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped if mapped is not None else address)
+
+
 def slow_capture_exposure(policy: Any, paths: list[str]) -> dict[str, Any]:
     """exposure.md section 4, one record at a time with `Packet`s and the reference."""
     batch = read_all(paths)
@@ -422,11 +429,11 @@ def slow_capture_exposure(policy: Any, paths: list[str]) -> dict[str, Any]:
                     "protocol": "tcp" if protocol == 6 else "udp",
                     "family": family,
                     "port": port,
-                    "addresses": [str(a) for a in sorted({a for a, _ in pairs}, key=int)],
+                    "addresses": [text(a) for a in sorted({a for a, _ in pairs}, key=int)],
                     "answers": len(pairs),
                     "verdict": "answering but blocked" if blocked else "answering and allowed",
-                    "remotes": [str(r) for r in remotes],
-                    "blocked_remotes": [str(r) for r in blocked],
+                    "remotes": [text(r) for r in remotes],
+                    "blocked_remotes": [text(r) for r in blocked],
                     "allow_rules": allow,
                     "deny_rules": deny
                     + (["implicit-deny"] if any(rules[r] is None for r in blocked) else []),
@@ -506,6 +513,10 @@ def write_capture(path: Path) -> None:
         e()
         / IPv6(src="2001:db8:1::10", dst="2001:db8:ff::5")
         / TCP(sport=443, dport=50005, flags="SA"),
+        # web-1 answers an IPv4-mapped IPv6 peer: written as IPv4, family 6
+        e()
+        / IPv6(src="2001:db8:1::10", dst="::ffff:203.0.113.7")
+        / TCP(sport=80, dport=50007, flags="SA"),
         # a first fragment carries ports and counts; a later fragment never does
         e()
         / IP(src="10.0.1.11", dst="203.0.113.5", flags="MF", id=9)
@@ -531,9 +542,11 @@ def test_capture_mode_blocked_answers_and_udp_rules(tmp_path: Path, twin_mode: s
         ("db-1", "udp", 4, 161),
         ("web-1", "tcp", 4, 22),
         ("web-1", "tcp", 4, 8080),
+        ("web-1", "tcp", 6, 80),
         ("web-1", "tcp", 6, 443),
         ("web-2", "tcp", 4, 80),
     ]
+    assert services[("web-1", "tcp", 6, 80)]["remotes"] == ["203.0.113.7"]
     snmp = services[("db-1", "udp", 4, 161)]
     assert (snmp["answers"], snmp["verdict"], snmp["blocked_remotes"], snmp["deny_rules"]) == (
         2,
@@ -549,7 +562,7 @@ def test_capture_mode_blocked_answers_and_udp_rules(tmp_path: Path, twin_mode: s
         ["implicit-deny"],
     )
     assert services[("db-1", "udp", 4, 53)]["remotes"] == ["10.0.1.11"]
-    assert document["packets"] == 18
+    assert document["packets"] == 19
 
 
 def test_capture_cli_table_and_json_file(tmp_path: Path) -> None:
@@ -558,7 +571,7 @@ def test_capture_cli_table_and_json_file(tmp_path: Path) -> None:
     target = tmp_path / "exposure.json"
     code, out, err = run("exposure", "--policy", WEB_DB, str(path), "--json", str(target))
     assert code == 0 and err == ""
-    assert out.splitlines()[0] == "18 records read"
+    assert out.splitlines()[0] == "19 records read"
     assert "answering but blocked" in out and "allowed but never answered:" in out
     assert json.loads(target.read_text())["mode"] == "capture"
 
@@ -660,3 +673,18 @@ def test_bad_policy_exit_2() -> None:
         str(DATA / "ss-tuln.txt"),
     )
     assert code == 2 and err.startswith("error: ")
+
+
+def test_docs_show_the_real_output_of_the_example() -> None:
+    docs = (ROOT / "docs" / "exposure.md").read_text()
+    block = re.search(r"<!-- exposure sockets output.*?-->\n```\n(.*?)```", docs, re.S)
+    assert block is not None
+    code, out, err = run(
+        "exposure",
+        "--policy",
+        HOST,
+        "--instance",
+        "host",
+        str(DATA / "ss-tulnp.txt"),
+    )
+    assert code == 0 and out == block.group(1)

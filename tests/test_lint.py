@@ -21,7 +21,7 @@ from classifier.analysis.keyspace import KeySpace, _first_two
 from classifier.analysis.lint import KIND_NAMES, lint
 from classifier.cli import main
 from classifier.loaders import load_policy, load_policy_data
-from tests.brute import brute_lint
+from tests.brute import SENSITIVE, brute_lint
 from tests.conftest import EXAMPLES, ROOT
 from tests.strategies import policies
 
@@ -392,30 +392,7 @@ def test_exposed_sensitive_ports_and_all_ports_rules() -> None:
             "any-v6",
             {
                 "instances": ["vm1"],
-                "ports": [
-                    f"tcp/{p}"
-                    for p in (
-                        20,
-                        21,
-                        22,
-                        23,
-                        135,
-                        139,
-                        445,
-                        1433,
-                        1521,
-                        2375,
-                        3306,
-                        3389,
-                        5432,
-                        5900,
-                        6379,
-                        9200,
-                        11211,
-                        27017,
-                    )
-                ]
-                + [f"udp/{p}" for p in (69, 111, 137, 138, 161, 1900, 11211)],
+                "ports": [f"tcp/{p}" for p in SENSITIVE[6]] + [f"udp/{p}" for p in SENSITIVE[17]],
                 "all_ports": True,
             },
         ),
@@ -624,3 +601,19 @@ def test_broken_policy_lists_every_problem(tmp_path: Path) -> None:
     assert len(err.strip().splitlines()) >= 2 and all(
         line.startswith("error: ") for line in err.splitlines()
     )
+
+
+def test_python_api_returns_typed_findings() -> None:
+    import classifier
+    from classifier.analysis.lint import Conflict, Shadowed
+
+    report = classifier.lint(load_policy(LINT_DEMO))
+    shadowed = [f for f in report.findings if isinstance(f, Shadowed)]
+    assert [(f.rule, f.everywhere, f.sequences[0].covering) for f in shadowed] == [
+        ("web-ssh-office", True, ("web-ssh-any",))
+    ]
+    conflicts = report.of_kind("conflict")
+    assert all(isinstance(f, Conflict) and f.deny == "web-block-scanner" for f in conflicts)
+    assert report.fails("warning") and not report.fails("error")
+    with pytest.raises(AttributeError):
+        shadowed[0].rule = "x"  # type: ignore[misc]

@@ -72,27 +72,17 @@ def test_near_misses_and_preempted_against_the_reference(case: Any) -> None:
         assert [r.id for r in side.preempted] == matching[1:]
 
 
-def run(*argv: str) -> tuple[int, str, str]:
+def check(packet: str, *options: str) -> tuple[int, str, str]:
+    """`sgclassify check` on web-db.yaml; `packet` is "SRC DST PROTO [DPORT]"."""
+    src, dst, proto, *dport = packet.split()
+    argv = ["check", "--policy", WEB_DB, "--src", src, "--dst", dst, "--proto", proto]
     out, err = io.StringIO(), io.StringIO()
-    code = main(list(argv), out, err)
+    code = main(argv + (["--dport", dport[0]] if dport else []) + list(options), out, err)
     return code, out.getvalue(), err.getvalue()
 
 
 def test_text_output_lists_near_misses_then_preempted() -> None:
-    code, out, _ = run(
-        "check",
-        "--policy",
-        WEB_DB,
-        "--src",
-        "10.0.1.11",
-        "--dst",
-        "10.0.2.20",
-        "--proto",
-        "tcp",
-        "--dport",
-        "23",
-        "--why-not",
-    )
+    code, out, _ = check("10.0.1.11 10.0.2.20 tcp 23", "--why-not")
     assert code == 0
     assert out.splitlines() == [
         "web-2 egress: allow by rule web-out of group sg-web (priority 1, allow, all)",
@@ -104,20 +94,7 @@ def test_text_output_lists_near_misses_then_preempted() -> None:
 
 
 def test_text_output_under_implicit_deny() -> None:
-    code, out, _ = run(
-        "check",
-        "--policy",
-        WEB_DB,
-        "--src",
-        "203.0.113.7",
-        "--dst",
-        "10.0.1.10",
-        "--proto",
-        "tcp",
-        "--dport",
-        "22",
-        "--why-not",
-    )
+    code, out, _ = check("203.0.113.7 10.0.1.10 tcp 22", "--why-not")
     assert code == 0
     assert out.splitlines() == [
         "web-1 ingress: deny: implicit deny (no rule matched)",
@@ -130,99 +107,34 @@ def test_text_output_under_implicit_deny() -> None:
 
 
 def test_json_sides_gain_two_fields() -> None:
-    code, out, err = run(
-        "check",
-        "--policy",
-        WEB_DB,
-        "--src",
-        "10.0.1.10",
-        "--dst",
-        "10.0.2.20",
-        "--proto",
-        "tcp",
-        "--dport",
-        "5432",
-        "--why-not",
-        "--json",
-    )
+    code, out, err = check("10.0.1.10 10.0.2.20 tcp 5432", "--why-not", "--json")
     assert code == 0 and err == ""
-    document = json.loads(out)
-    egress, ingress = document["sides"]
+    egress, ingress = json.loads(out)["sides"]
     assert egress["near_misses"] == [] and egress["preempted"] == []
-    assert ingress["near_misses"] == [
-        {"group": "sg-base", "rule": "base-deny-telnet", "action": "deny", "failed": "port"}
-    ]
+    miss = {"group": "sg-base", "rule": "base-deny-telnet", "action": "deny", "failed": "port"}
+    assert ingress["near_misses"] == [miss]
     assert ingress["preempted"] == [{"group": "sg-db", "rule": "db-deny-scan", "action": "deny"}]
-    assert list(ingress) == [
-        "instance",
-        "direction",
-        "verdict",
-        "group",
-        "rule",
-        "reason",
-        "near_misses",
-        "preempted",
-    ]
+    assert list(ingress) == [*TODAY, "near_misses", "preempted"]
+
+
+TODAY = ["instance", "direction", "verdict", "group", "rule", "reason"]  # check --json's side
 
 
 def test_unknown_ports_fail_the_port_condition() -> None:
-    code, out, err = run(
-        "check",
-        "--policy",
-        WEB_DB,
-        "--src",
-        "203.0.113.7",
-        "--dst",
-        "10.0.1.10",
-        "--proto",
-        "tcp",
-        "--why-not",
-        "--json",
-    )
+    code, out, err = check("203.0.113.7 10.0.1.10 tcp", "--why-not", "--json")
     assert code == 0 and "ports are unknown" in err
     (side,) = json.loads(out)["sides"]
-    assert {"group": "sg-web", "rule": "web-http", "action": "allow", "failed": "port"} in side[
-        "near_misses"
-    ]
+    miss = {"group": "sg-web", "rule": "web-http", "action": "allow", "failed": "port"}
+    assert miss in side["near_misses"]
 
 
 def test_without_why_not_check_prints_what_it_printed() -> None:
-    argv = [
-        "check",
-        "--policy",
-        WEB_DB,
-        "--src",
-        "10.0.1.10",
-        "--dst",
-        "10.0.2.20",
-        "--proto",
-        "tcp",
-        "--dport",
-        "5432",
-    ]
-    code, out, _ = run(*argv)
+    code, out, _ = check("10.0.1.10 10.0.2.20 tcp 5432")
     assert "near miss" not in out and "preempted" not in out
-    code, out, _ = run(*argv, "--json")
-    assert all(
-        set(side) == {"instance", "direction", "verdict", "group", "rule", "reason"}
-        for side in json.loads(out)["sides"]
-    )
+    code, out, _ = check("10.0.1.10 10.0.2.20 tcp 5432", "--json")
+    assert all(list(side) == TODAY for side in json.loads(out)["sides"])
 
 
 def test_unmanaged_packet_has_no_sides() -> None:
-    code, out, _ = run(
-        "check",
-        "--policy",
-        WEB_DB,
-        "--src",
-        "203.0.113.7",
-        "--dst",
-        "203.0.113.8",
-        "--proto",
-        "udp",
-        "--dport",
-        "53",
-        "--why-not",
-        "--json",
-    )
+    code, out, _ = check("203.0.113.7 203.0.113.8 udp 53", "--why-not", "--json")
     assert code == 0 and json.loads(out)["sides"] == []

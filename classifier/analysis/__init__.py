@@ -9,22 +9,8 @@ May import: `classifier.policy` (the model), `classifier.errors`, `classifier.pa
 packet record and batch columns), and for exposure's capture mode the capture reader
 (`classifier.pcap`) and the engine (`classifier.engine`); `commands` also uses
 `classifier.loaders` and the output helpers of `classifier.report`. Nothing from the CLI.
+
+The API: `classifier.lint(policy)` (that is `classifier.analysis.lint.lint`), returning a
+`LintReport` of typed findings; `classifier.analysis.exposure.sockets_exposure` /
+`capture_exposure`; `classifier.analysis.whynot.explain`.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from classifier.analysis.lint import LintReport
-    from classifier.policy import Policy
-
-
-def lint(policy: Policy) -> LintReport:
-    """Every finding of analysis.md section 3 (see `classifier.analysis.lint`)."""
-    from classifier.analysis.lint import lint as run
-
-    return run(policy)
-
-
-__all__ = ["lint"]

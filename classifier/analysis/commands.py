@@ -76,9 +76,7 @@ def add_lint_arguments(parser: argparse.ArgumentParser) -> None:
 def _lint_details(finding: Any) -> str:
     kind = finding.kind
     if kind == "shadowed":
-        covering: list[str] = []
-        for sequence in finding.sequences:
-            covering.extend(c for c in sequence.covering if c not in covering)
+        covering = list(dict.fromkeys(c for s in finding.sequences for c in s.covering))
         where = "everywhere" if finding.everywhere else f"on {len(finding.sequences)} sequence(s)"
         opposite = any(s.opposite_action for s in finding.sequences)
         return (

@@ -43,6 +43,13 @@ def address_of(version: int, value: int) -> IPAddress:
     return ipaddress.IPv4Address(value) if version == 4 else ipaddress.IPv6Address(value)
 
 
+def address_text(address: IPAddress) -> str:
+    """exposure.md section 5: dotted quad, RFC 5952, an IPv4-mapped IPv6 address as IPv4."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
 def range_text(version: int, lo: int, hi: int) -> str:
     """`a.b.c.d/n` when the range is exactly one prefix, else `first-last`."""
     first, last = address_of(version, lo), address_of(version, hi)
@@ -270,11 +277,11 @@ class Service:
             "protocol": self.protocol,
             "family": self.family,
             "port": self.port,
-            "addresses": [str(a) for a in self.addresses],
+            "addresses": [address_text(a) for a in self.addresses],
             "answers": self.answers,
             "verdict": self.verdict,
-            "remotes": [str(a) for a in self.remotes],
-            "blocked_remotes": [str(a) for a in self.blocked_remotes],
+            "remotes": [address_text(a) for a in self.remotes],
+            "blocked_remotes": [address_text(a) for a in self.blocked_remotes],
             "allow_rules": list(self.allow_rules),
             "deny_rules": list(self.deny_rules),
         }

@@ -26,29 +26,13 @@ Severity = Literal["error", "warning", "info"]
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
 
+# fmt: off
 SENSITIVE_PORTS: dict[int, tuple[int, ...]] = {
-    6: (
-        20,
-        21,
-        22,
-        23,
-        135,
-        139,
-        445,
-        1433,
-        1521,
-        2375,
-        3306,
-        3389,
-        5432,
-        5900,
-        6379,
-        9200,
-        11211,
-        27017,
-    ),
+    6: (20, 21, 22, 23, 135, 139, 445, 1433, 1521, 2375, 3306, 3389, 5432, 5900, 6379, 9200,
+        11211, 27017),
     17: (69, 111, 137, 138, 161, 1900, 11211),
 }
+# fmt: on
 PROTOCOL_WORD = {6: "tcp", 17: "udp"}
 
 
