@@ -273,7 +273,7 @@ def boundaries_ok(ranges: list[tuple[int, int]], cuts: set[int], end: int) -> bo
     return all(lo in cuts and (hi + 1 in cuts or hi + 1 == end) for lo, hi in ranges)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(exposure_cases())
 def test_reach_and_idle_ports_against_the_reference(case: Any) -> None:
     policy, instance_id, listed = case
@@ -688,3 +688,54 @@ def test_docs_show_the_real_output_of_the_example() -> None:
         str(DATA / "ss-tulnp.txt"),
     )
     assert code == 0 and out == block.group(1)
+
+
+def dev_policy(batch: Any) -> Any:
+    """Instances on the six busiest source addresses of a capture, one group of rules."""
+    from collections import Counter
+
+    from classifier.loaders import load_policy_data
+
+    counts = Counter(p.src for p in batch if p.src is not None)
+    rules = [
+        {"direction": "ingress", "protocol": "tcp", "multiport": "80,443"},
+        {
+            "direction": "ingress",
+            "protocol": "udp",
+            "multiport": "53",
+            "remote_ip_prefix": "10.0.0.0/8",
+        },
+        {"direction": "ingress", "action": "deny", "protocol": "tcp", "multiport": "22"},
+        {"direction": "ingress", "ethertype": "IPv6", "protocol": "tcp"},
+    ]
+    instances = [
+        {"id": f"i{n}", "ips": [str(ip)], "security_groups": ["g"]}
+        for n, (ip, _) in enumerate(counts.most_common(6))
+    ]
+    return load_policy_data(
+        {"security_groups": [{"id": "g", "rules": rules}], "instances": instances}, "dev"
+    )
+
+
+def test_capture_mode_on_the_dev_captures(twin_mode: str) -> None:
+    """Every real capture of ../shared/pcaps/dev (up to 3,000 records) against the oracle."""
+    import warnings
+
+    from classifier.errors import ClassifierError
+    from tests.conftest import PCAPS_DEV, require
+
+    services = 0
+    for path in sorted(require(PCAPS_DEV).iterdir()):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                batch = read_all([path])
+            except ClassifierError:
+                continue
+            if len(batch) > 3000:
+                continue
+            policy = dev_policy(batch)
+            document = exposure_of(policy, [str(path)])
+            assert without_idle(document) == slow_capture_exposure(policy, [str(path)]), path.name
+        services += sum(len(i["services"]) for i in document["instances"])
+    assert services > 10

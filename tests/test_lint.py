@@ -26,7 +26,7 @@ from tests.conftest import EXAMPLES, ROOT
 from tests.strategies import policies
 
 LINT_DEMO = str(EXAMPLES / "lint-demo.yaml")
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def run(*argv: str) -> tuple[int, str, str]:
