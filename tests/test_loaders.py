@@ -34,6 +34,7 @@ def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     ("default-group.yaml", 1, 9, 1, 0),
     ("ipv6.yaml", 3, 10, 2, 1),
     ("api-export.json", 2, 6, 2, 1),
+    ("lint-demo.yaml", 3, 12, 3, 3),
 ])
 def test_examples_load(name: str, groups: int, rules: int, instances: int,
                        address_groups: int) -> None:
@@ -46,7 +47,7 @@ def test_examples_load(name: str, groups: int, rules: int, instances: int,
 
 def test_every_example_is_tested() -> None:
     assert sorted(p.name for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".yml", ".json")) \
-        == ["api-export.json", "default-group.yaml", "ipv6.yaml", "web-db.yaml"]
+        == ["api-export.json", "default-group.yaml", "ipv6.yaml", "lint-demo.yaml", "web-db.yaml"]
 
 
 def test_web_db_is_the_documented_topology() -> None:
