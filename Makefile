@@ -94,6 +94,7 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/classbench.py
 	$(BIN)/python benchmarks/pcap_throughput.py
 	$(BIN)/python benchmarks/end_to_end.py
+	$(BIN)/python benchmarks/lint_scale.py
 
 fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz_pcap.py --seconds 600 --build-debug

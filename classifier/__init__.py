@@ -9,13 +9,21 @@ The public API:
     result.columns["verdict"], result.summary["rules"], result.to_pandas()
 
 For captures larger than memory, stream: `classifier.Classification(engine).run(paths)`.
-The decoder alone is `classifier.pcap.read_batches`; the generic first-match core is
-`classifier.acl`; the plain-Python oracle is `classifier.reference`. The package's rooms, in
-the order data flows through them: `policy`, `acl`, `pcap`, `engine`, `report`, `cli`
-(ARCHITECTURE.md has the map).
+`classifier.lint(policy)` is the policy analysis (`classifier.analysis`). The decoder alone is
+`classifier.pcap.read_batches`; the generic first-match core is `classifier.acl`; the
+plain-Python oracle is `classifier.reference`. The package's rooms, in the order data flows
+through them: `policy`, `acl`, `pcap`, `engine`, `analysis`, `report`, `cli` (ARCHITECTURE.md
+has the map).
 """
 
+from typing import TYPE_CHECKING
+
 from classifier.errors import ClassifierError, PcapError, PolicyError, Problem, UsageError
+
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from classifier.analysis.lint import lint
+    from classifier.engine import Classification, ClassifyResult, Engine
+    from classifier.policy import load_policy
 
 __version__ = "0.1.0"
 
@@ -30,6 +38,10 @@ def __getattr__(name: str) -> object:
         from classifier import engine
 
         return getattr(engine, name)
+    if name == "lint":
+        from classifier.analysis.lint import lint
+
+        return lint
     raise AttributeError(f"module 'classifier' has no attribute {name!r}")
 
 
@@ -43,5 +55,6 @@ __all__ = [
     "Problem",
     "UsageError",
     "__version__",
+    "lint",
     "load_policy",
 ]

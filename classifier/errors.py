@@ -50,3 +50,11 @@ class PcapError(ClassifierError):
 
 class UsageError(ClassifierError):
     """Arguments that do not make sense together (the CLI's argparse covers the rest)."""
+
+
+class SocketsFileError(ClassifierError):
+    """A sockets file (saved netstat/ss output) that does not read: `FILE:N: message`."""
+
+    def __init__(self, file: str, line: int, message: str):
+        self.file, self.line, self.message = file, line, message
+        super().__init__(f"{file}:{line}: {message}")

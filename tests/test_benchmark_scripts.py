@@ -7,8 +7,10 @@ the benchmarks, never by timed tests.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +59,24 @@ def test_pcap_throughput_script() -> None:
         "1",
     )
     assert "dpkt" in out
+
+
+def test_lint_scale_script(tmp_path: Path) -> None:
+    out = run_script(
+        "benchmarks/lint_scale.py", "--rules", "200", "--instances", "20", "--repeat", "1"
+    )
+    assert "| fleet | 200 | 20 |" in out and "| flat |" in out
+    policy = tmp_path / "fleet.json"
+    run_script(
+        "benchmarks/lint_scale.py", "--rules", "200", "--instances", "20", "--write", str(policy)
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "classifier", "lint", str(policy), "--json", "-"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["findings"]

@@ -36,6 +36,7 @@ def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         ("default-group.yaml", 1, 9, 1, 0),
         ("ipv6.yaml", 3, 10, 2, 1),
         ("api-export.json", 2, 6, 2, 1),
+        ("lint-demo.yaml", 3, 12, 3, 3),
     ],
 )
 def test_examples_load(
@@ -53,6 +54,7 @@ def test_every_example_is_tested() -> None:
         "api-export.json",
         "default-group.yaml",
         "ipv6.yaml",
+        "lint-demo.yaml",
         "web-db.yaml",
     ]
 

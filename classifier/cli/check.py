@@ -50,6 +50,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--icmp-type", type=byte, metavar="T", help="ICMP type (icmp/icmpv6)")
     parser.add_argument("--icmp-code", type=byte, metavar="C", help="ICMP code (default: unknown)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--why-not",
+        action="store_true",
+        help="per side, the near misses (rules failing one condition) and pre-empted rules",
+    )
 
 
 def parse_protocol(text: str) -> int:
@@ -112,6 +117,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         icmp_code=args.icmp_code if icmp_known else None,
     )
     decision = Engine(policy).decide(packet)
+    why_not: list[Any] = []
+    if args.why_not:
+        from classifier.analysis.keyspace import KeySpace
+        from classifier.analysis.whynot import explain
+
+        why_not = list(explain(KeySpace(policy), packet))  # the evaluated sides, egress first
     unknown_ports = (port_protocol and not ports_known) or (icmp_protocol and not icmp_known)
     if unknown_ports:
         what = "destination port" if port_protocol else "ICMP type"
@@ -128,25 +139,30 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             file=err if args.json else out,
         )
     if args.json:
-        json.dump(check_json(decision), out)
+        document = check_json(decision)
+        for side, explained in zip(document["sides"], why_not, strict=False):
+            side.update(explained.to_json())
+        json.dump(document, out)
         out.write("\n")
         return EXIT_OK
     if not decision.sides:
         print(f"{src} -> {dst}: neither address belongs to an instance of the policy", file=out)
-    for side in decision.sides:
+    for number, side in enumerate(decision.sides):
         if side.rule is None:
             print(
                 f"{side.instance_id} {side.direction}: deny: implicit deny (no rule matched)",
                 file=out,
             )
-            continue
-        rule = side.rule
-        decided = (
-            f"rule {rule.id} of group {rule.group_id} "
-            f"(priority {rule.priority}, {rule.action}, {rule.protocol_text} "
-            f"{rule.ports_text if rule.ports is not None else ''})".replace(" )", ")")
-        )
-        print(f"{side.instance_id} {side.direction}: {side.verdict} by {decided}", file=out)
+        else:
+            rule = side.rule
+            decided = (
+                f"rule {rule.id} of group {rule.group_id} "
+                f"(priority {rule.priority}, {rule.action}, {rule.protocol_text} "
+                f"{rule.ports_text if rule.ports is not None else ''})".replace(" )", ")")
+            )
+            print(f"{side.instance_id} {side.direction}: {side.verdict} by {decided}", file=out)
+        for line in why_not[number].lines() if why_not else ():
+            print(line, file=out)
     print(f"verdict: {decision.verdict}", file=out)
     return EXIT_OK
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from classifier.cli import check, classify, packets, validate
+from classifier.cli import check, classify, exposure, lint, packets, validate
 from classifier.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -29,6 +29,8 @@ COMMANDS: dict[str, Command] = {
     "check": check,
     "packets": packets,
     "classify": classify,
+    "lint": lint,
+    "exposure": exposure,
 }
 
 DESCRIPTION = """\
@@ -46,6 +48,8 @@ examples:
   sgclassify packets pcaps/web.pcap --csv web-packets.csv
   sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap --json summary.json
   sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap --report report.html
+  sgclassify lint examples/web-db.yaml --fail-on warning
+  sgclassify exposure --policy examples/web-db.yaml --instance web-1 listening.txt
 
 exit codes: 0 ok, 2 bad input (policy, capture or arguments), 1 internal error.
 """
