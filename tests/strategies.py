@@ -360,6 +360,10 @@ def _reply(packet: Packet) -> Packet:
     flags = packet.tcp_flags
     if flags == TCP_SYN:
         flags = TCP_SYN | TCP_ACK
+    if packet.fragment == FRAGMENT_LATER:
+        # the other way, still a later fragment: its protocol may be an IPv6 extension
+        # header's number (the fragment header's Next Header), which no whole packet carries
+        return dataclasses.replace(packet, src=packet.dst, dst=packet.src)
     return dataclasses.replace(
         packet,
         src=packet.dst,
@@ -371,6 +375,7 @@ def _reply(packet: Packet) -> Packet:
         fragment=FRAGMENT_NONE,
         ip_id=0,
         frag_offset=0,
+        frag_next_header=None,  # a whole packet: the fragment key's protocol is its own
     )
 
 
@@ -416,7 +421,9 @@ def packet_sequences(
             flags = earlier.tcp_flags
             if earlier.protocol == 6 and earlier.sport is not None:
                 flags = draw(st.sampled_from((*TCP_FLAG_SETS, None)))
-            packet = dataclasses.replace(earlier, tcp_flags=flags, fragment=FRAGMENT_NONE, ip_id=0)
+            packet = dataclasses.replace(
+                earlier, tcp_flags=flags, fragment=FRAGMENT_NONE, ip_id=0, frag_next_header=None
+            )
             if earlier.fragment == FRAGMENT_LATER:
                 packet = earlier
         elif kind == "error":
