@@ -20,7 +20,6 @@ from typing import Any, TextIO
 from classifier.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
-    STDIN,
     add_captures,
     add_strict,
     capture_gaps,
@@ -28,6 +27,7 @@ from classifier.cli.common import (
     count,
     load_policy,
     print_warnings,
+    progress_bar,
 )
 from classifier.errors import ClassifierError
 
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     classification = Classification(engine, stateful=not args.stateless)
     labels = Labels.of_engine(engine)
     failure: ClassifierError | None = None
-    with _packets_output(args.packets, out) as table, _progress(args, err) as progress:
+    with _packets_output(args.packets, out) as table, progress_bar(args.pcaps, args.quiet, err) as progress:
         try:
             for result in classification.run(args.pcaps, progress):
                 if table is not None:
@@ -146,40 +146,3 @@ def _packets_output(path: str | None, out: TextIO) -> Iterator[Any]:
 
     with open_table(path, PACKET_COLUMNS, out=out, option="--packets") as table:
         yield table
-
-
-@contextmanager
-def _progress(args: argparse.Namespace, err: TextIO) -> Iterator[Any]:
-    """A progress bar by bytes read, on a terminal only, and never with -q."""
-    if args.quiet or not err.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-    sizes = {path: os.path.getsize(path) if path != STDIN else 0 for path in args.pcaps}
-    total = sum(sizes.values())
-    offsets: dict[str, int] = {}
-    running = 0
-    for path in args.pcaps:
-        offsets[path] = running
-        running += sizes[path]
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=Console(file=err),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("classifying", total=total)
-
-        def update(path: str, position: int, size: int) -> None:
-            bar.update(
-                task,
-                completed=offsets.get(path, 0) + position,
-                description=escape(os.path.basename(path)),
-            )
-
-        yield update

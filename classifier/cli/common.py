@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from classifier.errors import ClassifierError, PolicyError, UsageError
@@ -207,3 +208,40 @@ def capture_gaps(files: Sequence[dict[str, Any]]) -> dict[int, str]:
             )
         previous = file
     return warnings
+
+
+@contextmanager
+def progress_bar(paths: Sequence[str], quiet: bool, err: TextIO) -> Iterator[Any]:
+    """A progress bar by bytes read, on a terminal only, and never with -q."""
+    if quiet or not err.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    sizes = {path: os.path.getsize(path) if path != STDIN else 0 for path in paths}
+    total = sum(sizes.values())
+    offsets: dict[str, int] = {}
+    running = 0
+    for path in paths:
+        offsets[path] = running
+        running += sizes[path]
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=err),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("classifying", total=total)
+
+        def update(path: str, position: int, size: int) -> None:
+            bar.update(
+                task,
+                completed=offsets.get(path, 0) + position,
+                description=escape(os.path.basename(path)),
+            )
+
+        yield update

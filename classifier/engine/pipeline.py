@@ -35,11 +35,18 @@ class Classification:
     """One classification run over one or more captures, with its statistics."""
 
     def __init__(
-        self, engine: BatchEngine, stateful: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        engine: BatchEngine,
+        stateful: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        summarize: bool = True,
     ):
+        """`summarize=False` skips the statistics of each batch (the summary then counts
+        nothing but files): for callers that only need the per-packet columns."""
         self.engine = engine
         self.stateful = stateful
         self.batch_size = batch_size
+        self.summarize = summarize
         self.tracker = ConnectionTracker() if stateful else None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
 
@@ -83,6 +90,8 @@ class Classification:
             stateless.egress_rule,
             stateless.ingress_rule,
         )
+        if not self.summarize:
+            return result
         self.stats.add(
             batch,
             result.verdict,
