@@ -486,9 +486,13 @@ def changed_policies(draw: st.DrawFn, policy: Policy) -> Policy:
     for gid, group in policy.groups.items():
         rules_after = []
         for rule in group.rules:
-            change = draw(st.sampled_from(("keep", "keep", "keep", "flip", "toggle", "prio", "drop")))
+            change = draw(
+                st.sampled_from(("keep", "keep", "keep", "flip", "toggle", "prio", "drop"))
+            )
             if change == "flip":
-                rule = dataclasses.replace(rule, action="deny" if rule.action == "allow" else "allow")
+                rule = dataclasses.replace(
+                    rule, action="deny" if rule.action == "allow" else "allow"
+                )
             elif change == "toggle":
                 rule = dataclasses.replace(rule, enabled=not rule.enabled)
             elif change == "prio":

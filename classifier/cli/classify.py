@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -89,7 +88,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     classification = Classification(engine, stateful=not args.stateless)
     labels = Labels.of_engine(engine)
     failure: ClassifierError | None = None
-    with _packets_output(args.packets, out) as table, progress_bar(args.pcaps, args.quiet, err) as progress:
+    with (
+        _packets_output(args.packets, out) as table,
+        progress_bar(args.pcaps, args.quiet, err) as progress,
+    ):
         try:
             for result in classification.run(args.pcaps, progress):
                 if table is not None:
