@@ -66,7 +66,7 @@ def bounded_int(text: str, lo: int, hi: int, what: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not {what} ({lo}..{hi})") from None
     if not lo <= value <= hi:
-        raise argparse.ArgumentTypeError(f"{value} is not {what} ({lo}..{hi})")
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what} ({lo}..{hi})")
     return value
 
 
