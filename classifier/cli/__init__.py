@@ -12,9 +12,25 @@ traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import Any
+
+
+def _quit_at_start_up(number: int, frame: Any) -> None:
+    """Ctrl-C while this module loads: one line and exit 130 (SystemExit prints nothing)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print("interrupted", file=sys.stderr)
+    raise SystemExit(130)
+
+
+try:  # restored at the end of this module: importing it changes no handler for good
+    _PREVIOUS_HANDLER: Any = signal.signal(signal.SIGINT, _quit_at_start_up)
+except ValueError:  # not the main thread
+    _PREVIOUS_HANDLER = None
+
+from collections.abc import Sequence  # noqa: E402
+from typing import TYPE_CHECKING, TextIO  # noqa: E402
 
 if TYPE_CHECKING:
     import argparse
@@ -41,3 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 __all__ = ["build_parser", "main"]
+
+if _PREVIOUS_HANDLER is not None:
+    signal.signal(signal.SIGINT, _PREVIOUS_HANDLER)

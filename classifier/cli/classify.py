@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     check_table_output(args.packets, "--packets")
     policy = load_policy(args.policy, err, args.strict)
     repeated = check_captures(args.pcaps)
-    print_warnings(repeated, err)
+    print_warnings(repeated.values(), err)
     engine = Engine(policy)
     classification = Classification(engine, stateful=not args.stateless)
     labels = Labels.of_engine(engine)
@@ -126,16 +126,15 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _add_warnings(files: list[dict[str, Any]], repeated: list[str], gaps: dict[int, str]) -> None:
+def _add_warnings(
+    files: list[dict[str, Any]], repeated: dict[int, str], gaps: dict[int, str]
+) -> None:
     """The warnings about the combination of captures (a repeated capture, a gap of more than
-    a day), added to the `files` entries they concern."""
-    for warning in repeated:
-        for file in files:
-            if warning.startswith(f"{file['path']}: "):
-                file["warnings"].append(warning)
-                break
-    for position, warning in gaps.items():
-        files[position]["warnings"].append(warning)
+    a day), added to the `files` entries they concern (by position)."""
+    for found in (repeated, gaps):
+        for position, warning in found.items():
+            if position < len(files):
+                files[position]["warnings"].append(warning)
 
 
 @contextmanager

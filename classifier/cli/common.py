@@ -130,10 +130,11 @@ def add_captures(parser: argparse.ArgumentParser, metavar: str = "CAPTURE") -> N
     )
 
 
-def check_captures(paths: Sequence[str]) -> list[str]:
+def check_captures(paths: Sequence[str]) -> dict[int, str]:
     """Before any record is classified: every capture exists and its header reads (a
     PcapError names the first that does not), and the warnings of the combination: a path
-    given twice, or two paths holding the same bytes (each would be counted twice)."""
+    given twice, or two paths holding the same bytes (each would be counted twice), by the
+    position of the later one."""
     from classifier.pcap import open_capture
 
     for path in paths:
@@ -148,12 +149,12 @@ def check_captures(paths: Sequence[str]) -> list[str]:
     return repeated_captures(paths)
 
 
-def repeated_captures(paths: Sequence[str]) -> list[str]:
+def repeated_captures(paths: Sequence[str]) -> dict[int, str]:
     """Warnings for a capture given twice: the same path, the same file under another path,
     or a copy (equal size and equal bytes; only files of equal size are hashed)."""
     import hashlib
 
-    warnings: list[str] = []
+    warnings: dict[int, str] = {}
     seen: list[tuple[str, os.stat_result]] = []
     digests: dict[str, bytes] = {}
 
@@ -166,7 +167,7 @@ def repeated_captures(paths: Sequence[str]) -> list[str]:
             digests[path] = hasher.digest()
         return digests[path]
 
-    for path in paths:
+    for position, path in enumerate(paths):
         if path == STDIN:
             continue
         try:
@@ -182,7 +183,7 @@ def repeated_captures(paths: Sequence[str]) -> list[str]:
                 what = "a copy (the same bytes)"
             else:
                 continue
-            warnings.append(
+            warnings[position] = (
                 f"{path}: {what} as {other!r}, given earlier: its packets are counted twice"
             )
             break

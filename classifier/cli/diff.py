@@ -78,7 +78,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     old_policy = load_policy(args.old, err, args.strict)
     new_policy = load_policy(args.new, err, args.strict)
     repeated = check_captures(args.pcaps)
-    print_warnings(repeated, err)
+    print_warnings(repeated.values(), err)
     old, new = Engine(old_policy), Engine(new_policy)
     old_labels, new_labels = Labels.of_engine(old), Labels.of_engine(new)
     diff = PolicyDiff(old, new, stateful=not args.stateless)

@@ -208,7 +208,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: BinaryIO | No
 
             check_outputs(inputs, [args.json])
         policy = load_policy(args.policy, err, args.strict)
-        print_warnings(check_captures(args.inputs), err)
+        print_warnings(check_captures(args.inputs).values(), err)
         from classifier.engine import Engine
 
         engine = Engine(policy)
