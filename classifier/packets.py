@@ -316,7 +316,8 @@ class Packet:
 
 def has_ip(batch: PacketBatch) -> np.ndarray:
     """Rows whose outermost IP header was read (the others are not-ip or malformed)."""
-    return (batch.status == STATUS_OK) | (batch.status == STATUS_L4_TRUNCATED)
+    ip: np.ndarray = (batch.status == STATUS_OK) | (batch.status == STATUS_L4_TRUNCATED)
+    return ip
 
 
 def own_fields(batch: PacketBatch) -> dict[str, np.ndarray]:

@@ -13,7 +13,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from classifier.cli import check, classify, diff, exposure, lint, packets, validate
+from classifier.cli import (
+    check,
+    classify,
+    completion,
+    diff,
+    exposure,
+    lint,
+    manpage,
+    packets,
+    validate,
+)
 from classifier.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -33,6 +43,8 @@ COMMANDS: dict[str, Command] = {
     "diff": diff,
     "lint": lint,
     "exposure": exposure,
+    "completion": completion,
+    "manpage": manpage,
 }
 
 DESCRIPTION = """\

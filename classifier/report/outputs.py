@@ -37,7 +37,7 @@ def _umask() -> int:
 @contextmanager
 def open_output(
     path: str | None, out: IO[str] | None = None, binary: bool = False
-) -> Iterator[IO[Any] | None]:
+) -> Iterator[Any]:
     """The stream of one output (None for no output). Text streams are UTF-8 with `\\n` line
     ends; non-UTF-8 file names in the data pass through as the bytes they were
     (surrogateescape), as the shell gave them."""
@@ -65,7 +65,7 @@ def open_output(
         raise UsageError(f"{path}: cannot write: {error.strerror or error}") from None
     try:
         os.chmod(temporary, 0o666 & ~_umask())
-        stream: IO[Any] = (
+        stream = (
             open(fd, "wb")  # noqa: SIM115 - closed below
             if binary
             else open(fd, "w", newline="", encoding="utf-8", errors="surrogateescape")  # noqa: SIM115

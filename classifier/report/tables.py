@@ -179,7 +179,7 @@ class TableWriter:
         if buffer is None:
             raise UsageError(f"{self.name}: Parquet needs a binary stream (a file, or '-')")
         self.stream.flush()
-        return buffer  # type: ignore[no-any-return]
+        return buffer
 
     # --- batches ---------------------------------------------------------------------------
     def write(self, batch: Mapping[str, Column]) -> None:
