@@ -1,6 +1,6 @@
 """`sgclassify classify --report OUT.html`: the run's summary as one self-contained HTML page.
 
-The contract is the report spec (`shared/spec/report.md`); this module only reads the summary
+The contract is docs/report.md; this module only reads the summary
 document (`SummaryBuilder.summary()`, what `--json` writes) and writes text: no numbers are
 computed here that the summary does not hold, beyond shares and chart geometry.
 
