@@ -46,7 +46,7 @@ demo: $(STAMP)
 screenshot: demo tools
 	$(BIN)/python -m tests.browser out/report.html docs/report-demo.png
 
-PY_SOURCES := classifier tests benchmarks pcaps/make_samples.py setup.py
+PY_SOURCES := classifier tests benchmarks pcaps/make_samples.py examples/make_classbench_sample.py setup.py
 DEBUG_TREE := build/debug
 
 test: lint typecheck test-compiled test-pure test-debug

@@ -122,7 +122,7 @@ def explain_side(
 
 
 def explain(space: KeySpace, packet: Packet) -> tuple[SideWhyNot, ...]:
-    """Every evaluated side of the packet (docs/semantics.md section 3), the sender's egress first."""
+    """Every evaluated side of the packet (docs/semantics.md section 3), egress first."""
     assert packet.src is not None and packet.dst is not None
     sides: list[SideWhyNot] = []
     policy = space.policy
