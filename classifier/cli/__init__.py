@@ -5,56 +5,20 @@ One module per command (`validate`, `check`, `packets`, `classify`, `diff`, `lin
 parser and turns every `ClassifierError` into one line and an exit code. May import every
 other room; nothing imports this but `classifier.__main__` and the `sgclassify` script.
 
-`main` here is the entry point: it imports the command modules itself, so a Ctrl-C while
-they load (start-up) is the same one line and exit code 130 as a Ctrl-C later, never a
-traceback.
+Importing this module (what the `sgclassify` script does first) loads the command modules
+under a Ctrl-C handler that prints one line and exits 130, the same as a Ctrl-C later in
+`main`; the previous handler is restored at the end of the import.
 """
 
 from __future__ import annotations
 
 import signal
-import sys
-from typing import Any
 
+from classifier import _guard_start_up
 
-def _quit_at_start_up(number: int, frame: Any) -> None:
-    """Ctrl-C while this module loads: one line and exit 130 (SystemExit prints nothing)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    print("interrupted", file=sys.stderr)
-    raise SystemExit(130)
+_PREVIOUS_HANDLER = _guard_start_up()  # restored at the end of this module
 
-
-try:  # restored at the end of this module: importing it changes no handler for good
-    _PREVIOUS_HANDLER: Any = signal.signal(signal.SIGINT, _quit_at_start_up)
-except ValueError:  # not the main thread
-    _PREVIOUS_HANDLER = None
-
-from collections.abc import Sequence  # noqa: E402
-from typing import TYPE_CHECKING, TextIO  # noqa: E402
-
-if TYPE_CHECKING:
-    import argparse
-
-EXIT_INTERRUPTED = 130
-
-
-def main(
-    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
-    """Run `sgclassify` with `argv` (default: the command line); returns the exit code."""
-    try:
-        from classifier.cli.main import main as run
-    except KeyboardInterrupt:
-        print("interrupted", file=err or sys.stderr)
-        return EXIT_INTERRUPTED
-    return run(argv, out, err)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from classifier.cli.main import build_parser as build
-
-    return build()
-
+from classifier.cli.main import build_parser, main  # noqa: E402
 
 __all__ = ["build_parser", "main"]
 

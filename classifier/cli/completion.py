@@ -189,8 +189,7 @@ def _roff(text: str) -> str:
 
 
 def man_page(parser: argparse.ArgumentParser, version: str, when: date | None = None) -> str:
-    from classifier.cli.main import DESCRIPTION, EPILOG
-
+    """sgclassify(1) from the root parser (its description, epilog and every command)."""
     when = when or date.today()
     lines = [
         f'.TH SGCLASSIFY 1 "{when.isoformat()}" "sgclassify {version}" "User Commands"',
@@ -200,7 +199,7 @@ def man_page(parser: argparse.ArgumentParser, version: str, when: date | None = 
         ".B sgclassify",
         "\\fICOMMAND\\fR [\\fIOPTIONS\\fR] ...",
         ".SH DESCRIPTION",
-        _roff(" ".join(DESCRIPTION.split())),
+        _roff(" ".join((parser.description or "").split())),
         ".SH COMMANDS",
     ]
     for spec in commands(parser):
@@ -222,7 +221,8 @@ def man_page(parser: argparse.ArgumentParser, version: str, when: date | None = 
             flags = ", ".join(f"\\fB{_roff(flag)}\\fR" for flag in option.flags)
             value = f" \\fI{_roff(option.metavar)}\\fR" if option.takes_value else ""
             lines += [".TP", flags + value, _roff(option.help)]
-    examples = EPILOG.split("exit codes:")[0].strip().splitlines()
+    examples = (parser.epilog or "").split("exit codes:")[0].split("An output given")[0]
+    examples = examples.strip().splitlines()
     lines += [".SH EXAMPLES", ".nf", *(_roff(line) for line in examples[1:]), ".fi"]
     lines += [
         ".SH EXIT STATUS",
@@ -263,8 +263,6 @@ def add_parser(commands_: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from classifier.cli.main import build_parser
-
-    parser = build_parser()
+    parser = args.root_parser  # set by classifier.cli.main
     out.write(bash_script(parser) if args.shell == "bash" else zsh_script(parser))
     return EXIT_OK

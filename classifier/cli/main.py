@@ -129,6 +129,7 @@ def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
             parser.print_usage(err)
             print("error: give a command (sgclassify --help lists them)", file=err)
             return EXIT_BAD_INPUT
+        args.root_parser = parser  # for the commands that describe the command line
         return COMMANDS[command].run(args, out, err)
     except ClassifierError as error:
         for line in str(error).splitlines() or [type(error).__name__]:

@@ -24,7 +24,6 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier import __version__
     from classifier.cli.completion import man_page
-    from classifier.cli.main import build_parser
 
-    out.write(man_page(build_parser(), __version__))
+    out.write(man_page(args.root_parser, __version__))  # set by classifier.cli.main
     return EXIT_OK
