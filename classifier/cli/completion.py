@@ -221,8 +221,8 @@ def man_page(parser: argparse.ArgumentParser, version: str, when: date | None = 
             flags = ", ".join(f"\\fB{_roff(flag)}\\fR" for flag in option.flags)
             value = f" \\fI{_roff(option.metavar)}\\fR" if option.takes_value else ""
             lines += [".TP", flags + value, _roff(option.help)]
-    examples = (parser.epilog or "").split("exit codes:")[0].split("An output given")[0]
-    examples = examples.strip().splitlines()
+    epilog = (parser.epilog or "").split("exit codes:")[0].split("An output given")[0]
+    examples = epilog.strip().splitlines()
     lines += [".SH EXAMPLES", ".nf", *(_roff(line) for line in examples[1:]), ".fi"]
     lines += [
         ".SH EXIT STATUS",
