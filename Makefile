@@ -18,12 +18,16 @@ $(STAMP): $(SOURCES)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-# tshark is the outside oracle for decoding, and Debian's chromium + chromium-driver render the
-# HTML report in its browser tests; install them where missing and possible (root + apt).
+# tshark is the outside oracle for decoding, Debian's chromium + chromium-driver render the
+# HTML report in its browser tests, zsh parses the zsh completion and groff renders the man
+# page; install them where missing and possible (root + apt).
 tools:
 	@command -v tshark >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark) >/dev/null 2>&1; } || \
 	  echo "tshark not available: the Wireshark comparison tests will be skipped"
+	@{ command -v zsh >/dev/null 2>&1 && command -v groff >/dev/null 2>&1; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zsh groff-base) >/dev/null 2>&1; } || \
+	  echo "zsh/groff not available: the completion and man page tests will be skipped in part"
 	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } || \
@@ -42,7 +46,7 @@ demo: $(STAMP)
 screenshot: demo tools
 	$(BIN)/python -m tests.browser out/report.html docs/report-demo.png
 
-PY_SOURCES := classifier tests benchmarks pcaps/make_samples.py setup.py
+PY_SOURCES := classifier tests benchmarks pcaps/make_samples.py examples/make_classbench_sample.py setup.py
 DEBUG_TREE := build/debug
 
 test: lint typecheck test-compiled test-pure test-debug

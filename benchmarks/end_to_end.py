@@ -137,6 +137,29 @@ def classify(engine: Engine, path: str, stateful: bool) -> int:
     return n
 
 
+def changed_policy_data() -> dict[str, Any]:
+    """The benchmark policy with a change someone could make: every seventh rule's action
+    flipped (the diff benchmark's NEW policy)."""
+    data = build_policy_data()
+    for group in data["security_groups"]:
+        for number, rule in enumerate(group["rules"]):
+            if number % 7 == 3:
+                rule["action"] = "allow" if rule.get("action") == "deny" else "deny"
+    return data
+
+
+def diff(old: Engine, new: Engine, path: str) -> int:
+    """`sgclassify diff` without printing: both classifications of one decoding."""
+    from classifier.report.diff import PolicyDiff
+
+    run = PolicyDiff(old, new)
+    n = 0
+    for step in run.run([path]):
+        n += len(step.old.batch)
+    assert run.builder.packets == n
+    return n
+
+
 def reference_rate(policy: Any, path: str, limit: int) -> float:
     packets = []
     for batch in pcap.read_batches(path, batch_size=limit):
@@ -231,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
                 *median_rate(lambda: classify(engine, path, True), args.repeats),
             ),
         ]
+        changed = Engine(load_policy_data(changed_policy_data(), "changed-policy"))
+        rows.append(
+            ("diff (stateful)", *median_rate(lambda: diff(engine, changed, path), args.repeats))
+        )
         ref = reference_rate(policy, path, args.reference_packets)
         rss = [(args.packets, size, peak_rss_mb(path))]
         if args.rss_packets:
@@ -244,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, rate, _ in rows:
         print(f"{name:<24}{rate / 1e6:>10.2f}{rate / decode_rate:>12.2f}{rate / ref:>14.0f}x")
     print(f"{'reference (Python)':<24}{ref / 1e6:>10.4f}")
+    print(f"diff / classify (stateful): {rows[3][1] / rows[2][1]:.2f}x (target: >= 0.6x)")
     print()
     for packets, file_size, peak in rss:
         print(

@@ -482,3 +482,36 @@ def policy_and_packets(draw: st.DrawFn) -> tuple[Policy, Packet]:
 def policy_and_sequences(draw: st.DrawFn, max_size: int = 30) -> tuple[Policy, list[Packet]]:
     policy = draw(policies())
     return policy, draw(packet_sequences(policy, max_size=max_size))
+
+
+@st.composite
+def changed_policies(draw: st.DrawFn, policy: Policy) -> Policy:
+    """A change someone could make to `policy`: rules flipped between allow and deny,
+    enabled or disabled, re-prioritised or removed, and an instance's group sequence
+    reordered or shortened. The same groups, address groups and instance addresses."""
+    groups = {}
+    for gid, group in policy.groups.items():
+        rules_after = []
+        for rule in group.rules:
+            change = draw(
+                st.sampled_from(("keep", "keep", "keep", "flip", "toggle", "prio", "drop"))
+            )
+            if change == "flip":
+                rule = dataclasses.replace(
+                    rule, action="deny" if rule.action == "allow" else "allow"
+                )
+            elif change == "toggle":
+                rule = dataclasses.replace(rule, enabled=not rule.enabled)
+            elif change == "prio":
+                rule = dataclasses.replace(rule, priority=draw(st.sampled_from((1, 2, 50, 100))))
+            elif change == "drop":
+                continue
+            rules_after.append(rule)
+        groups[gid] = dataclasses.replace(group, rules=tuple(rules_after))
+    instances = {}
+    for iid, instance in policy.instances.items():
+        sequence = list(instance.security_groups)
+        if sequence and draw(st.integers(0, 3)) == 0:
+            sequence = list(draw(st.permutations(sequence)))[: draw(st.integers(0, len(sequence)))]
+        instances[iid] = dataclasses.replace(instance, security_groups=tuple(sequence))
+    return dataclasses.replace(policy, groups=groups, instances=instances)

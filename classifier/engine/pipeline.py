@@ -15,17 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from classifier.codes import (
-    DIRECTION_NAMES,
-    REASON_ESTABLISHED,
-    REASON_NAMES,
-    VERDICT_NAMES,
-    names,
+from classifier.codes import REASON_ESTABLISHED
+from classifier.engine.columns import (
+    PACKET_COLUMNS,
+    BatchEngine,
+    BatchResult,
+    Labels,
+    decoded,
+    verdict_columns,
 )
-from classifier.engine.columns import BatchEngine, BatchResult
 from classifier.engine.conntrack import ConnectionTracker
 from classifier.engine.stats import SummaryBuilder
-from classifier.packets import PacketBatch
+from classifier.errors import ClassifierError
+from classifier.packets import PacketBatch, address_labels, own_fields
 from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
 
 
@@ -33,11 +35,18 @@ class Classification:
     """One classification run over one or more captures, with its statistics."""
 
     def __init__(
-        self, engine: BatchEngine, stateful: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        engine: BatchEngine,
+        stateful: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        summarize: bool = True,
     ):
+        """`summarize=False` skips the statistics of each batch (the summary then counts
+        nothing but files): for callers that only need the per-packet columns."""
         self.engine = engine
         self.stateful = stateful
         self.batch_size = batch_size
+        self.summarize = summarize
         self.tracker = ConnectionTracker() if stateful else None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
 
@@ -81,6 +90,8 @@ class Classification:
             stateless.egress_rule,
             stateless.ingress_rule,
         )
+        if not self.summarize:
+            return result
         self.stats.add(
             batch,
             result.verdict,
@@ -99,23 +110,43 @@ class Classification:
         paths: Iterable[str],
         progress: Callable[[str, int, int], None] | None = None,
     ) -> Iterator[BatchResult]:
-        """Classify the captures in order; `progress(path, bytes_done, bytes_total)` per batch."""
-        for number, path in enumerate(paths):
+        """Classify the captures in order; `progress(path, bytes_done, bytes_total)` per batch.
+
+        Every capture is listed in the summary's `files` with its status (`FILE_STATUSES`):
+        one that cannot be opened raises its PcapError after it is listed `unreadable` and the
+        ones after it `not read`; a run stopped while reading one lists it `interrupted`."""
+        path_list = [str(path) for path in paths]
+        for number, path in enumerate(path_list):
             packets = 0
-            with open_capture(path) as capture:
+            try:
+                capture = open_capture(path)
+            except ClassifierError as error:
+                self.stats.add_file(path, 0, [str(error)], False, status="unreadable")
+                for later in path_list[number + 1 :]:
+                    self.stats.add_file(later, 0, [], False, status="not read")
+                raise
+            status = "interrupted"
+            with capture:
                 try:
                     for batch in capture.batches(self.batch_size):
                         packets += len(batch)
-                        yield self.classify_batch(batch, str(path), number)
+                        yield self.classify_batch(batch, path, number)
                         if progress is not None:
-                            progress(str(path), capture.position, capture.size)
+                            progress(path, capture.position, capture.size)
+                    status = "damaged" if capture.damaged else "ok"
                 finally:
+                    warnings = list(capture.warnings)
+                    if status == "ok" and packets == 0:
+                        warnings.append(f"{path}: the capture holds no records")
                     self.stats.add_file(
-                        str(path),
+                        path,
                         packets,
-                        list(capture.warnings),
+                        warnings,
                         bool(capture.damaged),
                         int(capture.slow_path),
+                        status=status,
+                        first_ns=capture.first_ts_ns,
+                        last_ns=capture.last_ts_ns,
                     )
 
     def summary(self, top: int = 10) -> dict[str, Any]:
@@ -126,11 +157,13 @@ class Classification:
 class ClassifyResult:
     """Per-packet columns of a whole run (all files concatenated) and its summary.
 
-    `columns` holds compact numpy codes, one element per packet: `file` (position in
-    `files`), `index`, `verdict`/`reason`/`direction` (the codes of classifier.codes),
-    `instance` (position in `instance_ids`, -1 for none) and `rule` (position in `rule_ids`
-    and `rule_groups`, -1 for none). `named()` turns them into the columns of spec section 6,
-    the same as the `--packets` CSV.
+    `columns` holds compact numpy columns, one element per packet: `file` (position in
+    `files`), `index`, `ts_ns`, `wire_len`, the record's own `ip_version`, `protocol`,
+    `sport`, `dport`, `icmp_type`, `icmp_code` (int64, -1 where empty: semantics section 6),
+    `src`/`dst` (16-byte rows, IPv4 mapped), `verdict`/`reason`/`direction` (the codes of
+    classifier.codes), `instance` (position in `instance_ids`, -1 for none) and `rule`
+    (position in `rule_ids` and `rule_groups`, -1 for none). `named()` turns them into the
+    table of section 6, the same as the `--packets` output.
     """
 
     columns: dict[str, np.ndarray]
@@ -141,34 +174,51 @@ class ClassifyResult:
     rule_groups: list[str]
 
     def named(self) -> dict[str, np.ndarray]:
-        """file, index, verdict, reason, instance, direction, group, rule as text columns
-        ("" where a field does not apply), by vectorised lookup."""
+        """The per-packet table of section 6 (`PACKET_COLUMNS`, in order): integer columns
+        int64 with -1 where the field is empty, text columns object arrays of str ("" where
+        empty), by vectorised lookup."""
         c = self.columns
-        rules = np.array([""] + self.rule_ids, dtype=object)
-        groups = np.array([""] + self.rule_groups, dtype=object)
-        return {
+        labels = Labels.of(self.instance_ids, self.rule_ids, self.rule_groups)
+        ip = c["ip_version"] >= 0
+        version = np.where(ip, c["ip_version"], 0)
+        table: dict[str, np.ndarray] = {
             "file": np.array(self.files, dtype=object)[c["file"]]
             if self.files
             else c["file"].astype(object),
-            "index": c["index"],
-            "verdict": names(VERDICT_NAMES, c["verdict"]),
-            "reason": names(REASON_NAMES, c["reason"]),
-            "instance": np.array([""] + self.instance_ids, dtype=object)[c["instance"] + 1],
-            "direction": names(DIRECTION_NAMES, c["direction"]),
-            "group": groups[c["rule"] + 1],
-            "rule": rules[c["rule"] + 1],
+            "src": decoded(address_labels(c["src"], version, ip)),
+            "dst": decoded(address_labels(c["dst"], version, ip)),
         }
+        for name in ("index", "ts_ns", "wire_len", *OWN_FIELDS):
+            table[name] = c[name].astype(np.int64)
+        encoded = verdict_columns(
+            labels, c["verdict"], c["reason"], c["instance"], c["direction"], c["rule"]
+        )
+        table.update({name: decoded(column) for name, column in encoded.items()})
+        return {name: table[name] for name, _ in PACKET_COLUMNS}
 
     def to_pandas(self) -> Any:
-        """The section-6 columns (`named()`) as a pandas DataFrame (pandas must be installed)."""
+        """`named()` as a pandas DataFrame (needs pandas: the `pandas` extra)."""
         try:
             import pandas as pd
         except ImportError:
-            raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+            raise ImportError(
+                "to_pandas() needs pandas: pip install 'sg-classifier[pandas]'"
+            ) from None
         return pd.DataFrame(self.named())
 
 
-RESULT_COLUMNS = ("file", "index", "verdict", "reason", "rule", "instance", "direction")
+OWN_FIELDS = ("ip_version", "protocol", "sport", "dport", "icmp_type", "icmp_code")
+RESULT_COLUMNS = (
+    "file", "index", "ts_ns", "wire_len", *OWN_FIELDS, "src", "dst", "verdict", "reason",
+    "rule", "instance", "direction",
+)  # fmt: skip
+_RESULT_EMPTY: dict[str, tuple[Any, tuple[int, ...]]] = {
+    "file": (np.int32, ()), "index": (np.int64, ()), "ts_ns": (np.int64, ()),
+    "wire_len": (np.int64, ()), "src": (np.uint8, (16,)), "dst": (np.uint8, (16,)),
+    "verdict": (np.uint8, ()), "reason": (np.uint8, ()), "rule": (np.int32, ()),
+    "instance": (np.int32, ()), "direction": (np.uint8, ()),
+    **{name: (np.int64, ()) for name in OWN_FIELDS},
+}  # fmt: skip
 
 
 def classify_pcap(
@@ -184,16 +234,22 @@ def classify_pcap(
     run = Classification(engine, stateful=stateful, batch_size=batch_size)
     parts: dict[str, list[np.ndarray]] = {name: [] for name in RESULT_COLUMNS}
     for result in run.run(path_list):
-        parts["file"].append(np.full(len(result.batch), result.file_number, np.int32))
-        parts["index"].append(result.batch.index.copy())
+        batch = result.batch
+        parts["file"].append(np.full(len(batch), result.file_number, np.int32))
+        for name in ("index", "ts_ns", "src", "dst"):
+            parts[name].append(getattr(batch, name).copy())
+        parts["wire_len"].append(batch.wire_len.astype(np.int64))
+        for name, column in own_fields(batch).items():
+            parts[name].append(column)
         parts["verdict"].append(result.verdict)
         parts["reason"].append(result.reason)
         parts["rule"].append(result.rule)
         parts["instance"].append(result.instance)
         parts["direction"].append(result.direction)
-    dtypes = {"file": np.int32, "index": np.int64, "rule": np.int32, "instance": np.int32}
     columns = {
-        name: np.concatenate(chunks) if chunks else np.zeros(0, dtypes.get(name, np.uint8))
+        name: np.concatenate(chunks)
+        if chunks
+        else np.zeros((0, *_RESULT_EMPTY[name][1]), _RESULT_EMPTY[name][0])
         for name, chunks in parts.items()
     }
     return ClassifyResult(

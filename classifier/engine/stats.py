@@ -18,6 +18,8 @@ from classifier.codes import (
     DIRECTION_EGRESS,
     DIRECTION_INGRESS,
     DIRECTION_NAMES,
+    L4_ICMP,
+    L4_ICMP_NO_CODE,
     L4_PORTS,
     MALFORMED_REASONS,
     REASON_NAMES,
@@ -32,7 +34,15 @@ from classifier.packets import PacketBatch, bytes_to_address
 from classifier.policy import Rule
 
 _DENIED_TUPLE = np.dtype(
-    [("src", "S16"), ("dst", "S16"), ("version", "u1"), ("protocol", "u1"), ("dport", "i4")]
+    [
+        ("src", "S16"),
+        ("dst", "S16"),
+        ("version", "u1"),
+        ("protocol", "u1"),
+        ("dport", "i4"),  # -1: no port (not TCP/UDP/SCTP, or not known)
+        ("icmp_type", "i2"),  # -1: not ICMP, or not known
+        ("icmp_code", "i2"),
+    ]
 )
 
 
@@ -50,7 +60,27 @@ def _tuples(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
     tuples["dport"] = np.where(
         (batch.l4[rows] & L4_PORTS) != 0, batch.dport[rows].astype(np.int32), -1
     )
+    icmp = (batch.l4[rows] & L4_ICMP) != 0
+    tuples["icmp_type"] = np.where(icmp, batch.icmp_type[rows].astype(np.int16), -1)
+    tuples["icmp_code"] = np.where(
+        icmp & ((batch.l4[rows] & L4_ICMP_NO_CODE) == 0), batch.icmp_code[rows].astype(np.int16), -1
+    )
     return tuples
+
+
+def _tuple_ports(batch: PacketBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The `l4` and `dport` columns the tuple kernel hashes: ICMP rows carry their type and
+    code in the port (type * 256 + code, with the port bit set), so the top-denied tuples
+    tell an echo request from a port unreachable."""
+    icmp_rows = rows[(batch.l4[rows] & L4_ICMP) != 0]
+    if not len(icmp_rows):
+        return batch.l4, batch.dport
+    l4, dport = batch.l4.copy(), batch.dport.copy()
+    dport[icmp_rows] = batch.icmp_type[icmp_rows].astype(np.uint16) * 256 + batch.icmp_code[
+        icmp_rows
+    ].astype(np.uint16)
+    l4[icmp_rows] |= L4_PORTS
+    return l4, dport
 
 
 class DeniedCounter:
@@ -79,13 +109,14 @@ class DeniedCounter:
         n = len(rows)
         capacity = 1 << max(4, (2 * n - 1).bit_length())
         keys, counts, first = np.empty(n, np.uint64), np.empty(n, np.int64), np.empty(n, np.int64)
+        l4, dport = _tuple_ports(batch, rows)
         distinct = engine_kernels.count_tuples(
             batch.src,
             batch.dst,
             batch.ip_version,
             batch.protocol,
-            batch.l4,
-            batch.dport,
+            l4,
+            dport,
             np.ascontiguousarray(rows, dtype=np.int64),
             np.empty(capacity, np.uint64),
             np.full(capacity, -1, np.int64),
@@ -136,6 +167,12 @@ def _reduce(
         np.add.reduceat(counts[order], starts) if len(starts) else counts[:0],
         rows[order[starts]],
     )
+
+
+# a capture's status in the summary's `files`: read to the end; read up to damage (the
+# records before it count); not a readable capture (nothing of it counts); the run stopped
+# before reaching it (after an unreadable one); the run was interrupted while reading it
+FILE_STATUSES = ("ok", "damaged", "unreadable", "not read", "interrupted")
 
 
 class SummaryBuilder:
@@ -214,13 +251,13 @@ class SummaryBuilder:
         if created is not None:
             made = created.astype(bool)
             if made.any():
-                for side_rule in deciding:
-                    creators = side_rule[made]
-                    known = creators >= 0
-                    if known.any() and len(self.rules):
-                        self.rule_connections += np.bincount(
-                            creators[known], minlength=len(self.rules)
-                        )
+                # A connection is credited to one rule, the creating packet's reported rule
+                # (`rule`: the receiver's ingress rule when the receiver is an instance, else
+                # the sender's egress rule), so the per-rule counts add up to the total.
+                creators = rule[made]
+                known = creators >= 0
+                if known.any() and len(self.rules):
+                    self.rule_connections += np.bincount(creators[known], minlength=len(self.rules))
                 for proto, count in zip(
                     *np.unique(batch.protocol[made], return_counts=True), strict=True
                 ):
@@ -243,16 +280,29 @@ class SummaryBuilder:
         self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
 
     def add_file(
-        self, path: str, packets: int, warnings: list[str], damaged: bool, slow_path: int = 0
+        self,
+        path: str,
+        packets: int,
+        warnings: list[str],
+        damaged: bool,
+        slow_path: int = 0,
+        status: str | None = None,
+        first_ns: int | None = None,
+        last_ns: int | None = None,
     ) -> None:
-        """One capture's facts: packets read, reader warnings, damage, records scapy decoded."""
+        """One capture's facts: packets read, reader warnings, damage, records scapy decoded,
+        its status (`FILE_STATUSES`; by default `ok` or `damaged`) and the first and last
+        timestamps of its records (None without records)."""
         self.files.append(
             {
                 "path": path,
+                "status": status or ("damaged" if damaged else "ok"),
                 "packets": packets,
                 "warnings": list(warnings),
                 "damaged": damaged,
                 "slow_path": slow_path,
+                "first_ns": first_ns,
+                "last_ns": last_ns,
             }
         )
 
@@ -292,9 +342,11 @@ class SummaryBuilder:
                 "dst": _address_text(dst, version),
                 "protocol": protocol_name(protocol),
                 "dport": dport if dport >= 0 else None,
+                "icmp_type": icmp_type if icmp_type >= 0 else None,
+                "icmp_code": icmp_code if icmp_code >= 0 else None,
                 "packets": count,
             }
-            for (src, dst, version, protocol, dport), count in zip(
+            for (src, dst, version, protocol, dport, icmp_type, icmp_code), count in zip(
                 top_rows.tolist(), top_counts.tolist(), strict=True
             )
         ]

@@ -8,8 +8,33 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 
+def denied_port(row: dict[str, Any]) -> str:
+    """A top-denied tuple's port cell: the destination port, or the ICMP type and code."""
+    if row.get("dport") is not None:
+        return str(row["dport"])
+    if row.get("icmp_type") is not None:
+        code = row.get("icmp_code")
+        return f"type {row['icmp_type']} code {'?' if code is None else code}"
+    return ""
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def _percent(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:.1f}%" if whole else "-"
+
+
+def _duration(seconds: float) -> str:
+    """At most two units: `6 h 1 min`, `11158 d 3 h`."""
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (secs, "s")]
+    start = next((i for i, (v, _) in enumerate(parts) if v), 3)
+    return " ".join(f"{v:,} {u}" for v, u in parts[start : start + 2] if v) or "0 s"
 
 
 def print_summary(summary: dict[str, Any], out: TextIO) -> None:
@@ -28,8 +53,10 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
     packets, total_bytes = summary["packets"], summary["bytes"]
     span = summary["time"]["span_seconds"]
     console.print(
-        f"{packets:,} packets, {total_bytes:,} bytes in {len(summary['files'])} "
-        f"capture(s), {span:,.3f} s of traffic, {summary['mode']} mode",
+        f"{_plural(packets, 'packet')}, {_plural(total_bytes, 'byte')} in "
+        f"{_plural(len(summary['files']), 'capture')}, {span:,.3f} s of traffic"
+        + (f" ({_duration(span)})" if span >= 120 else "")
+        + f", {summary['mode']} mode",
         style="bold",
     )
 
@@ -64,10 +91,12 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         console.print(table)
 
     table = Table(title="Hits per rule (policy order)", title_justify="left")
-    for name in ("rule", "group", "dir", "prio", "action", "packets", "bytes", "conns", ""):
-        table.add_column(
-            name, justify="right" if name in ("prio", "packets", "bytes", "conns") else "left"
-        )
+    # a connection is credited to one rule: the creating packet's reported rule (the
+    # receiver's ingress rule, else the sender's egress rule), so the column adds up to the
+    # connections created
+    numbers = ("prio", "packets", "bytes", "conns created")
+    for name in ("rule", "group", "dir", "prio", "action", "packets", "bytes", "conns created", ""):
+        table.add_column(name, justify="right" if name in numbers else "left")
     for rule in summary["rules"]:
         mark = "never hit" if rule["packets"] == 0 else ""
         if not rule["enabled"]:
@@ -95,11 +124,12 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
             title=f"Top denied (of {summary['denied_tuples']:,} distinct tuples)",
             title_justify="left",
         )
-        for name in ("source", "destination", "proto", "dport", "packets"):
+        for name in ("source", "destination", "proto", "dport / icmp", "packets"):
             table.add_column(name, justify="right" if name == "packets" else "left")
         for row in summary["top_denied"]:
-            dport = "" if row["dport"] is None else str(row["dport"])
-            table.add_row(row["src"], row["dst"], row["protocol"], dport, f"{row['packets']:,}")
+            table.add_row(
+                row["src"], row["dst"], row["protocol"], denied_port(row), f"{row['packets']:,}"
+            )
         console.print(table)
 
     connections = summary["connections"]
@@ -108,7 +138,7 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
             f"{name} {count:,}" for name, count in connections["by_protocol"].items()
         )
         console.print(
-            f"connections: {connections['total']:,} created"
+            f"connections: {connections['total']:,} created (each credited to one rule above)"
             + (f" ({by_protocol})" if by_protocol else "")
             + f", {connections['midstream']:,} TCP picked up mid-stream"
         )
