@@ -16,6 +16,8 @@ from typing import Any, TextIO
 from classifier.cli.common import count, print_warnings
 from classifier.errors import ClassifierError, UsageError
 
+DEFAULT_TOP = 10  # rows of the top-denied table without --top
+
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
@@ -40,9 +42,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--top",
         type=count,
-        default=10,
+        default=None,
         metavar="N",
-        help="rows of the top-denied table (0..1000000)",
+        help="rows of the top-denied table, printed and in --json/--report (0..1000000, "
+        "default 10); when given, also the most rows of the printed per-rule and "
+        "per-instance tables (the N most hit; --json and --report keep every row)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -74,7 +78,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     writer.write(result)
         except ClassifierError as error:
             failure = error
-    summary = run.summary(args.top)
+    summary = run.summary(DEFAULT_TOP if args.top is None else args.top)
     for file in summary["files"]:
         print_warnings(file["warnings"], err)
     if args.json:
@@ -88,7 +92,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         with open_output(args.report) as report_stream:
             assert report_stream is not None
             write_report(summary, report_stream, args.policy)
-    print_summary(summary, out)
+    print_summary(summary, out, cap=args.top)
     if failure is not None:
         raise failure
     return 0
