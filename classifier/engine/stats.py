@@ -9,7 +9,6 @@ passes per batch and memory is bounded by the policy size plus the distinct deni
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -76,9 +75,7 @@ class DeniedCounter:
     def add(self, batch: PacketBatch, rows: np.ndarray) -> None:
         """Count the denied packets `rows` (indices into `batch`): a hash-table pass in the
         kernel reduces the batch to its distinct tuples before anything is sorted."""
-        n = len(rows)
-        capacity = 1 << max(4, (2 * n - 1).bit_length())
-        keys, counts, first = np.empty(n, np.uint64), np.empty(n, np.int64), np.empty(n, np.int64)
+        scratch = self.scratch(len(rows))
         distinct = engine_kernels.count_tuples(
             batch.src,
             batch.dst,
@@ -87,13 +84,29 @@ class DeniedCounter:
             batch.l4,
             batch.dport,
             np.ascontiguousarray(rows, dtype=np.int64),
+            *scratch,
+        )
+        self.add_distinct(batch, scratch, distinct)
+
+    def scratch(self, n: int) -> tuple[np.ndarray, ...]:
+        """The per-batch hash table and outputs for counting up to `n` denied packets:
+        (slot_key, slot_index (all -1), out_key, out_count, out_row), as `count_tuples` (and
+        the fused pass) take them."""
+        capacity = 1 << max(4, (2 * n - 1).bit_length())
+        return (
             np.empty(capacity, np.uint64),
             np.full(capacity, -1, np.int64),
-            keys,
-            counts,
-            first,
+            np.empty(n, np.uint64),
+            np.empty(n, np.int64),
+            np.empty(n, np.int64),
         )
-        order = np.argsort(keys[:distinct], kind="stable")  # runs are kept sorted by key
+
+    def add_distinct(
+        self, batch: PacketBatch, scratch: tuple[np.ndarray, ...], distinct: int
+    ) -> None:
+        """Fold in a batch reduced to `distinct` tuples in `scratch` (keys, counts, first rows)."""
+        keys, counts, first = scratch[2][:distinct], scratch[3][:distinct], scratch[4][:distinct]
+        order = np.argsort(keys, kind="stable")  # runs are kept sorted by key
         self.pending.append((keys[order], counts[order], _tuples(batch, first[order])))
         self.pending_size += distinct
         if self.pending_size >= self.merge_at:
@@ -157,10 +170,10 @@ class SummaryBuilder:
         self.rule_packets = np.zeros(n_rules, np.int64)
         self.rule_bytes = np.zeros(n_rules, np.int64)
         self.rule_connections = np.zeros(n_rules, np.int64)
-        self.connections_by_protocol: Counter[int] = Counter()
+        self.protocol_connections = np.zeros(256, np.int64)  # connections by IP protocol
         self.midstream = 0
         self.denied = DeniedCounter()
-        self.malformed: Counter[int] = Counter()
+        self.malformed_counts = np.zeros(256, np.int64)  # malformed records by reason code
         self.first_ns: int | None = None
         self.last_ns: int | None = None
         self.timeline = Timeline()  # records per time bucket and verdict (mergeable)
@@ -181,11 +194,41 @@ class SummaryBuilder:
         """Fold in one batch. `rule` is the reported side's rule (the per-packet column);
         `side_rules` (egress, ingress), when given, are the rules that decided each evaluated
         side, which is what per-rule hits count."""
-        n = len(batch)
-        if n == 0:
+        if len(batch) == 0:
             return
+        self.frame(batch)
+        self.count(
+            batch, verdict, reason, rule, instance, direction, created, midstream, side_rules
+        )
+        denied = np.flatnonzero(verdict == VERDICT_DENY)
+        if len(denied):
+            self.denied.add(batch, denied)
+
+    def frame(self, batch: PacketBatch) -> tuple[int, int]:
+        """The first step of folding in a non-empty batch: its packets, its time span, the
+        time line widened to it. Returns the time line's (low bucket, log2 of its width in
+        µs) for counting the batch (`count`, or the fused pass)."""
+        self.packets += len(batch)
+        first, last = int(batch.ts_ns.min()), int(batch.ts_ns.max())
+        self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
+        self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
+        return self.timeline.frame(first, last)
+
+    def count(
+        self,
+        batch: PacketBatch,
+        verdict: np.ndarray,
+        reason: np.ndarray,
+        rule: np.ndarray,
+        instance: np.ndarray,
+        direction: np.ndarray,
+        created: np.ndarray | None = None,
+        midstream: np.ndarray | None = None,
+        side_rules: tuple[np.ndarray, ...] | None = None,
+    ) -> None:
+        """The additive counters of a framed batch (everything but the denied tuples): what
+        the fused pass (`classifier.engine._fused`) counts in its loop instead."""
         wire = batch.wire_len.astype(np.int64)
-        self.packets += n
         self.bytes += int(wire.sum())
         self.verdict_packets += np.bincount(verdict, minlength=5)[:5]
         self.verdict_bytes += np.bincount(verdict, weights=wire, minlength=5)[:5].astype(np.int64)
@@ -221,26 +264,13 @@ class SummaryBuilder:
                         self.rule_connections += np.bincount(
                             creators[known], minlength=len(self.rules)
                         )
-                for proto, count in zip(
-                    *np.unique(batch.protocol[made], return_counts=True), strict=True
-                ):
-                    self.connections_by_protocol[int(proto)] += int(count)
+                self.protocol_connections += np.bincount(batch.protocol[made], minlength=256)
             if midstream is not None:
                 self.midstream += int(np.count_nonzero(midstream))
-
-        denied = np.flatnonzero(verdict == VERDICT_DENY)
-        if len(denied):
-            self.denied.add(batch, denied)
         bad = batch.status == STATUS_MALFORMED
         if bad.any():
-            for code, count in zip(
-                *np.unique(batch.malformed_reason[bad], return_counts=True), strict=True
-            ):
-                self.malformed[int(code)] += int(count)
-        self.timeline.add(batch.ts_ns, verdict)
-        first, last = int(batch.ts_ns.min()), int(batch.ts_ns.max())
-        self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
-        self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
+            self.malformed_counts += np.bincount(batch.malformed_reason[bad], minlength=256)
+        self.timeline.count(batch.ts_ns, verdict)
 
     def add_file(
         self, path: str, packets: int, warnings: list[str], damaged: bool, slow_path: int = 0
@@ -325,15 +355,18 @@ class SummaryBuilder:
             "denied_tuples": len(self.denied),
             "denied_tuples_exact": not self.denied.pruned,
             "connections": {
-                "total": int(sum(self.connections_by_protocol.values())),
+                "total": int(self.protocol_connections.sum()),
                 "midstream": self.midstream,
                 "by_protocol": {
-                    protocol_name(p): c for p, c in sorted(self.connections_by_protocol.items())
+                    protocol_name(p): int(self.protocol_connections[p])
+                    for p in np.flatnonzero(self.protocol_connections).tolist()
                 },
             },
             "malformed": {
-                (MALFORMED_REASONS[code] if code < len(MALFORMED_REASONS) else str(code)): n
-                for code, n in sorted(self.malformed.items())
+                (MALFORMED_REASONS[code] if code < len(MALFORMED_REASONS) else str(code)): int(
+                    self.malformed_counts[code]
+                )
+                for code in np.flatnonzero(self.malformed_counts).tolist()
             },
             "time": {
                 "first_ns": self.first_ns,
