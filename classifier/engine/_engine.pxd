@@ -1,7 +1,7 @@
 # Per-packet helpers of classifier/engine/_engine.pyx, shared with the fused pass (_fused.pyx):
 # the owner table's probe, the port field of the rules, the denied-tuple hash.
 
-from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 from classifier._codes cimport (
     ICMP_CODE_UNKNOWN,
@@ -98,3 +98,19 @@ cdef inline uint64_t tuple_key(
     """The 64-bit name of a denied (source, destination, version, protocol, port) tuple."""
     cdef uint64_t port = dport if (l4 & L4_PORTS) else (1 << 20)
     return _tuple_hash(src, dst, port | (<uint64_t>protocol << 40) | (<uint64_t>version << 48))
+
+
+cdef inline void tuples_reset(
+    const uint64_t* slot_key, int64_t* slot_index, uint64_t mask, const uint64_t* out_key,
+    Py_ssize_t distinct
+) noexcept nogil:
+    """Empty the slots of the `distinct` keys again (the table is all -1 once more, ready for
+    the next batch without a fill of the whole table): each key's slot is the first of its
+    probe sequence that is in use and holds the key."""
+    cdef Py_ssize_t d
+    cdef uint64_t slot
+    for d in range(distinct):
+        slot = out_key[d] & mask
+        while slot_index[slot] < 0 or slot_key[slot] != out_key[d]:
+            slot = (slot + 1) & mask
+        slot_index[slot] = -1

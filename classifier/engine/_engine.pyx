@@ -154,8 +154,9 @@ def count_tuples(
     """Packets per (source, destination, version, protocol, port) tuple among `rows`.
 
     A 64-bit hash names a tuple; an open-addressing table (`slot_index` all -1 on entry,
-    capacity a power of two at least twice len(rows)) finds its output position. Writes the
-    distinct tuples in order of first appearance (key, count, first row); returns how many.
+    capacity a power of two at least twice len(rows)) finds its output position, and is all -1
+    again on return (only the slots used are reset). Writes the distinct tuples in order of
+    first appearance (key, count, first row); returns how many.
     """
     cdef Py_ssize_t i, row, n = rows.shape[0], distinct = 0
     cdef uint64_t mask = slot_index.shape[0] - 1, key, slot
@@ -175,6 +176,7 @@ def count_tuples(
                 out_row[distinct] = row
                 distinct += 1
             out_count[slot_index[slot]] += 1
+        tuples_reset(&slot_key[0], &slot_index[0], mask, &out_key[0], distinct)
     return distinct
 
 

@@ -184,6 +184,11 @@ def count_tuples(
             out_key[distinct], out_count[distinct], out_row[distinct] = key, 0, row
             distinct += 1
         out_count[slot_index[slot]] += 1
+    for d in range(distinct):  # all -1 again: only the slots used are reset
+        slot = int(out_key[d]) & mask
+        while slot_index[slot] < 0 or int(slot_key[slot]) != int(out_key[d]):
+            slot = (slot + 1) & mask
+        slot_index[slot] = -1
     return distinct
 
 

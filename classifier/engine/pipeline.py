@@ -24,6 +24,7 @@ from classifier.codes import (
 )
 from classifier.engine.columns import BatchEngine, BatchResult
 from classifier.engine.conntrack import ConnectionTracker
+from classifier.engine.kernels import fused_kernels
 from classifier.engine.stats import SummaryBuilder
 from classifier.packets import PacketBatch
 from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
@@ -33,19 +34,28 @@ class Classification:
     """One classification run over one or more captures, with its statistics."""
 
     def __init__(
-        self, engine: BatchEngine, stateful: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        engine: BatchEngine,
+        stateful: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        fused: bool = True,
     ):
         self.engine = engine
         self.stateful = stateful
         self.batch_size = batch_size
         self.tracker = ConnectionTracker() if stateful else None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
+        # the fused pass (classifier.engine._fused) when the engine offers it; else the
+        # pieces one after the other: engine.classify, tracker.apply, stats.add
+        self.fused = fused and hasattr(engine, "fused_policy")
 
     def classify_batch(
         self, batch: PacketBatch, file: str = "", file_number: int = 0
     ) -> BatchResult:
         if self.tracker is not None:
             self.tracker.join_fragments(batch)
+        if self.fused:
+            return self._classify_fused(batch, file, file_number)
         stateless = self.engine.classify(batch)
         n = len(batch)
         created = np.zeros(n, np.int8)
@@ -92,6 +102,49 @@ class Classification:
             midstream if self.stateful else None,
             side_rules=(result.egress_rule, result.ingress_rule),
         )
+        return result
+
+    def _classify_fused(self, batch: PacketBatch, file: str, file_number: int) -> BatchResult:
+        """The same columns, state and statistics as the pieces, in one fused pass."""
+        n = len(batch)
+        result = BatchResult(
+            file,
+            file_number,
+            batch,
+            np.empty(n, np.uint8),
+            np.empty(n, np.uint8),
+            np.empty(n, np.int32),
+            np.empty(n, np.int32),
+            np.empty(n, np.uint8),
+            np.empty(n, np.int8),
+            np.empty(n, np.int8),
+            np.empty(n, np.int32),
+            np.empty(n, np.int32),
+        )
+        if n == 0:
+            return result
+        low, shift = self.stats.frame(batch)
+        scratch = self.stats.denied.scratch(n)
+        distinct = fused_kernels.classify_batch(
+            self.engine.fused_policy(),  # type: ignore[attr-defined]
+            batch,
+            self.tracker.core if self.tracker is not None else None,
+            result.verdict,
+            result.reason,
+            result.rule,
+            result.instance,
+            result.direction,
+            result.created,
+            result.midstream,
+            result.egress_rule,
+            result.ingress_rule,
+            self.stats,
+            low,
+            shift,
+            *scratch,
+        )
+        if distinct:
+            self.stats.denied.add_distinct(batch, scratch, distinct)
         return result
 
     def run(

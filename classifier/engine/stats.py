@@ -71,6 +71,8 @@ class DeniedCounter:
         self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.pending_size = 0
         self.pruned = False
+        self._slot_key = np.zeros(0, np.uint64)  # the per-batch hash table (see `scratch`)
+        self._slot_index = np.zeros(0, np.int64)
 
     def add(self, batch: PacketBatch, rows: np.ndarray) -> None:
         """Count the denied packets `rows` (indices into `batch`): a hash-table pass in the
@@ -89,13 +91,17 @@ class DeniedCounter:
         self.add_distinct(batch, scratch, distinct)
 
     def scratch(self, n: int) -> tuple[np.ndarray, ...]:
-        """The per-batch hash table and outputs for counting up to `n` denied packets:
-        (slot_key, slot_index (all -1), out_key, out_count, out_row), as `count_tuples` (and
-        the fused pass) take them."""
+        """The hash table and outputs for counting up to `n` denied packets of a batch:
+        (slot_key, slot_index, out_key, out_count, out_row), as `count_tuples` (and the fused
+        pass) take them. The table is kept from batch to batch (warm in the caches): its
+        slot_index is all -1 between batches, as those passes leave it."""
         capacity = 1 << max(4, (2 * n - 1).bit_length())
+        if len(self._slot_index) < capacity:
+            self._slot_key = np.empty(capacity, np.uint64)
+            self._slot_index = np.full(capacity, -1, np.int64)
         return (
-            np.empty(capacity, np.uint64),
-            np.full(capacity, -1, np.int64),
+            self._slot_key,
+            self._slot_index,
             np.empty(n, np.uint64),
             np.empty(n, np.int64),
             np.empty(n, np.int64),
@@ -104,10 +110,21 @@ class DeniedCounter:
     def add_distinct(
         self, batch: PacketBatch, scratch: tuple[np.ndarray, ...], distinct: int
     ) -> None:
-        """Fold in a batch reduced to `distinct` tuples in `scratch` (keys, counts, first rows)."""
-        keys, counts, first = scratch[2][:distinct], scratch[3][:distinct], scratch[4][:distinct]
-        order = np.argsort(keys, kind="stable")  # runs are kept sorted by key
-        self.pending.append((keys[order], counts[order], _tuples(batch, first[order])))
+        """Fold in a batch reduced to `distinct` tuples in `scratch` (keys, counts, first rows).
+
+        Only tuples not yet in the merged table are spelled out (addresses, protocol, port):
+        in a steady stream most denied tuples were seen before, and their description is
+        already kept."""
+        keys, counts = scratch[2][:distinct], scratch[3][:distinct]
+        first = scratch[4][:distinct]
+        rows = np.zeros(distinct, _DENIED_TUPLE)
+        if len(self.keys):
+            at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+            new = np.flatnonzero(self.keys[at] != keys)
+        else:
+            new = np.arange(distinct)
+        rows[new] = _tuples(batch, first[new])  # a known key takes the merged table's row
+        self.pending.append((keys.copy(), counts.copy(), rows))
         self.pending_size += distinct
         if self.pending_size >= self.merge_at:
             self._merge()
