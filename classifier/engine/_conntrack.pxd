@@ -51,22 +51,18 @@ cdef struct Key:
     bint from_low  # flow keys: the packet's source is the lo endpoint
 
 
-cdef inline uint64_t _mix(uint64_t h, uint64_t word) noexcept nogil:
-    cdef uint64_t x = h ^ word
+cdef inline uint64_t _hash(const uint64_t* w) noexcept nogil:
+    """The slot hash of a 5-word key: the words times odd constants, summed (independent
+    multiplies, no dependency chain between words), then murmur3's 64-bit finaliser."""
+    cdef uint64_t x = (w[0] * 0x9E3779B97F4A7C15ULL + w[1] * 0xC2B2AE3D27D4EB4FULL
+                       + w[2] * 0x165667B19E3779F9ULL + w[3] * 0xD6E8FEB86659FD93ULL
+                       + w[4] * 0xFF51AFD7ED558CCDULL)
     x ^= x >> 33
     x *= 0xFF51AFD7ED558CCDULL
     x ^= x >> 33
     x *= 0xC4CEB9FE1A85EC53ULL
     x ^= x >> 33
     return x
-
-
-cdef inline uint64_t _hash(const uint64_t* w) noexcept nogil:
-    cdef uint64_t h = 0x9E3779B97F4A7C15ULL
-    cdef int k
-    for k in range(5):
-        h = _mix(h, w[k])
-    return h
 
 
 cdef inline uint64_t _word(const uint8_t* p) noexcept nogil:

@@ -19,7 +19,7 @@ port field, tuple key). Putting it in `_engine.pyx` would make the stateless ker
 on the tracker, and in `_conntrack.pyx` would make the tracker know the policy; here each
 stays what it was and the fused pass is the one place where they meet.
 
-How. The batch is walked in blocks of BLOCK packets (so the flow slots a block touches stay
+How. The batch is walked in blocks of BLOCK (1,024) packets (so the flow slots a block touches stay
 in the caches between its passes), four passes per block:
   1. per packet: the capture clock, status, owners (open-addressing table), and for judged
      packets the connection key and its hash (LOOKUP_OWN / LOOKUP_QUOTED, as in apply);
@@ -114,7 +114,7 @@ cdef extern from "../acl/acl_lookup.h" nogil:
                       const uint64_t *keys, int64_t n, int32_t *out)
 
 cdef enum:
-    BLOCK = 4096  # packets per block: the flow slots of a block stay cached across its passes
+    BLOCK = 1024  # packets per block: the flow slots of a block stay cached across its passes
     NF4 = 5  # key fields of an IPv4 chunk (src, dst, sport, dport, proto)
     NF6 = 7  # ... of an IPv6 chunk (src hi/lo, dst hi/lo, sport, dport, proto)
 
