@@ -18,9 +18,10 @@ both sides of a pair alike):
 
 Fails (exit 1) when a ratio is more than 25 % below its baseline (a ratio below it is
 measured once more first, and the better of the two counts: one busy moment is not a drop).
-Ratios, not absolute times: CI machines are shared and noisy. To refresh the baseline after a deliberate change (or on a
-new kind of machine), run `make bench-baseline` (this script with --write-baseline) on a quiet
-machine and commit benchmarks/baseline.json with a line in benchmarks/RESULTS.md saying why.
+Ratios, not absolute times: CI machines are shared and noisy. To refresh the baseline after a
+deliberate change (or on a new kind of machine), run `make bench-baseline` (this script with
+--write-baseline) on a quiet machine and commit benchmarks/baseline.json with a line in
+benchmarks/RESULTS.md saying why.
 
 Usage: python benchmarks/bench_check.py [--packets N] [--rounds R] [--write-baseline]
        [--report-only]
