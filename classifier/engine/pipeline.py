@@ -1,5 +1,10 @@
 """Captures in, verdicts out: reader -> fragment joining -> engine -> connection state -> stats.
 
+Each batch goes through the fused pass (`classifier.engine._fused`: engine, state and the
+summary's counters in one set of C loops) when the engine offers it (`Engine.fused_policy`),
+else through the pieces one after the other (`Classification(..., fused=False)`); both give
+the same columns, state and summary.
+
 The streaming form (`Classification.run`) yields one `BatchResult` per decoded batch, so a
 capture larger than memory is classified in flat memory; `classify_pcap` collects the
 per-packet columns for scripts. Several captures are one continuous capture for connection
