@@ -101,17 +101,7 @@ from classifier.engine._conntrack cimport (
 )
 from classifier.engine._engine cimport _word, owner_of, port_value, tuple_key, tuples_reset
 
-cdef extern from "../acl/acl_lookup.h" nogil:
-    void acl_match_v4(const int64_t *field, const int64_t *group, int64_t ngroups,
-                      const uint32_t *tree, const uint32_t *gtab, const uint64_t *summary,
-                      const uint32_t *rank,
-                      int64_t nsumm, const uint64_t *words, const int32_t *rule_of, int identity,
-                      const uint32_t *keys, int64_t n, int32_t *out)
-    void acl_match_v6(const int64_t *field, const int64_t *group, int64_t ngroups,
-                      const uint64_t *tree, const uint32_t *gtab, const uint64_t *summary,
-                      const uint32_t *rank,
-                      int64_t nsumm, const uint64_t *words, const int32_t *rule_of, int identity,
-                      const uint64_t *keys, int64_t n, int32_t *out)
+from classifier.acl.acl_lookup cimport acl_match_v4, acl_match_v6
 
 cdef enum:
     BLOCK = 1024  # packets per block: the flow slots of a block stay cached across its passes
