@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         measures: dict[str, Callable[[], float | None]] = {
             "e2e_over_decode": lambda: e2e_over_decode(tmp, args.packets, args.rounds),
             "numpy_over_startup": lambda: numpy_over_startup(tmp, args.rounds),
-            "core_over_rte_acl": lambda: None if args.no_dpdk else core_over_rte_acl(3),
+            "core_over_rte_acl": lambda: None if args.no_dpdk else core_over_rte_acl(7),
         }
         measured: dict[str, float | None] = {}
         for name, measure in measures.items():
