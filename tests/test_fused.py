@@ -164,3 +164,19 @@ def test_the_default_path_is_fused(twin_mode: str) -> None:
     assert VERDICT_NAMES[int(result.verdict[0])] == "allow" and int(result.created[0]) == 1
     kind = type(engine.fused_policy()).__module__.rsplit(".", 1)[-1]
     assert kind == ("_fused_py" if twin_mode == "python" else "_fused")
+
+
+def test_an_engine_pickles_after_a_fused_run(twin_mode: str) -> None:
+    """The scale-out sends engines to workers: the fused pass's C pointers stay behind."""
+    import pickle
+
+    policy = Policy(
+        groups={"g": SecurityGroup("g", (Rule("in", "g", 1, "ingress"),))},
+        instances={"web": Instance("web", (WEB,), ("g",))},
+    )
+    engine = Engine(policy)
+    batch = PacketBatch.from_packets([_tcp(CLIENT, WEB, 1, 80, TCP_SYN, 0)])
+    first = Classification(engine).classify_batch(batch)
+    copy = pickle.loads(pickle.dumps(engine))
+    again = Classification(copy).classify_batch(PacketBatch.from_packets([batch.packet(0)]))
+    assert list(again.verdict) == list(first.verdict) and list(again.rule) == list(first.rule)

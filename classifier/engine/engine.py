@@ -76,6 +76,12 @@ class Engine:
         self.tables = self.compiled.tables
         self._fused: dict[type, object] = {}
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickles without the fused pass's pointers (rebuilt on first use where unpickled)."""
+        state = dict(self.__dict__)
+        state["_fused"] = {}
+        return state
+
     def fused_policy(self) -> fused_kernels.FusedPolicy:
         """The compiled policy as the fused pass reads it (`classifier.engine._fused`, or its
         twin's form when the twins are selected), built on first use and kept."""
