@@ -132,11 +132,25 @@ class DeniedCounter:
     def _merge(self) -> None:
         if not self.pending:
             return
-        keys = np.concatenate([self.keys] + [p[0] for p in self.pending])
-        counts = np.concatenate([self.counts] + [p[1] for p in self.pending])
-        rows = np.concatenate([self.rows] + [p[2] for p in self.pending])
+        # the runs reduced among themselves (sorted, distinct), then merged into the sorted
+        # table: a known key adds its count and keeps the table's row, a new one is inserted
+        keys, counts, rows = _reduce(
+            np.concatenate([p[0] for p in self.pending]),
+            np.concatenate([p[1] for p in self.pending]),
+            np.concatenate([p[2] for p in self.pending]),
+        )
         self.pending, self.pending_size = [], 0
-        self.keys, self.counts, self.rows = _reduce(keys, counts, rows)
+        if len(self.keys):
+            pos = np.searchsorted(self.keys, keys)
+            at = np.minimum(pos, len(self.keys) - 1)
+            known = self.keys[at] == keys
+            self.counts[at[known]] += counts[known]  # distinct keys: no index twice
+            new = ~known
+            self.keys = np.insert(self.keys, pos[new], keys[new])
+            self.counts = np.insert(self.counts, pos[new], counts[new])
+            self.rows = np.insert(self.rows, pos[new], rows[new])
+        else:
+            self.keys, self.counts, self.rows = keys, counts, rows
         if len(self.keys) > self.limit:
             keep = np.sort(np.argsort(-self.counts, kind="stable")[: self.limit // 2])
             self.keys, self.counts, self.rows = self.keys[keep], self.counts[keep], self.rows[keep]
