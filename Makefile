@@ -8,9 +8,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
+SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/*/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
 
-.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools fuzz tools clean
+.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools bench-check bench-baseline fuzz tools clean
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -99,6 +99,17 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/pcap_throughput.py
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/lint_scale.py
+
+# The CI gate (run by .ci/run after `make test`, about half a minute): the tracked ratios
+# (end to end / decode only, core / rte_acl where dpdk-test-acl is present, import numpy /
+# one-packet start-up) must stay within 25 % of benchmarks/baseline.json.
+bench-check: $(STAMP)
+	$(BIN)/python benchmarks/bench_check.py
+
+# Refresh benchmarks/baseline.json (on a quiet machine, after a deliberate change; commit it
+# with a line in benchmarks/RESULTS.md saying why).
+bench-baseline: $(STAMP) bench-tools
+	$(BIN)/python benchmarks/bench_check.py --write-baseline --rounds 9
 
 fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz_pcap.py --seconds 600 --build-debug

@@ -43,13 +43,20 @@ def instance_ip(i: int) -> str:
     return f"10.{i // 200}.{(i % 200) // 50 + 1}.{i % 50 + 10}"
 
 
-def build_policy_data(n_instances: int = N_INSTANCES) -> dict[str, Any]:
-    """A policy a large tenant could have: tiers of groups, ports, ranges, CIDRs, remote groups."""
+def build_policy_data(
+    n_instances: int = N_INSTANCES,
+    n_groups: int = N_GROUPS,
+    rules_per_group: int = RULES_PER_GROUP,
+) -> dict[str, Any]:
+    """A policy a large tenant could have: tiers of groups, ports, ranges, CIDRs, remote groups.
+
+    The issue-15 workloads: 100 instances, 15 groups of 35 rules (525 rules); 400 instances,
+    100 groups of 50 rules (5,000 rules)."""
     groups = []
     ports = [22, 25, 53, 80, 123, 443, 3389, 8080, 5432, 6379]
-    for g in range(N_GROUPS):
+    for g in range(n_groups):
         rules: list[dict[str, Any]] = []
-        for r in range(RULES_PER_GROUP - 2):
+        for r in range(rules_per_group - 2):
             kind = r % 6
             rule: dict[str, Any] = {
                 "id": f"sg{g}-r{r}",
@@ -71,7 +78,7 @@ def build_policy_data(n_instances: int = N_INSTANCES) -> dict[str, Any]:
                     "remote_ip_prefix": f"{(r * 37) % 223 + 1}.{g}.0.0/16",
                 }
             elif kind == 3:
-                rule |= {"protocol": "tcp", "remote_group_id": f"sg{(g + 1) % N_GROUPS}"}
+                rule |= {"protocol": "tcp", "remote_group_id": f"sg{(g + 1) % n_groups}"}
             elif kind == 4:
                 rule |= {"protocol": "icmp", "icmp_type": 8, "remote_ip_prefix": "0.0.0.0/0"}
             else:
@@ -96,7 +103,7 @@ def build_policy_data(n_instances: int = N_INSTANCES) -> dict[str, Any]:
         {
             "id": f"vm{i}",
             "ips": [instance_ip(i)] + ([f"2001:db8:1::{i + 16:x}"] if i % 4 == 0 else []),
-            "security_groups": [f"sg{i % N_GROUPS}", f"sg{(i + 3) % N_GROUPS}"],
+            "security_groups": [f"sg{i % n_groups}", f"sg{(i + 3) % n_groups}"],
         }
         for i in range(n_instances)
     ]

@@ -32,6 +32,8 @@ from classifier.errors import ClassifierError
 
 STDOUT = "-"
 
+DEFAULT_TOP = 10  # rows of the top-denied table without --top
+
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
@@ -63,9 +65,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--top",
         type=count,
-        default=10,
+        default=None,
         metavar="N",
-        help="rows of the top-denied table (0..1000000)",
+        help="rows of the top-denied table, printed and in --json/--report (0..1000000, "
+        "default 10); when given, also the most rows of the printed per-rule and "
+        "per-instance tables (the N most hit; --json and --report keep every row)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_strict(parser)
@@ -98,7 +102,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     table.write(result_table(result, labels))
         except ClassifierError as error:
             failure = error
-    summary = classification.summary(args.top)
+    summary = classification.summary(DEFAULT_TOP if args.top is None else args.top)
     files = summary["files"]
     gaps = capture_gaps(files)
     for position, file in enumerate(files):
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             assert report_stream is not None
             write_report(summary, report_stream, args.policy)
     if STDOUT not in outputs:
-        print_summary(summary, out)
+        print_summary(summary, out, cap=args.top)
     if failure is not None:
         raise failure
     if args.strict and any(file["warnings"] for file in summary["files"]):

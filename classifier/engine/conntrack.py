@@ -79,6 +79,12 @@ class ConnectionTracker:
         self._core = conntrack_kernels.Tracker(int(capacity))
 
     @property
+    def core(self) -> Any:
+        """The `Tracker` of the kernel module chosen when this tracker was built (the fused
+        pass works on it directly; the arrays it is given are the pass's to check)."""
+        return self._core
+
+    @property
     def implementation(self) -> str:
         """`_conntrack` (compiled) or `_conntrack_py` (the twin)."""
         return type(self._core).__module__.rsplit(".", 1)[-1]

@@ -1,5 +1,10 @@
 """Captures in, verdicts out: reader -> fragment joining -> engine -> connection state -> stats.
 
+Each batch goes through the fused pass (`classifier.engine._fused`: engine, state and the
+summary's counters in one set of C loops) when the engine offers it (`Engine.fused_policy`),
+else through the pieces one after the other (`Classification(..., fused=False)`); both give
+the same columns, state and summary.
+
 The streaming form (`Classification.run`) yields one `BatchResult` per decoded batch, so a
 capture larger than memory is classified in flat memory; `classify_pcap` collects the
 per-packet columns for scripts. Several captures are one continuous capture for connection
@@ -25,6 +30,7 @@ from classifier.engine.columns import (
     verdict_columns,
 )
 from classifier.engine.conntrack import ConnectionTracker
+from classifier.engine.kernels import fused_kernels
 from classifier.engine.stats import SummaryBuilder
 from classifier.errors import ClassifierError
 from classifier.packets import PacketBatch, address_labels, own_fields
@@ -40,21 +46,29 @@ class Classification:
         stateful: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
         summarize: bool = True,
+        fused: bool = True,
     ):
-        """`summarize=False` skips the statistics of each batch (the summary then counts
-        nothing but files): for callers that only need the per-packet columns."""
+        """`summarize=False` tells the run that only the per-packet columns are wanted: the
+        unfused path then skips the statistics of each batch (the fused pass counts them in
+        the same loop at no extra cost), and the summary must not be read. `fused=False` runs
+        the pieces one after the other (engine.classify, tracker.apply, stats.add)."""
         self.engine = engine
         self.stateful = stateful
         self.batch_size = batch_size
         self.summarize = summarize
         self.tracker = ConnectionTracker() if stateful else None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
+        # the fused pass (classifier.engine._fused) when the engine offers it; else the
+        # pieces one after the other: engine.classify, tracker.apply, stats.add
+        self.fused = fused and hasattr(engine, "fused_policy")
 
     def classify_batch(
         self, batch: PacketBatch, file: str = "", file_number: int = 0
     ) -> BatchResult:
         if self.tracker is not None:
             self.tracker.join_fragments(batch)
+        if self.fused:
+            return self._classify_fused(batch, file, file_number)
         stateless = self.engine.classify(batch)
         n = len(batch)
         created = np.zeros(n, np.int8)
@@ -103,6 +117,49 @@ class Classification:
             midstream if self.stateful else None,
             side_rules=(result.egress_rule, result.ingress_rule),
         )
+        return result
+
+    def _classify_fused(self, batch: PacketBatch, file: str, file_number: int) -> BatchResult:
+        """The same columns, state and statistics as the pieces, in one fused pass."""
+        n = len(batch)
+        result = BatchResult(
+            file,
+            file_number,
+            batch,
+            np.empty(n, np.uint8),
+            np.empty(n, np.uint8),
+            np.empty(n, np.int32),
+            np.empty(n, np.int32),
+            np.empty(n, np.uint8),
+            np.empty(n, np.int8),
+            np.empty(n, np.int8),
+            np.empty(n, np.int32),
+            np.empty(n, np.int32),
+        )
+        if n == 0:
+            return result
+        low, shift = self.stats.frame(batch)
+        scratch = self.stats.denied.scratch(n)
+        distinct = fused_kernels.classify_batch(
+            self.engine.fused_policy(),  # type: ignore[attr-defined]
+            batch,
+            self.tracker.core if self.tracker is not None else None,
+            result.verdict,
+            result.reason,
+            result.rule,
+            result.instance,
+            result.direction,
+            result.created,
+            result.midstream,
+            result.egress_rule,
+            result.ingress_rule,
+            self.stats,
+            low,
+            shift,
+            *scratch,
+        )
+        if distinct:
+            self.stats.denied.add_distinct(batch, scratch, distinct)
         return result
 
     def run(

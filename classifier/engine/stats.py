@@ -9,7 +9,6 @@ passes per batch and memory is bounded by the policy size plus the distinct deni
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -68,21 +67,6 @@ def _tuples(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
     return tuples
 
 
-def _tuple_ports(batch: PacketBatch, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The `l4` and `dport` columns the tuple kernel hashes: ICMP rows carry their type and
-    code in the port (type * 256 + code, with the port bit set), so the top-denied tuples
-    tell an echo request from a port unreachable."""
-    icmp_rows = rows[(batch.l4[rows] & L4_ICMP) != 0]
-    if not len(icmp_rows):
-        return batch.l4, batch.dport
-    l4, dport = batch.l4.copy(), batch.dport.copy()
-    dport[icmp_rows] = batch.icmp_type[icmp_rows].astype(np.uint16) * 256 + batch.icmp_code[
-        icmp_rows
-    ].astype(np.uint16)
-    l4[icmp_rows] |= L4_PORTS
-    return l4, dport
-
-
 class DeniedCounter:
     """Packets per denied (source, destination, protocol, port) tuple, in bounded memory.
 
@@ -102,30 +86,62 @@ class DeniedCounter:
         self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.pending_size = 0
         self.pruned = False
+        self._slot_key = np.zeros(0, np.uint64)  # the per-batch hash table (see `scratch`)
+        self._slot_index = np.zeros(0, np.int64)
 
     def add(self, batch: PacketBatch, rows: np.ndarray) -> None:
         """Count the denied packets `rows` (indices into `batch`): a hash-table pass in the
         kernel reduces the batch to its distinct tuples before anything is sorted."""
-        n = len(rows)
-        capacity = 1 << max(4, (2 * n - 1).bit_length())
-        keys, counts, first = np.empty(n, np.uint64), np.empty(n, np.int64), np.empty(n, np.int64)
-        l4, dport = _tuple_ports(batch, rows)
+        scratch = self.scratch(len(rows))
         distinct = engine_kernels.count_tuples(
             batch.src,
             batch.dst,
             batch.ip_version,
             batch.protocol,
-            l4,
-            dport,
+            batch.l4,
+            batch.dport,
+            batch.icmp_type,
+            batch.icmp_code,
             np.ascontiguousarray(rows, dtype=np.int64),
-            np.empty(capacity, np.uint64),
-            np.full(capacity, -1, np.int64),
-            keys,
-            counts,
-            first,
+            *scratch,
         )
-        order = np.argsort(keys[:distinct], kind="stable")  # runs are kept sorted by key
-        self.pending.append((keys[order], counts[order], _tuples(batch, first[order])))
+        self.add_distinct(batch, scratch, distinct)
+
+    def scratch(self, n: int) -> tuple[np.ndarray, ...]:
+        """The hash table and outputs for counting up to `n` denied packets of a batch:
+        (slot_key, slot_index, out_key, out_count, out_row), as `count_tuples` (and the fused
+        pass) take them. The table is kept from batch to batch (warm in the caches): its
+        slot_index is all -1 between batches, as those passes leave it."""
+        capacity = 1 << max(4, (2 * n - 1).bit_length())
+        if len(self._slot_index) < capacity:
+            self._slot_key = np.empty(capacity, np.uint64)
+            self._slot_index = np.full(capacity, -1, np.int64)
+        return (
+            self._slot_key,
+            self._slot_index,
+            np.empty(n, np.uint64),
+            np.empty(n, np.int64),
+            np.empty(n, np.int64),
+        )
+
+    def add_distinct(
+        self, batch: PacketBatch, scratch: tuple[np.ndarray, ...], distinct: int
+    ) -> None:
+        """Fold in a batch reduced to `distinct` tuples in `scratch` (keys, counts, first rows).
+
+        Only tuples not yet in the merged table are spelled out (addresses, protocol, port):
+        in a steady stream most denied tuples were seen before, and their description is
+        already kept."""
+        keys, counts = scratch[2][:distinct], scratch[3][:distinct]
+        first = scratch[4][:distinct]
+        rows = np.zeros(distinct, _DENIED_TUPLE)
+        if len(self.keys):
+            at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+            new = np.flatnonzero(self.keys[at] != keys)
+        else:
+            new = np.arange(distinct)
+        rows[new] = _tuples(batch, first[new])  # a known key takes the merged table's row
+        self.pending.append((keys.copy(), counts.copy(), rows))
         self.pending_size += distinct
         if self.pending_size >= self.merge_at:
             self._merge()
@@ -133,11 +149,25 @@ class DeniedCounter:
     def _merge(self) -> None:
         if not self.pending:
             return
-        keys = np.concatenate([self.keys] + [p[0] for p in self.pending])
-        counts = np.concatenate([self.counts] + [p[1] for p in self.pending])
-        rows = np.concatenate([self.rows] + [p[2] for p in self.pending])
+        # the runs reduced among themselves (sorted, distinct), then merged into the sorted
+        # table: a known key adds its count and keeps the table's row, a new one is inserted
+        keys, counts, rows = _reduce(
+            np.concatenate([p[0] for p in self.pending]),
+            np.concatenate([p[1] for p in self.pending]),
+            np.concatenate([p[2] for p in self.pending]),
+        )
         self.pending, self.pending_size = [], 0
-        self.keys, self.counts, self.rows = _reduce(keys, counts, rows)
+        if len(self.keys):
+            pos = np.searchsorted(self.keys, keys)
+            at = np.minimum(pos, len(self.keys) - 1)
+            known = self.keys[at] == keys
+            self.counts[at[known]] += counts[known]  # distinct keys: no index twice
+            new = ~known
+            self.keys = np.insert(self.keys, pos[new], keys[new])
+            self.counts = np.insert(self.counts, pos[new], counts[new])
+            self.rows = np.insert(self.rows, pos[new], rows[new])
+        else:
+            self.keys, self.counts, self.rows = keys, counts, rows
         if len(self.keys) > self.limit:
             keep = np.sort(np.argsort(-self.counts, kind="stable")[: self.limit // 2])
             self.keys, self.counts, self.rows = self.keys[keep], self.counts[keep], self.rows[keep]
@@ -194,10 +224,10 @@ class SummaryBuilder:
         self.rule_packets = np.zeros(n_rules, np.int64)
         self.rule_bytes = np.zeros(n_rules, np.int64)
         self.rule_connections = np.zeros(n_rules, np.int64)
-        self.connections_by_protocol: Counter[int] = Counter()
+        self.protocol_connections = np.zeros(256, np.int64)  # connections by IP protocol
         self.midstream = 0
         self.denied = DeniedCounter()
-        self.malformed: Counter[int] = Counter()
+        self.malformed_counts = np.zeros(256, np.int64)  # malformed records by reason code
         self.first_ns: int | None = None
         self.last_ns: int | None = None
         self.timeline = Timeline()  # records per time bucket and verdict (mergeable)
@@ -218,11 +248,41 @@ class SummaryBuilder:
         """Fold in one batch. `rule` is the reported side's rule (the per-packet column);
         `side_rules` (egress, ingress), when given, are the rules that decided each evaluated
         side, which is what per-rule hits count."""
-        n = len(batch)
-        if n == 0:
+        if len(batch) == 0:
             return
+        self.frame(batch)
+        self.count(
+            batch, verdict, reason, rule, instance, direction, created, midstream, side_rules
+        )
+        denied = np.flatnonzero(verdict == VERDICT_DENY)
+        if len(denied):
+            self.denied.add(batch, denied)
+
+    def frame(self, batch: PacketBatch) -> tuple[int, int]:
+        """The first step of folding in a non-empty batch: its packets, its time span, the
+        time line widened to it. Returns the time line's (low bucket, log2 of its width in
+        µs) for counting the batch (`count`, or the fused pass)."""
+        self.packets += len(batch)
+        first, last = int(batch.ts_ns.min()), int(batch.ts_ns.max())
+        self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
+        self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
+        return self.timeline.frame(first, last)
+
+    def count(
+        self,
+        batch: PacketBatch,
+        verdict: np.ndarray,
+        reason: np.ndarray,
+        rule: np.ndarray,
+        instance: np.ndarray,
+        direction: np.ndarray,
+        created: np.ndarray | None = None,
+        midstream: np.ndarray | None = None,
+        side_rules: tuple[np.ndarray, ...] | None = None,
+    ) -> None:
+        """The additive counters of a framed batch (everything but the denied tuples): what
+        the fused pass (`classifier.engine._fused`) counts in its loop instead."""
         wire = batch.wire_len.astype(np.int64)
-        self.packets += n
         self.bytes += int(wire.sum())
         self.verdict_packets += np.bincount(verdict, minlength=5)[:5]
         self.verdict_bytes += np.bincount(verdict, weights=wire, minlength=5)[:5].astype(np.int64)
@@ -258,26 +318,13 @@ class SummaryBuilder:
                 known = creators >= 0
                 if known.any() and len(self.rules):
                     self.rule_connections += np.bincount(creators[known], minlength=len(self.rules))
-                for proto, count in zip(
-                    *np.unique(batch.protocol[made], return_counts=True), strict=True
-                ):
-                    self.connections_by_protocol[int(proto)] += int(count)
+                self.protocol_connections += np.bincount(batch.protocol[made], minlength=256)
             if midstream is not None:
                 self.midstream += int(np.count_nonzero(midstream))
-
-        denied = np.flatnonzero(verdict == VERDICT_DENY)
-        if len(denied):
-            self.denied.add(batch, denied)
         bad = batch.status == STATUS_MALFORMED
         if bad.any():
-            for code, count in zip(
-                *np.unique(batch.malformed_reason[bad], return_counts=True), strict=True
-            ):
-                self.malformed[int(code)] += int(count)
-        self.timeline.add(batch.ts_ns, verdict)
-        first, last = int(batch.ts_ns.min()), int(batch.ts_ns.max())
-        self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
-        self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
+            self.malformed_counts += np.bincount(batch.malformed_reason[bad], minlength=256)
+        self.timeline.count(batch.ts_ns, verdict)
 
     def add_file(
         self,
@@ -377,15 +424,18 @@ class SummaryBuilder:
             "denied_tuples": len(self.denied),
             "denied_tuples_exact": not self.denied.pruned,
             "connections": {
-                "total": int(sum(self.connections_by_protocol.values())),
+                "total": int(self.protocol_connections.sum()),
                 "midstream": self.midstream,
                 "by_protocol": {
-                    protocol_name(p): c for p, c in sorted(self.connections_by_protocol.items())
+                    protocol_name(p): int(self.protocol_connections[p])
+                    for p in np.flatnonzero(self.protocol_connections).tolist()
                 },
             },
             "malformed": {
-                (MALFORMED_REASONS[code] if code < len(MALFORMED_REASONS) else str(code)): n
-                for code, n in sorted(self.malformed.items())
+                (MALFORMED_REASONS[code] if code < len(MALFORMED_REASONS) else str(code)): int(
+                    self.malformed_counts[code]
+                )
+                for code in np.flatnonzero(self.malformed_counts).tolist()
             },
             "time": {
                 "first_ns": self.first_ns,
