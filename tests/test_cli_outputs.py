@@ -441,14 +441,19 @@ def test_check_errors_have_one_format(args: list[str], message: str) -> None:
 
 def _interrupt(tmp_path: Path, delay: float, argv: list[str]) -> subprocess.CompletedProcess[str]:
     """Run `sgclassify ARGV` as the console script does (`from classifier.cli import main`,
-    then `sys.exit(main())`), send SIGINT `delay` s after the interpreter is up, and wait.
-    Start-up is what follows: the command modules load (under the start-up handler of
-    `classifier.cli`), then numpy and the engine, the policy compiles. Out of the package's
-    reach: the interpreter's own start, and the first instructions of the entry module's
-    import, before its handler is set (well under a millisecond): delays start above them."""
+    then `sys.exit(main())`), send SIGINT `delay` s after the command modules start to load,
+    and wait. What follows that moment: the command modules load (under the start-up handler
+    of `classifier.cli`), then numpy and the engine, the policy compiles. Out of the package's
+    reach: the interpreter's own start and the import machinery's steps before the package's
+    first line runs (on a loaded machine these can take longer than any fixed delay, so the
+    clock starts at an audit event: the import of `classifier.cli.main`, which
+    `classifier.cli` begins once its handler is set)."""
     script = (
         "import sys\n"
-        "sys.stderr.write('ready\\n'); sys.stderr.flush()\n"
+        "def _announce(event, args):\n"
+        "    if event == 'import' and args[0] == 'classifier.cli.main':\n"
+        "        sys.stderr.write('ready\\n'); sys.stderr.flush()\n"
+        "sys.addaudithook(_announce)\n"
         "from classifier.cli import main\n"
         "sys.exit(main())\n"
     )
