@@ -95,6 +95,8 @@ cdef extern from "codes.h":
         STOP_LIMIT
         STOP_DAMAGED
         STOP_GROW_IFACES
+        STOP_MORE
+        STOP_FAULT
         FORMAT_PCAP_LE_USEC
         FORMAT_PCAP_LE_NSEC
         FORMAT_PCAP_BE_USEC

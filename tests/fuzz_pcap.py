@@ -83,7 +83,7 @@ def build_debug(dest: Path) -> Path:
     for name in ("__init__.py", "_codes.pxd"):
         (src / "classifier" / name).write_bytes((ROOT / "classifier" / name).read_bytes())
     (src / "classifier" / "pcap" / "__init__.py").write_text("")
-    for name in ("_pcap.pyx", "pcap_core.h", "pcap_layout.h"):
+    for name in ("_pcap.pyx", "pcap_core.h", "pcap_guard.h", "pcap_layout.h"):
         shutil.copy(ROOT / "classifier" / "pcap" / name, src / "classifier" / "pcap")
     shutil.copytree(ROOT / "classifier" / "csrc", src / "classifier" / "csrc")
     lib = dest / "lib"

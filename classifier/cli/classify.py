@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from classifier.cli.common import count, print_warnings
+from classifier.cli.common import capture_paths, count, file_inputs, print_warnings
 from classifier.errors import ClassifierError, UsageError
 
 
@@ -26,7 +27,13 @@ def add_parser(commands: Any) -> None:
         "and print a summary: verdicts, reasons, hits per rule, rules never hit, top denied.",
     )
     parser.add_argument("--policy", required=True, metavar="POLICY", help="policy file")
-    parser.add_argument("pcaps", nargs="+", metavar="PCAP", help="capture files")
+    parser.add_argument(
+        "pcaps",
+        nargs="+",
+        metavar="PCAP",
+        help="capture files (pcap or pcapng, plain or gzip/bzip2/xz/zstd); - reads standard "
+        "input (once)",
+    )
     parser.add_argument(
         "--stateless", action="store_true", help="judge every packet by the rules alone"
     )
@@ -53,14 +60,15 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.report.outputs import PacketCsvWriter, check_outputs, open_output
     from classifier.report.summary import print_summary
 
-    for path in args.pcaps:
+    args.pcaps = capture_paths(args.pcaps)
+    for path in file_inputs(args.pcaps):
         if not os.path.exists(path):
             raise UsageError(f"{path}: no such capture file")
-        if not os.path.isfile(path):
+        if not (os.path.isfile(path) or stat.S_ISFIFO(os.stat(path).st_mode)):
             raise UsageError(
-                f"{path}: not a regular file (a directory, pipe or device): give a capture file"
+                f"{path}: not a regular file or a pipe (a directory or device): give a capture file"
             )
-    check_outputs([args.policy, *args.pcaps], [args.packets, args.json, args.report])
+    check_outputs([args.policy, *file_inputs(args.pcaps)], [args.packets, args.json, args.report])
     policy = load_policy(args.policy)
     print_warnings(policy.warnings, err)
     engine = Engine(policy)
@@ -104,12 +112,13 @@ def _progress(args: argparse.Namespace, err: TextIO) -> Iterator[Any]:
     from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    total = sum(os.path.getsize(path) for path in args.pcaps)
+    sizes = {path: _size(path) for path in args.pcaps}
+    total = sum(sizes.values())
     offsets: dict[str, int] = {}
     running = 0
     for path in args.pcaps:
         offsets[path] = running
-        running += os.path.getsize(path)
+        running += sizes[path]
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -128,3 +137,14 @@ def _progress(args: argparse.Namespace, err: TextIO) -> Iterator[Any]:
             )
 
         yield update
+
+
+def _size(path: str) -> int:
+    """A capture's size for the progress bar: 0 for standard input or a pipe."""
+    if not file_inputs([path]):
+        return 0
+    try:
+        info = os.stat(path)
+    except OSError:
+        return 0
+    return info.st_size if stat.S_ISREG(info.st_mode) else 0

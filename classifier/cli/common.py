@@ -59,6 +59,23 @@ def bounded_int(text: str, lo: int, hi: int, what: str) -> int:
     return value
 
 
+def capture_paths(paths: list[str]) -> list[str]:
+    """The capture arguments as the reader takes them: `-` is standard input (the reader's
+    `STDIN`), allowed once; every other path as given."""
+    from classifier.pcap import STDIN
+
+    if paths.count("-") > 1:
+        raise UsageError("-: standard input can be read once: give `-` as one capture only")
+    return [STDIN if path == "-" else path for path in paths]
+
+
+def file_inputs(paths: list[str]) -> list[str]:
+    """The inputs that are files (for the check that no output overwrites one)."""
+    from classifier.pcap import StandardInput
+
+    return [path for path in paths if not isinstance(path, StandardInput)]
+
+
 def print_warnings(warnings: Any, err: Any) -> None:
     for warning in warnings:
         print(f"warning: {warning}", file=err)

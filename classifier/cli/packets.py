@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from classifier.cli.common import EXIT_OK, print_warnings
+from classifier.cli.common import EXIT_OK, capture_paths, file_inputs, print_warnings
 
 
 def add_parser(commands: Any) -> None:
@@ -16,7 +16,11 @@ def add_parser(commands: Any) -> None:
         "row per record: index,ts_ns,wire_len,ip_version,src,dst,protocol,sport,dport,"
         "icmp_type,icmp_code,fragment,status. Empty cells where a field does not apply.",
     )
-    parser.add_argument("pcap", metavar="PCAP", help="capture file")
+    parser.add_argument(
+        "pcap",
+        metavar="PCAP",
+        help="capture file (pcap or pcapng, plain or gzip/bzip2/xz/zstd); - reads standard input",
+    )
     parser.add_argument("--csv", metavar="OUT", help="write the rows to OUT instead of stdout")
 
 
@@ -24,12 +28,13 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.pcap.dump import dump_packets
     from classifier.report.outputs import check_outputs, open_output
 
+    pcaps = capture_paths([args.pcap])
     if args.csv:
-        check_outputs([args.pcap], [args.csv])
+        check_outputs(file_inputs(pcaps), [args.csv])
         with open_output(args.csv) as stream:
             assert stream is not None
-            summary = dump_packets([args.pcap], stream)
+            summary = dump_packets(pcaps, stream)
     else:
-        summary = dump_packets([args.pcap], out)
+        summary = dump_packets(pcaps, out)
     print_warnings(summary.warnings, err)
     return EXIT_OK

@@ -1,10 +1,13 @@
 """Native core of the capture reader: a thin Cython shell over pcap_core.h.
 
 `Decoder` keeps the C reader state (format, byte order, the pcapng interface table, the
-position in the mapped file) between calls; `run` fills rows of a PacketBatch with the GIL
+position in the file) between calls; `run` fills rows of a PacketBatch with the GIL
 released, stopping when the batch is full, at the end of the file, past a byte limit (so the
-facade can drop pages it has read and keep memory flat), at damage, or when the interface
-table must grow. Nothing here raises for bad input: problems come back as codes and the
+facade can drop pages it has read and keep memory flat), at damage, when the interface
+table must grow, or (a stream: `more` set) at a record that runs past the buffer. The buffer
+holds the file from offset `base` on (0 for a map). `run` survives SIGBUS inside the buffer (a
+mapped file that shrinks under the reader, pcap_guard.h): it returns STOP_FAULT with the state
+of its entry. Nothing here raises for bad input: problems come back as codes and the
 facade (classifier.pcap.reader) turns them into warnings and errors.
 
 The pure-Python twin is classifier/pcap/_pcap_py.py, with the same names.
@@ -76,11 +79,20 @@ cdef extern from "pcap_core.h" nogil:
         int damage
         uint64_t damage_offset
         uint64_t damage_value
+        uint64_t base
+        int more
+        uint64_t need
 
     int pc_begin(pc_state *s, const uint8_t *p, uint64_t length)
     int pc_run(pc_state *s, const uint8_t *p, uint64_t length, pc_cols *c, size_t *rowp,
                size_t cap, uint64_t limit, pc_fallback *fb)
     int pc_decode(const uint8_t *p, uint64_t n, uint32_t link, pc_cols *c, size_t i)
+
+
+cdef extern from "pcap_guard.h" nogil:
+    int pc_guard_install()
+    int pc_run_guarded(pc_state *s, const uint8_t *p, uint64_t length, pc_cols *c, size_t *rowp,
+                       size_t cap, uint64_t limit, pc_fallback *fb)
 
     # headers as data (pcap_layout.h), exported below as LAYOUT
     enum:
@@ -150,6 +162,7 @@ LAYOUT = {
 }
 
 MAX_CAPLEN = PC_MAX_CAPLEN
+GUARDED = True  # run() survives SIGBUS in a mapped buffer (the pure twin reads no map)
 DEBUG_BUILD = bool(PC_DEBUG_BUILD)  # CLASSIFIER_DEBUG=1: every load of packet bytes asserted
 
 
@@ -299,10 +312,18 @@ cdef class Decoder:
         fb.linktype = &fb_linktype[0]
         fb.n = 0
         p = &buf[0] if length else NULL
+        if pc_guard_install() != 0:
+            raise OSError("cannot install the SIGBUS handler of the capture reader")
         with nogil:
-            stop = pc_run(&self.s, p, length, &c, &r, cap, limit, &fb)
+            stop = pc_run_guarded(&self.s, p, length, &c, &r, cap, limit, &fb)
         self._fb_n = fb.n
         return stop, r
+
+    def fail(self, int code, uint64_t offset, uint64_t value) -> None:
+        """Record damage found by the facade (a stream's block too big to buffer)."""
+        self.s.damage = code
+        self.s.damage_offset = offset
+        self.s.damage_value = value
 
     def fallback(self) -> list:
         """Records of the last `run` whose link type is not decoded natively:
@@ -314,6 +335,34 @@ cdef class Decoder:
     @property
     def pos(self) -> int:
         return self.s.pos
+
+    @pos.setter
+    def pos(self, uint64_t value) -> None:
+        self.s.pos = value
+
+    @property
+    def base(self) -> int:
+        return self.s.base
+
+    @base.setter
+    def base(self, uint64_t value) -> None:
+        self.s.base = value
+
+    @property
+    def more(self) -> bool:
+        return bool(self.s.more)
+
+    @more.setter
+    def more(self, bint value) -> None:
+        self.s.more = value
+
+    @property
+    def need(self) -> int:
+        return self.s.need
+
+    @property
+    def swap(self) -> int:
+        return self.s.swap
 
     @property
     def records(self) -> int:

@@ -74,12 +74,14 @@ from classifier.codes import (
     STOP_FULL,
     STOP_GROW_IFACES,
     STOP_LIMIT,
+    STOP_MORE,
 )
 from classifier.pcap.layout import LAYOUT
 
 L = LAYOUT
 MAX_CAPLEN = L["PC_MAX_CAPLEN"]
 DEBUG_BUILD = False  # Python checks every index itself
+GUARDED = False  # run() reads no map: the facade gives this twin bytes read with pread
 
 PCAP_MAGIC_USEC, PCAP_MAGIC_NSEC = 0xA1B2C3D4, 0xA1B23C4D
 PCAP_MAGIC_USEC_SWAPPED, PCAP_MAGIC_NSEC_SWAPPED = 0xD4C3B2A1, 0x4D3CB2A1
@@ -537,7 +539,7 @@ def _ng_ts(ts: int, res: int, offset_s: int) -> int:
 
 
 class Decoder:
-    """Reader state between calls of `run` over one mapped capture (see _pcap.pyx)."""
+    """Reader state between calls of `run` over one capture (see _pcap.pyx)."""
 
     def __init__(self) -> None:
         self.pcapng = False
@@ -556,6 +558,9 @@ class Decoder:
         self.damage = DAMAGE_NONE
         self.damage_offset = 0
         self.damage_value = 0
+        self.base = 0
+        self.more = False
+        self.need = 0
         self._fallback: list[tuple[int, int, int, int]] = []
 
     def grow_interfaces(self) -> None:
@@ -566,8 +571,15 @@ class Decoder:
             self.linktypes.append(link)
 
     def _damage(self, code: int, offset: int, value: int) -> int:
-        self.damage, self.damage_offset, self.damage_value = code, offset, value
+        self.damage, self.damage_offset, self.damage_value = code, self.base + offset, value
         return STOP_DAMAGED
+
+    def fail(self, code: int, offset: int, value: int) -> None:
+        self.damage, self.damage_offset, self.damage_value = code, offset, value
+
+    def _cut(self, need: int) -> int:
+        self.need = need
+        return STOP_MORE
 
     def begin(self, buf: Any) -> int:
         n = len(buf)
@@ -627,20 +639,23 @@ class Decoder:
 
     def _run_pcap(self, buf: Any, b: Any, row: int, cap: int, limit: int) -> tuple[int, int]:
         n = len(buf)
-        pos = self.pos
+        pos = self.pos - self.base  # offsets in the buffer from here on
+        limit -= self.base
         swap = self.swap
         mul = 1 if self.nsec else 1000
         stop = STOP_FULL
         rec = L["PCAP_REC_LEN"]
         while row < cap:
-            if pos >= n:
-                stop = STOP_EOF
-                break
-            if pos >= limit:
+            if limit <= pos < n:
                 stop = STOP_LIMIT
                 break
             if n - pos < rec:
-                stop = self._damage(DAMAGE_CUT_HEADER, pos, n - pos)
+                if self.more:
+                    stop = self._cut(rec)
+                elif pos >= n:
+                    stop = STOP_EOF
+                else:
+                    stop = self._damage(DAMAGE_CUT_HEADER, pos, n - pos)
                 break
             sec = _rd32(buf, pos + L["PCAP_REC_TS_SEC"], swap)
             frac = _rd32(buf, pos + L["PCAP_REC_TS_FRAC"], swap)
@@ -653,18 +668,21 @@ class Decoder:
                 stop = self._damage(DAMAGE_CAPLEN_ABOVE_ORIG, pos, incl)
                 break
             if n - pos - rec < incl:
-                stop = self._damage(DAMAGE_CUT_DATA, pos, incl)
+                if self.more:
+                    stop = self._cut(rec + incl)
+                else:
+                    stop = self._damage(DAMAGE_CUT_DATA, pos, incl)
                 break
             if self.snaplen and incl > self.snaplen:
                 if not self.over_snaplen:
-                    self.over_snaplen_offset = pos
+                    self.over_snaplen_offset = self.base + pos
                 self.over_snaplen += 1
             self._row(
                 buf, b, row, sec * 1_000_000_000 + frac * mul, orig, incl, pos + rec, self.linktype
             )
             pos += rec + incl
             row += 1
-        self.pos = pos
+        self.pos = self.base + pos
         return stop, row
 
     def _idb_options(self, buf: Any, cur: int, end: int) -> tuple[int, int]:
@@ -685,18 +703,21 @@ class Decoder:
 
     def _run_pcapng(self, buf: Any, b: Any, row: int, cap: int, limit: int) -> tuple[int, int]:
         n = len(buf)
-        pos = self.pos
+        pos = self.pos - self.base  # offsets in the buffer from here on
+        limit -= self.base
         stop = STOP_FULL
         body_off = L["NG_BLOCK_BODY"]
         while row < cap:
-            if pos >= n:
-                stop = STOP_EOF
-                break
-            if pos >= limit:
+            if limit <= pos < n:
                 stop = STOP_LIMIT
                 break
             if n - pos < L["NG_BLOCK_OVERHEAD"]:
-                stop = self._damage(DAMAGE_CUT_HEADER, pos, n - pos)
+                if self.more:
+                    stop = self._cut(L["NG_BLOCK_OVERHEAD"])
+                elif pos >= n:
+                    stop = STOP_EOF
+                else:
+                    stop = self._damage(DAMAGE_CUT_HEADER, pos, n - pos)
                 break
             btype = _rd32(buf, pos + L["NG_BLOCK_TYPE"], self.swap)
             if btype == NG_TYPE_SHB:
@@ -714,7 +735,10 @@ class Decoder:
                 stop = self._damage(DAMAGE_BLOCK_LEN, pos, blen)
                 break
             if blen > n - pos:
-                stop = self._damage(DAMAGE_CUT_DATA, pos, blen)
+                if self.more:
+                    stop = self._cut(blen)
+                else:
+                    stop = self._damage(DAMAGE_CUT_DATA, pos, blen)
                 break
             if _rd32(buf, pos + blen - 4, swap) != blen:
                 stop = self._damage(DAMAGE_BLOCK_LEN_MISMATCH, pos, blen)
@@ -792,14 +816,14 @@ class Decoder:
                 link, snap, res, offset = self.interfaces[iface]
                 if snap and incl > snap:
                     if not self.over_snaplen:
-                        self.over_snaplen_offset = pos
+                        self.over_snaplen_offset = self.base + pos
                     self.over_snaplen += 1
                 self._row(
                     buf, b, row, _ng_ts(ts, res, offset) if has_ts else 0, orig, incl, data, link
                 )
                 row += 1
             pos += blen
-        self.pos = pos
+        self.pos = self.base + pos
         return stop, row
 
 
