@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
 
-.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools fuzz tools clean
+.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug debug-build annotate bench bench-tools fuzz tools clean
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -67,16 +67,23 @@ test-pure: $(STAMP) tools
 # the suite once more on extensions built with CLASSIFIER_DEBUG=1 (bounds checks, asserts in
 # the C cores, -O0), from a copy of the package put first on the path
 test-debug: $(STAMP) tools
-	rm -rf $(DEBUG_TREE) && mkdir -p $(DEBUG_TREE)
-	cp -r setup.py pyproject.toml README.md $(DEBUG_TREE)/
-	cp -r classifier $(DEBUG_TREE)/
-	find $(DEBUG_TREE)/classifier \( -name '*.so' -o -name '_*.c' -o -name __pycache__ \) -prune -exec rm -rf {} +
-	cd $(DEBUG_TREE) && CLASSIFIER_DEBUG=1 $(CURDIR)/$(BIN)/python setup.py -q build_ext --inplace >/dev/null
-	cd $(DEBUG_TREE) && PYTHONPATH=$(CURDIR)/$(DEBUG_TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -c \
-	    "import classifier.pcap._pcap as m; assert m.DEBUG_BUILD and '/$(DEBUG_TREE)/' in m.__file__"
+	$(MAKE) --no-print-directory debug-build
 	cd $(DEBUG_TREE) && PYTHONPATH=$(CURDIR)/$(DEBUG_TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -m pytest \
 	    -q --benchmark-disable -m "not slow" -p no:cacheprovider --rootdir $(CURDIR) \
 	    -c $(CURDIR)/pyproject.toml $(CURDIR)/tests $(CURDIR)/benchmarks
+
+# a copy of the package in $(TREE) with its extensions built with $(BUILD_ENV): the debug
+# build (asserts, bounds checks) by default, the sanitizer build for test-sanitize
+TREE ?= $(DEBUG_TREE)
+BUILD_ENV ?= CLASSIFIER_DEBUG=1
+debug-build: $(STAMP)
+	rm -rf $(TREE) && mkdir -p $(TREE)
+	cp -r setup.py pyproject.toml README.md $(TREE)/
+	cp -r classifier $(TREE)/
+	find $(TREE)/classifier \( -name '*.so' -o -name '_*.c' -o -name __pycache__ \) -prune -exec rm -rf {} +
+	cd $(TREE) && $(BUILD_ENV) $(CURDIR)/$(BIN)/python setup.py -q build_ext --inplace >/dev/null
+	cd $(TREE) && $(SANITIZER_RUNTIME) PYTHONPATH=$(CURDIR)/$(TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -c \
+	    "import classifier.pcap._pcap as m; assert m.DEBUG_BUILD and '/$(TREE)/' in m.__file__"
 
 # Cython's HTML annotation beside each .pyx (git-ignored): where Python leaks into hot loops
 annotate: $(STAMP)
@@ -95,8 +102,21 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/pcap_throughput.py
 	$(BIN)/python benchmarks/end_to_end.py
 
+# Coverage-guided fuzzing (atheris, tests/fuzz/): every target for FUZZ_SECONDS on the debug
+# build (C asserts on every load of packet bytes), at low priority on one core. New corpus
+# inputs and crashes go to build/fuzz/TARGET/; keep a crash as tests/fuzz/regressions/TARGET/.
+FUZZ_SECONDS ?= 1800
+FUZZ_TARGETS ?= pcap pcap-twins policy differential
+FUZZ_TREE := build/fuzz-tree
 fuzz: $(STAMP)
-	$(BIN)/python tests/fuzz_pcap.py --seconds 600 --build-debug
+	$(MAKE) --no-print-directory debug-build TREE=$(FUZZ_TREE)
+	for target in $(FUZZ_TARGETS); do \
+	  cd $(CURDIR)/$(FUZZ_TREE) && PYTHONPATH=$(CURDIR)/$(FUZZ_TREE):$(CURDIR) nice -n 19 \
+	    $(CURDIR)/$(BIN)/python -m tests.fuzz $$target --seconds $(FUZZ_SECONDS) \
+	    --jobs-dir $(CURDIR)/build/fuzz > $(CURDIR)/build/fuzz-$$target.log 2>&1; \
+	  grep -E '^(Done|stat::average|==[0-9]+== ERROR|SUMMARY)' $(CURDIR)/build/fuzz-$$target.log; \
+	  if grep -q 'ERROR: libFuzzer' $(CURDIR)/build/fuzz-$$target.log; then exit 1; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) build

@@ -1,7 +1,8 @@
 """The capture room: pcap/pcapng files in, `PacketBatch` columns out.
 
 Owns the reader: the facade (`reader`: opening, memory map, streams, damage, warnings, the
-scapy slow path), the byte sources (`streams`: pipes, gzip/bzip2/xz/zstd), the core twins (`_pcap.pyx` over `pcap_core.h`, and `_pcap_py.py`: framing and header
+scapy slow path), the byte sources (`streams`: pipes, gzip/bzip2/xz/zstd), the core twins
+(`_pcap.pyx` over `pcap_core.h` and `pcap_guard.h`, and `_pcap_py.py`: framing and header
 decoding in one pass), the header table (`layout`, mirrored by `pcap_layout.h`), and the
 decoder's CSV dump (`dump`, `sgclassify packets`).
 

@@ -462,7 +462,7 @@ class Capture:
             self.slow_path += 1
         if stop == STOP_MORE:
             need = int(dec.need)
-            if need > self.stream_max_block:
+            if need > self.stream_max_block and dec.pcapng:  # a pcap record is <= 256 KiB
                 return self._big_block(batch, row, need)
             self._fill(need)
         return stop, row
@@ -481,7 +481,7 @@ class Capture:
             while size < need:
                 size *= 2
             self._view.release()
-            self._buf.extend(bytes(min(size, self.stream_max_block) - len(self._buf)))
+            self._buf.extend(bytes(min(size, max(need, self.stream_max_block)) - len(self._buf)))
             self._view = memoryview(self._buf)
         while self._end < len(self._buf) and not self._eof:
             self._end += self._read(self._view[self._end :])

@@ -140,8 +140,11 @@ def _parse_text(text: str, source: str, suffix: str, fail: Any) -> object:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         what = " ".join(part for part in (exc.context, exc.problem) if part)
         raise fail(f"{where}invalid YAML: {what}") from None
-    except yaml.YAMLError as exc:
-        raise fail(f"invalid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # a reader error: "... characters are not allowed\n  in ..."
+        message = " ".join(str(exc).split("\n", 1)[0].split())
+        position = getattr(exc, "position", None)
+        where = f"character {position + 1}: " if isinstance(position, int) else ""
+        raise fail(f"{where}invalid YAML: {message}") from None
     except RecursionError:
         raise fail("invalid YAML: nested too deeply") from None
     except ValueError:  # an integer of thousands of digits
