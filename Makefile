@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
 
-.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug debug-build annotate bench bench-tools fuzz tools clean
+.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug debug-build test-sanitize test-sanitize-subset annotate bench bench-tools fuzz tools clean
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,16 @@ $(STAMP): $(SOURCES)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-# tshark is the outside oracle for decoding, and Debian's chromium + chromium-driver render the
-# HTML report in its browser tests; install them where missing and possible (root + apt).
+# tshark is the outside oracle for decoding, tcpdump (with libpcap, whose compiler --filter
+# uses) the oracle of --filter, and Debian's chromium + chromium-driver render the HTML report
+# in its browser tests; install them where missing and possible (root + apt).
 tools:
 	@command -v tshark >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark) >/dev/null 2>&1; } || \
 	  echo "tshark not available: the Wireshark comparison tests will be skipped"
+	@command -v tcpdump >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump libpcap0.8) >/dev/null 2>&1; } || \
+	  echo "tcpdump not available: the --filter comparison with tcpdump will be skipped"
 	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } || \
@@ -45,7 +49,7 @@ screenshot: demo tools
 PY_SOURCES := classifier tests benchmarks pcaps/make_samples.py setup.py
 DEBUG_TREE := build/debug
 
-test: lint typecheck test-compiled test-pure test-debug
+test: lint typecheck test-compiled test-pure test-debug test-sanitize-subset
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_SOURCES)
@@ -82,8 +86,32 @@ debug-build: $(STAMP)
 	cp -r classifier $(TREE)/
 	find $(TREE)/classifier \( -name '*.so' -o -name '_*.c' -o -name __pycache__ \) -prune -exec rm -rf {} +
 	cd $(TREE) && $(BUILD_ENV) $(CURDIR)/$(BIN)/python setup.py -q build_ext --inplace >/dev/null
-	cd $(TREE) && $(SANITIZER_RUNTIME) PYTHONPATH=$(CURDIR)/$(TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -c \
+	cd $(TREE) && $(if $(findstring SANITIZE,$(BUILD_ENV)),$(SANITIZER_RUNTIME)) \
+	    PYTHONPATH=$(CURDIR)/$(TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -c \
 	    "import classifier.pcap._pcap as m; assert m.DEBUG_BUILD and '/$(TREE)/' in m.__file__"
+
+# The suite on extensions built with ASan + UBSan (CLASSIFIER_SANITIZE=1, setup.py), from a
+# copy of the package in build/sanitize, like test-debug. Python is not instrumented, so the
+# sanitizer runtimes are preloaded (LD_PRELOAD of gcc's libasan and libubsan); leak checks are
+# off (CPython keeps objects alive at exit on purpose); any report aborts the test process.
+# test-sanitize runs the whole suite; test-sanitize-subset (part of `make test`) the tests that
+# drive every compiled kernel: reader, streams, lookup core, engine, connection tracking.
+SANITIZE_TREE := build/sanitize
+SANITIZER_RUNTIME = LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+SANITIZE_SUBSET := tests/test_pcap_unit.py tests/test_pcap_streams.py tests/test_pcap_link_types.py \
+    tests/test_pcap_truncation.py tests/test_acl.py tests/test_engine.py tests/test_conntrack.py \
+    tests/test_fuzz.py
+SANITIZE_RUN = cd $(SANITIZE_TREE) && $(SANITIZER_RUNTIME) PYTHONPATH=$(CURDIR)/$(SANITIZE_TREE):$(CURDIR) \
+    $(CURDIR)/$(BIN)/python -m pytest -q --benchmark-disable -m "not slow" -p no:cacheprovider \
+    --rootdir $(CURDIR) -c $(CURDIR)/pyproject.toml
+test-sanitize: $(STAMP) tools
+	$(MAKE) --no-print-directory debug-build TREE=$(SANITIZE_TREE) BUILD_ENV=CLASSIFIER_SANITIZE=1
+	$(SANITIZE_RUN) $(CURDIR)/tests $(CURDIR)/benchmarks
+
+test-sanitize-subset: $(STAMP) tools
+	$(MAKE) --no-print-directory debug-build TREE=$(SANITIZE_TREE) BUILD_ENV=CLASSIFIER_SANITIZE=1
+	$(SANITIZE_RUN) $(addprefix $(CURDIR)/,$(SANITIZE_SUBSET))
 
 # Cython's HTML annotation beside each .pyx (git-ignored): where Python leaks into hot loops
 annotate: $(STAMP)

@@ -14,7 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from classifier.cli.common import capture_paths, count, file_inputs, print_warnings
+from classifier.cli.common import (
+    add_filter_option,
+    capture_filter,
+    capture_paths,
+    count,
+    file_inputs,
+    print_warnings,
+)
 from classifier.errors import ClassifierError, UsageError
 
 
@@ -51,6 +58,7 @@ def add_parser(commands: Any) -> None:
         metavar="N",
         help="rows of the top-denied table (0..1000000)",
     )
+    add_filter_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -69,10 +77,11 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 f"{path}: not a regular file or a pipe (a directory or device): give a capture file"
             )
     check_outputs([args.policy, *file_inputs(args.pcaps)], [args.packets, args.json, args.report])
+    bpf = capture_filter(args)
     policy = load_policy(args.policy)
     print_warnings(policy.warnings, err)
     engine = Engine(policy)
-    run = Classification(engine, stateful=not args.stateless)
+    run = Classification(engine, stateful=not args.stateless, capture_filter=bpf)
     failure: ClassifierError | None = None
     with open_output(args.packets) as packets_stream, _progress(args, err) as progress:
         writer = PacketCsvWriter(packets_stream, engine) if packets_stream is not None else None

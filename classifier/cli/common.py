@@ -76,6 +76,24 @@ def file_inputs(paths: list[str]) -> list[str]:
     return [path for path in paths if not isinstance(path, StandardInput)]
 
 
+def add_filter_option(parser: Any) -> None:
+    parser.add_argument(
+        "--filter",
+        metavar="EXPR",
+        help="read only the records this tcpdump/BPF filter accepts (libpcap's compiler, e.g. "
+        "'tcp port 443 or icmp'); the others are not part of the run, only counted",
+    )
+
+
+def capture_filter(args: argparse.Namespace) -> Any:
+    """The compiled --filter of the command line, or None (UsageError for a bad one)."""
+    if not getattr(args, "filter", None):
+        return None
+    from classifier.pcap import CaptureFilter
+
+    return CaptureFilter(args.filter)
+
+
 def print_warnings(warnings: Any, err: Any) -> None:
     for warning in warnings:
         print(f"warning: {warning}", file=err)

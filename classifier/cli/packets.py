@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from classifier.cli.common import EXIT_OK, capture_paths, file_inputs, print_warnings
+from classifier.cli.common import (
+    EXIT_OK,
+    add_filter_option,
+    capture_filter,
+    capture_paths,
+    file_inputs,
+    print_warnings,
+)
 
 
 def add_parser(commands: Any) -> None:
@@ -22,6 +29,7 @@ def add_parser(commands: Any) -> None:
         help="capture file (pcap or pcapng, plain or gzip/bzip2/xz/zstd); - reads standard input",
     )
     parser.add_argument("--csv", metavar="OUT", help="write the rows to OUT instead of stdout")
+    add_filter_option(parser)
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -29,12 +37,15 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.report.outputs import check_outputs, open_output
 
     pcaps = capture_paths([args.pcap])
+    bpf = capture_filter(args)
     if args.csv:
         check_outputs(file_inputs(pcaps), [args.csv])
         with open_output(args.csv) as stream:
             assert stream is not None
-            summary = dump_packets(pcaps, stream)
+            summary = dump_packets(pcaps, stream, capture_filter=bpf)
     else:
-        summary = dump_packets(pcaps, out)
+        summary = dump_packets(pcaps, out, capture_filter=bpf)
     print_warnings(summary.warnings, err)
+    if bpf is not None:
+        print(f"--filter {args.filter!r}: {summary.filtered:,} records filtered out", file=err)
     return EXIT_OK

@@ -26,16 +26,21 @@ from classifier.engine.columns import BatchEngine, BatchResult
 from classifier.engine.conntrack import ConnectionTracker
 from classifier.engine.stats import SummaryBuilder
 from classifier.packets import PacketBatch
-from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
+from classifier.pcap import DEFAULT_BATCH_SIZE, CaptureFilter, open_capture
 
 
 class Classification:
     """One classification run over one or more captures, with its statistics."""
 
     def __init__(
-        self, engine: BatchEngine, stateful: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        engine: BatchEngine,
+        stateful: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        capture_filter: CaptureFilter | None = None,
     ):
         self.engine = engine
+        self.capture_filter = capture_filter  # --filter: what it drops is not part of the run
         self.stateful = stateful
         self.batch_size = batch_size
         self.tracker = ConnectionTracker() if stateful else None
@@ -102,7 +107,7 @@ class Classification:
         """Classify the captures in order; `progress(path, bytes_done, bytes_total)` per batch."""
         for number, path in enumerate(paths):
             packets = 0
-            with open_capture(path) as capture:
+            with open_capture(path, self.capture_filter) as capture:
                 try:
                     for batch in capture.batches(self.batch_size):
                         packets += len(batch)
@@ -116,10 +121,17 @@ class Classification:
                         list(capture.warnings),
                         bool(capture.damaged),
                         int(capture.slow_path),
+                        None if self.capture_filter is None else int(capture.filtered),
                     )
 
     def summary(self, top: int = 10) -> dict[str, Any]:
-        return self.stats.summary(top)
+        summary = self.stats.summary(top)
+        if self.capture_filter is not None:
+            summary["filter"] = {
+                "expression": self.capture_filter.expression,
+                "filtered": sum(int(f.get("filtered", 0)) for f in summary["files"]),
+            }
+        return summary
 
 
 @dataclass

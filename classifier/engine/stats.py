@@ -243,18 +243,26 @@ class SummaryBuilder:
         self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
 
     def add_file(
-        self, path: str, packets: int, warnings: list[str], damaged: bool, slow_path: int = 0
+        self,
+        path: str,
+        packets: int,
+        warnings: list[str],
+        damaged: bool,
+        slow_path: int = 0,
+        filtered: int | None = None,
     ) -> None:
-        """One capture's facts: packets read, reader warnings, damage, records scapy decoded."""
-        self.files.append(
-            {
-                "path": path,
-                "packets": packets,
-                "warnings": list(warnings),
-                "damaged": damaged,
-                "slow_path": slow_path,
-            }
-        )
+        """One capture's facts: packets read, reader warnings, damage, records scapy decoded,
+        and with --filter the records it dropped (not packets of the run)."""
+        entry: dict[str, Any] = {
+            "path": path,
+            "packets": packets,
+            "warnings": list(warnings),
+            "damaged": damaged,
+            "slow_path": slow_path,
+        }
+        if filtered is not None:
+            entry["filtered"] = filtered
+        self.files.append(entry)
 
     def summary(self, top: int = 10) -> dict[str, Any]:
         rules = [

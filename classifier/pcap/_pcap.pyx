@@ -19,6 +19,24 @@ from libc.string cimport memset
 import numpy as np
 
 
+cdef extern from "pcap_bpf.h" nogil:
+    ctypedef struct pc_bpf_insn:
+        uint16_t code
+        uint8_t jt
+        uint8_t jf
+        uint32_t k
+
+    ctypedef struct pc_filter:
+        uint32_t n
+        uint32_t link[16]
+        const pc_bpf_insn *prog[16]
+
+    enum:
+        PC_MAX_FILTER_LINKS
+
+    uint32_t pc_bpf_run(const pc_bpf_insn *prog, const uint8_t *p, uint32_t n, uint32_t wire)
+
+
 cdef extern from "pcap_core.h" nogil:
     ctypedef struct pc_cols:
         int64_t *index
@@ -82,6 +100,8 @@ cdef extern from "pcap_core.h" nogil:
         uint64_t base
         int more
         uint64_t need
+        const pc_filter *filter
+        int64_t filtered
 
     int pc_begin(pc_state *s, const uint8_t *p, uint64_t length)
     int pc_run(pc_state *s, const uint8_t *p, uint64_t length, pc_cols *c, size_t *rowp,
@@ -239,12 +259,16 @@ cdef class Decoder:
     """Reader state between calls of `run` over one mapped capture."""
 
     cdef pc_state s
+    cdef pc_filter _filter
+    cdef list _programs
     cdef object _if_link, _if_snap, _if_tsresol, _if_tsoffset
     cdef object _fb_row, _fb_offset, _fb_length, _fb_linktype
     cdef size_t _fb_n
 
     def __cinit__(self):
         memset(&self.s, 0, sizeof(pc_state))
+        memset(&self._filter, 0, sizeof(pc_filter))
+        self._programs = []
         self._fb_n = 0
         self._set_interfaces(8)
         self._set_fallback(1)
@@ -319,6 +343,22 @@ cdef class Decoder:
         self._fb_n = fb.n
         return stop, r
 
+    def add_filter(self, uint32_t link, object program) -> None:
+        """Filter records of `link` through `program` (a validated BPF program: a uint64 array,
+        one instruction per element as classifier.pcap.bpf packs it)."""
+        cdef const uint8_t[::1] raw
+        if self._filter.n >= PC_MAX_FILTER_LINKS:
+            raise ValueError("a filter for more link types than the reader holds")
+        program = np.ascontiguousarray(program, dtype=np.uint64)
+        if len(program) == 0:
+            raise ValueError("an empty BPF program")
+        raw = program.view(np.uint8)
+        self._programs.append(program)  # kept alive while the pointer is used
+        self._filter.link[self._filter.n] = link
+        self._filter.prog[self._filter.n] = <const pc_bpf_insn *>&raw[0]
+        self._filter.n += 1
+        self.s.filter = &self._filter
+
     def fail(self, int code, uint64_t offset, uint64_t value) -> None:
         """Record damage found by the facade (a stream's block too big to buffer)."""
         self.s.damage = code
@@ -363,6 +403,10 @@ cdef class Decoder:
     @property
     def swap(self) -> int:
         return self.s.swap
+
+    @property
+    def filtered(self) -> int:
+        return self.s.filtered
 
     @property
     def records(self) -> int:
@@ -420,3 +464,14 @@ def decode_into(object batch, size_t row, const uint8_t[::1] data, uint32_t link
     with nogil:
         done = pc_decode(p, n, linktype, &c, row)
     return bool(done)
+
+
+def bpf_run(object program, const uint8_t[::1] frame, uint32_t wire) -> int:
+    """Run a validated BPF program (as for `Decoder.add_filter`) on one frame: BPF's return
+    value (0 = reject)."""
+    cdef const uint8_t[::1] raw
+    cdef uint8_t empty = 0
+    cdef uint32_t n = frame.shape[0]
+    program = np.ascontiguousarray(program, dtype=np.uint64)
+    raw = program.view(np.uint8)
+    return pc_bpf_run(<const pc_bpf_insn *>&raw[0], &frame[0] if n else &empty, n, wire)

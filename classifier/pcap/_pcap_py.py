@@ -71,11 +71,13 @@ from classifier.codes import (
     STATUS_OK,
     STOP_DAMAGED,
     STOP_EOF,
+    STOP_FILTER,
     STOP_FULL,
     STOP_GROW_IFACES,
     STOP_LIMIT,
     STOP_MORE,
 )
+from classifier.pcap import bpf
 from classifier.pcap.layout import LAYOUT
 
 L = LAYOUT
@@ -561,6 +563,8 @@ class Decoder:
         self.base = 0
         self.more = False
         self.need = 0
+        self.filters: dict[int, np.ndarray] | None = None  # link type -> packed BPF program
+        self.filtered = 0
         self._fallback: list[tuple[int, int, int, int]] = []
 
     def grow_interfaces(self) -> None:
@@ -573,6 +577,24 @@ class Decoder:
     def _damage(self, code: int, offset: int, value: int) -> int:
         self.damage, self.damage_offset, self.damage_value = code, self.base + offset, value
         return STOP_DAMAGED
+
+    def add_filter(self, link: int, program: np.ndarray) -> None:
+        if self.filters is None:
+            self.filters = {}
+        if len(self.filters) >= 16:
+            raise ValueError("a filter for more link types than the reader holds")
+        if len(program) == 0:
+            raise ValueError("an empty BPF program")
+        self.filters[link] = np.ascontiguousarray(program, dtype=np.uint64)
+
+    def _keep(self, buf: Any, link: int, data: int, cap: int, wire: int) -> int:
+        """The filter on one frame: 1 keep, 0 drop, -1 no program for its link type yet."""
+        assert self.filters is not None
+        program = self.filters.get(link)
+        if program is None:
+            self.need = link
+            return -1
+        return int(bpf.run(program, bytes(buf[data : data + cap]), wire) != 0)
 
     def fail(self, code: int, offset: int, value: int) -> None:
         self.damage, self.damage_offset, self.damage_value = code, offset, value
@@ -673,6 +695,16 @@ class Decoder:
                 else:
                     stop = self._damage(DAMAGE_CUT_DATA, pos, incl)
                 break
+            if self.filters is not None:
+                keep = self._keep(buf, self.linktype, pos + rec, incl, orig)
+                if keep < 0:
+                    stop = STOP_FILTER
+                    break
+                if not keep:
+                    self.records += 1
+                    self.filtered += 1
+                    pos += rec + incl
+                    continue
             if self.snaplen and incl > self.snaplen:
                 if not self.over_snaplen:
                     self.over_snaplen_offset = self.base + pos
@@ -814,6 +846,16 @@ class Decoder:
                     stop = self._damage(DAMAGE_BAD_INTERFACE, pos, iface)
                     break
                 link, snap, res, offset = self.interfaces[iface]
+                if self.filters is not None:
+                    keep = self._keep(buf, link, data, incl, orig)
+                    if keep < 0:
+                        stop = STOP_FILTER
+                        break
+                    if not keep:
+                        self.records += 1
+                        self.filtered += 1
+                        pos += blen
+                        continue
                 if snap and incl > snap:
                     if not self.over_snaplen:
                         self.over_snaplen_offset = self.base + pos
@@ -833,3 +875,8 @@ def decode_into(batch: Any, row: int, data: bytes, linktype: int) -> bool:
     if row >= len(batch):
         raise IndexError("row outside the batch")
     return _decode(bytes(data), linktype, batch, row)
+
+
+def bpf_run(program: np.ndarray, frame: bytes, wire: int) -> int:
+    """Run a validated BPF program on one frame: BPF's return value (0 = reject)."""
+    return bpf.run(program, bytes(frame), wire)

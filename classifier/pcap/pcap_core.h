@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <string.h>
 #include "codes.h"
+#include "pcap_bpf.h"
 #include "pcap_layout.h"
 
 #ifdef CLASSIFIER_DEBUG
@@ -97,6 +98,10 @@ typedef struct {
     uint64_t base;
     int more;
     uint64_t need;
+    /* --filter: a BPF program per link type (NULL: none); records it rejects are counted in
+     * `filtered` (and in `records`: indexes stay the file's), never written as rows */
+    const pc_filter *filter;
+    int64_t filtered;
 } pc_state;
 
 /* --- loads ---------------------------------------------------------------------------- */
@@ -624,6 +629,18 @@ static inline void pc_row_body(const uint8_t *p, uint64_t data, uint32_t cap, ui
     }
 }
 
+/* The filter's verdict on one frame: 1 keep, 0 drop, -1 no program for this link type yet
+ * (the run stops with STOP_FILTER and `need` = the link type; the facade compiles one). */
+static inline int pc_filter_keep(pc_state *s, uint32_t link, const uint8_t *frame, uint32_t cap,
+                                 uint32_t wire) {
+    const pc_filter *f = s->filter;
+    uint32_t k;
+    for (k = 0; k < f->n; k++)
+        if (f->link[k] == link) return pc_bpf_run(f->prog[k], frame, cap, wire) != 0;
+    s->need = link;
+    return -1;
+}
+
 /* Read the file header at offset 0. Returns 0, or -1 when it is not a capture this reader
  * knows (the facade turns that into PcapError), -2 when the file is too short for it. */
 static int pc_begin(pc_state *s, const uint8_t *p, uint64_t len) {
@@ -693,6 +710,19 @@ static int pc_run_pcap(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, 
                 stop = pc_damage(s, DAMAGE_CUT_DATA, base + pos, incl);
             }
             break;
+        }
+        if (s->filter) {
+            int keep = pc_filter_keep(s, link, p + pos + PCAP_REC_LEN, incl, orig);
+            if (keep < 0) {
+                stop = STOP_FILTER;
+                break;
+            }
+            if (!keep) {
+                s->records++;
+                s->filtered++;
+                pos += PCAP_REC_LEN + incl;
+                continue;
+            }
         }
         if (incl > snap && snap) {
             if (!s->over_snaplen) s->over_snaplen_offset = base + pos;
@@ -881,6 +911,19 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
                 goto out;
             }
             link = s->if_link[iface];
+            if (s->filter) {
+                int keep = pc_filter_keep(s, link, p + data, incl, orig);
+                if (keep < 0) {
+                    stop = STOP_FILTER;
+                    goto out;
+                }
+                if (!keep) {
+                    s->records++;
+                    s->filtered++;
+                    pos += blen;
+                    continue;
+                }
+            }
             if (incl > s->if_snap[iface] && s->if_snap[iface]) {
                 if (!s->over_snaplen) s->over_snaplen_offset = base + pos;
                 s->over_snaplen++;

@@ -78,6 +78,7 @@ from classifier.codes import (
     STOP_DAMAGED,
     STOP_EOF,
     STOP_FAULT,
+    STOP_FILTER,
     STOP_FULL,
     STOP_GROW_IFACES,
     STOP_LIMIT,
@@ -85,6 +86,7 @@ from classifier.codes import (
 )
 from classifier.errors import PcapError
 from classifier.packets import PacketBatch
+from classifier.pcap.bpf import CaptureFilter
 from classifier.pcap.kernels import reader_kernels
 from classifier.pcap.layout import LAYOUT
 from classifier.pcap.streams import (
@@ -195,14 +197,16 @@ class Capture:
     `damaged` and `damage_offset`, `slow_path` (records decoded through scapy), `formats`
     and `link_types` seen, `first_ts_ns` / `last_ts_ns` (None before the first record),
     `position` / `size` in bytes of the file itself for progress (compressed bytes for a
-    compressed file; `size` is 0 for a pipe), `compression` ("gzip", ... or None).
+    compressed file; `size` is 0 for a pipe), `compression` ("gzip", ... or None), `filtered`
+    (records a `capture_filter` dropped: never rows; `records` counts the rows only).
     """
 
     stream_buffer = 8 << 20  # the stream buffer's size
     stream_max_block = 16 << 20  # larger pcapng blocks are read through, not buffered
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], capture_filter: CaptureFilter | None = None):
         self.path = str(path)
+        self.capture_filter = capture_filter
         self.records = 0
         self.warnings: list[str] = []
         self.damaged = False
@@ -232,6 +236,8 @@ class Capture:
         except BaseException:
             self.close()
             raise
+        if capture_filter is not None:  # Ethernet's program now; others when met
+            self._decoder.add_filter(1, capture_filter.program(1))
 
     # --- opening -----------------------------------------------------------------------
     def _open(self, path: str | os.PathLike[str]) -> None:
@@ -391,6 +397,8 @@ class Capture:
                     stop, row = self._run_stream(batch, row)
                 if stop == STOP_GROW_IFACES:
                     dec.grow_interfaces()
+                elif stop == STOP_FILTER:
+                    self._add_filter()
                 elif stop not in (STOP_LIMIT, STOP_MORE, STOP_FAULT):
                     break
             if stop in (STOP_EOF, STOP_DAMAGED):
@@ -533,8 +541,11 @@ class Capture:
         # the core reads the small block as the real one, at the real one's offset
         dec.base, dec.pos, dec.more = start, start, False
         stop, row = dec.run(block, batch, row, NO_LIMIT)
-        while stop == STOP_GROW_IFACES:
-            dec.grow_interfaces()
+        while stop in (STOP_GROW_IFACES, STOP_FILTER):
+            if stop == STOP_FILTER:
+                self._add_filter()
+            else:
+                dec.grow_interfaces()
             stop, row = dec.run(block, batch, row, NO_LIMIT)
         for r, offset, length, linktype in dec.fallback():
             decode_with_scapy(batch, r, block[offset : offset + length], linktype)
@@ -547,6 +558,12 @@ class Capture:
         dec.pos = start + blen
         self._base = start + blen - self._start
         return STOP_LIMIT if stop == STOP_EOF else stop, row
+
+    def _add_filter(self) -> None:
+        """The core met a link type the filter has no program for yet: compile one."""
+        assert self.capture_filter is not None
+        link = int(self._decoder.need)
+        self._decoder.add_filter(link, self.capture_filter.program(link))
 
     def _take(self, n: int) -> bytes:
         """The next n bytes at the cursor (fewer at the stream's end), consumed."""
@@ -666,6 +683,11 @@ class Capture:
         """The file's size in bytes (0 for a pipe)."""
         return self._size
 
+    @property
+    def filtered(self) -> int:
+        """Records the capture filter dropped so far."""
+        return int(self._decoder.filtered)
+
 
 def _zero_rows(batch: PacketBatch, row: int) -> None:
     """Zero rows row.. of every column (the core writes into zeroed rows only)."""
@@ -729,16 +751,21 @@ def decode_with_scapy(batch: PacketBatch, row: int, data: bytes, linktype: int) 
     batch.malformed_reason[row] = MALFORMED_NONE
 
 
-def open_capture(path: str | os.PathLike[str]) -> Capture:
-    """Open a pcap or pcapng file (by magic number). Raises PcapError."""
-    return Capture(path)
+def open_capture(
+    path: str | os.PathLike[str], capture_filter: CaptureFilter | None = None
+) -> Capture:
+    """Open a pcap or pcapng capture, plain or compressed (by its first bytes), or `STDIN`;
+    with `capture_filter`, only the records it accepts. Raises PcapError."""
+    return Capture(path, capture_filter)
 
 
 def read_batches(
-    path: str | os.PathLike[str], batch_size: int = DEFAULT_BATCH_SIZE
+    path: str | os.PathLike[str],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    capture_filter: CaptureFilter | None = None,
 ) -> Iterator[PacketBatch]:
     """Yield the capture's records as PacketBatch columns; problems as CaptureWarning."""
-    with open_capture(path) as cap:
+    with open_capture(path, capture_filter) as cap:
         shown = 0
         for batch in cap.batches(batch_size):
             shown = _emit(cap.warnings, shown)

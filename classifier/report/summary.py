@@ -117,6 +117,11 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
             "malformed: "
             + ", ".join(f"{reason} {count:,}" for reason, count in summary["malformed"].items())
         )
+    if "filter" in summary:
+        console.print(
+            f"--filter {summary['filter']['expression']!r}: "
+            f"{summary['filter']['filtered']:,} records filtered out (not part of this run)"
+        )
     for file in summary["files"]:
         if file["slow_path"]:
             console.print(

@@ -72,7 +72,7 @@ def main() -> None:
     flags = [
         f"-max_len={targets.MAX_LEN[args.target]}",
         f"-artifact_prefix={work / args.target}/",
-        "-timeout=10",
+        "-timeout=60",  # a hang; 60 s, as a niced run on a busy core can stall
         "-rss_limit_mb=2048",
         "-print_final_stats=1",
     ]
