@@ -57,3 +57,8 @@ def test_pcap_throughput_script() -> None:
         "1",
     )
     assert "dpkt" in out
+
+
+def test_compressed_script() -> None:
+    out = run_script("benchmarks/compressed.py", "--packets", "20000", "--repeats", "1")
+    assert "gzip classify / plain classify speed" in out and "| zstd |" in out

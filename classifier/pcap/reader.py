@@ -95,6 +95,7 @@ from classifier.pcap.streams import (
     Decompressed,
     FdSource,
     PreadSource,
+    Prefetched,
     Source,
     compression,
 )
@@ -319,7 +320,9 @@ class Capture:
             if regular:  # standard input redirected from a file
                 self._size = os.fstat(self._fd).st_size
             self.compression = compression(head)
-        self._source = Decompressed(raw, self.compression, self.path) if self.compression else raw
+        self._source = (
+            Prefetched(Decompressed(raw, self.compression, self.path)) if self.compression else raw
+        )
         self._buf = bytearray(self.stream_buffer)
         self._view = memoryview(self._buf)
         self._fill(PCAP_HEADER_BYTES)
@@ -358,11 +361,15 @@ class Capture:
         if self._map is not None:
             self._map.close()
             self._map = None
+        stuck = False
+        if self._source is not None:
+            self._source.close()
+            stuck = isinstance(self._source, Prefetched) and not self._source.stopped
+            self._source = None
         if self._fd is not None:
-            if self._owns_fd:
+            if self._owns_fd and not stuck:  # a thread still in a read keeps its descriptor
                 os.close(self._fd)
             self._fd = None
-        self._source = None
         self._view.release()
         self._buf = bytearray()
         self._view = memoryview(self._buf)

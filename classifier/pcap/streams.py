@@ -19,6 +19,11 @@ reader decodes is always a pcap or pcapng stream; these classes only deliver its
 
 zstd needs the `zstandard` package (the `zstd` extra); without it `Decompressed` raises
 `PcapError` naming the extra. gzip, bzip2 and xz are Python's own zlib, bz2 and lzma.
+
+- `Prefetched`: a source read ahead by a thread, a few chunks deep (memory: PREFETCH_DEPTH x
+  PREFETCH_CHUNK). The decompressors release the GIL, so decompression overlaps with the
+  decoding and classifying of the bytes before: a compressed capture is read about as fast
+  as the slower of the two, not their sum.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from __future__ import annotations
 import bz2
 import lzma
 import os
+import queue
+import threading
 import zlib
 from typing import Any
 
@@ -36,6 +43,7 @@ __all__ = [
     "CorruptStream",
     "Decompressed",
     "FdSource",
+    "Prefetched",
     "PreadSource",
     "Source",
     "compression",
@@ -51,6 +59,8 @@ COMPRESSION_MAGIC = {
 }
 MAGIC_BYTES = max(len(m) for m in COMPRESSION_MAGIC.values())
 INPUT_CHUNK = 1 << 20  # compressed bytes read from the file at a time
+PREFETCH_CHUNK = 4 << 20  # decompressed bytes per chunk read ahead
+PREFETCH_DEPTH = 3  # chunks read ahead at most
 ZSTD_FEED = 1 << 10  # compressed bytes fed to zstd at a time: its output is at most ~32 MiB
 ZSTD_EXTRA = "pip install 'sg-classifier[zstd]'"
 
@@ -281,3 +291,74 @@ class Decompressed(Source):
             if self._zstd is not None and isinstance(exc, self._zstd.ZstdError):
                 raise CorruptStream(f"the zstd data is corrupt ({exc})") from None
             raise
+
+
+class Prefetched(Source):
+    """`source` read ahead by a daemon thread (see the module doc). Errors of the source
+    (CorruptStream, OSError) come out of `readinto` in order, after the bytes before them."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.consumed = 0
+        self._queue: queue.Queue[tuple[bytearray, int] | BaseException | None] = queue.Queue(
+            PREFETCH_DEPTH
+        )
+        self._stop = threading.Event()
+        self._chunk = memoryview(b"")
+        self._done = False
+        self._thread = threading.Thread(target=self._work, name="capture-prefetch", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            while not self._stop.is_set():
+                buf = bytearray(PREFETCH_CHUNK)
+                n = self.source.readinto(memoryview(buf))
+                if not self._put(None if n == 0 else (buf, n)) or n == 0:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+            self._put(exc)
+
+    def _put(self, item: tuple[bytearray, int] | BaseException | None) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def readinto(self, view: memoryview) -> int:
+        if not len(view) or self._done:
+            return 0
+        if not len(self._chunk):
+            item = self._queue.get()
+            if item is None:
+                self._done = True
+                return 0
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            buf, n = item
+            self._chunk = memoryview(buf)[:n]
+        k = min(len(view), len(self._chunk))
+        view[:k] = self._chunk[:k]
+        self._chunk = self._chunk[k:]
+        self.consumed = self.source.consumed
+        return k
+
+    def close(self) -> None:
+        """Stop the thread; True unless it is stuck in a read (of a pipe) and lives on."""
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=2)
+        if not self._thread.is_alive():
+            self.source.close()
+
+    @property
+    def stopped(self) -> bool:
+        return not self._thread.is_alive()

@@ -59,6 +59,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, help="libFuzzer -max_total_time")
     ap.add_argument("--runs", type=int, help="libFuzzer -runs")
     ap.add_argument("--jobs-dir", default=str(ROOT / "build" / "fuzz"))
+    ap.add_argument(
+        "--timeout",
+        type=int,
+        default=60,
+        help="seconds one input may take before it counts as a hang (wall time: a niced run "
+        "on a busy machine can stall for many seconds; every input here takes milliseconds)",
+    )
     ap.add_argument("--replay", nargs="+", metavar="FILE", help="run these inputs once each")
     args, rest = ap.parse_known_args()
     targets.prepare()
@@ -72,7 +79,7 @@ def main() -> None:
     flags = [
         f"-max_len={targets.MAX_LEN[args.target]}",
         f"-artifact_prefix={work / args.target}/",
-        "-timeout=60",  # a hang; 60 s, as a niced run on a busy core can stall
+        f"-timeout={args.timeout}",
         "-rss_limit_mb=2048",
         "-print_final_stats=1",
     ]
