@@ -125,6 +125,8 @@ def outputs(cwd: Path, name: str) -> tuple[int, str, str, str, str]:
 @pytest.mark.parametrize("path", captures(), ids=lambda p: p.name)
 def test_every_format_and_stdin_equal_the_plain_file(path: Path, tmp_path: Path) -> None:
     data = path.read_bytes()
+    if os.environ.get("CLASSIFIER_NO_EXTENSIONS") == "1" and len(data) > 300_000:
+        pytest.skip("a big capture: the compiled pass reads it (the twins' pass: small ones)")
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / path.name).write_bytes(data)

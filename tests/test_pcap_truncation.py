@@ -47,6 +47,10 @@ def _mapped(pid: int, path: Path) -> bool:
         return False
 
 
+@pytest.mark.skipif(
+    not reader_kernels.GUARDED,
+    reason="the map is the compiled reader's (the twin reads with pread)",
+)
 def test_truncating_while_classify_reads_never_kills_it(pristine: Path, tmp_path: Path) -> None:
     rng = random.Random(11)
     exe = Path(sys.executable).with_name("sgclassify")
