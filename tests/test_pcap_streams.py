@@ -26,6 +26,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -122,7 +123,14 @@ def outputs(cwd: Path, name: str) -> tuple[int, str, str, str, str]:
     return rc, err + cerr, csv_out, summary, per_packet
 
 
-@pytest.mark.parametrize("path", captures(), ids=lambda p: p.name)
+def _marked(paths: list[Path]) -> list[Any]:
+    """Captures above 1 MB are `slow`: the debug and twins' passes of `make test` skip them."""
+    return [
+        pytest.param(p, marks=pytest.mark.slow) if p.stat().st_size > 1 << 20 else p for p in paths
+    ]
+
+
+@pytest.mark.parametrize("path", _marked(captures()), ids=lambda p: p.name)
 def test_every_format_and_stdin_equal_the_plain_file(path: Path, tmp_path: Path) -> None:
     data = path.read_bytes()
     if os.environ.get("CLASSIFIER_NO_EXTENSIONS") == "1" and len(data) > 300_000:
