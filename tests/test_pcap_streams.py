@@ -26,8 +26,8 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 
