@@ -10,7 +10,8 @@ beside the .pyx that includes it; the codes every room shares are `classifier/cs
                          (-fsanitize=address,undefined; a UB report aborts). Python itself is
                          not instrumented, so the ASan runtime must be loaded first:
                          LD_PRELOAD="$(gcc -print-file-name=libasan.so) \
-                                     $(gcc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0
+                                     $(gcc -print-file-name=libubsan.so)" \
+                         ASAN_OPTIONS=detect_leaks=0
                          (`make test-sanitize` does it; leaks are off: CPython keeps objects
                          alive on purpose at exit)
 - CLASSIFIER_ANNOTATE=1  write Cython's HTML annotation next to each .pyx
