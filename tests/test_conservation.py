@@ -9,6 +9,7 @@ checks the same on coverage-guided inputs (and the twins against each other).
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -47,8 +48,13 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
+EXAMPLES_RUN = 60 if os.environ.get("CLASSIFIER_NO_EXTENSIONS") == "1" else 150
+
+
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=EXAMPLES_RUN,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data=mutated())
 def test_packets_and_classify_read_the_same_records(data: bytes, tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ def test_kept_crashes_replay_clean(target: str, path: Path) -> None:
     targets.TARGETS[target](path.read_bytes())
 
 
+@pytest.mark.slow  # the compiled pass runs it; `make fuzz` runs the debug build for long
 @pytest.mark.parametrize("target", sorted(targets.TARGETS))
 def test_each_target_fuzzes_briefly(target: str, tmp_path: Path) -> None:
     pytest.importorskip("atheris", reason="the fuzz extra (atheris) is not installed")

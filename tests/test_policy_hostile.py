@@ -146,6 +146,7 @@ def _limits() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
 
+@pytest.mark.slow  # pure Python: once, in the compiled pass of `make test`
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hostile_policy(name: str, tmp_path: Path) -> None:
     content, code, text = CASES[name]
