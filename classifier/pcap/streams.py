@@ -12,8 +12,8 @@ reader decodes is always a pcap or pcapng stream; these classes only deliver its
   name. Several gzip members, bzip2 or xz streams, or zstd frames are read to the end, one
   after the other, as zcat/bzcat/xzcat/zstdcat do (xz stream padding and NUL bytes after the
   last gzip member included). Output per call is bounded by the view, so memory stays flat
-  whatever the ratio (a zstd frame is fed 1 KiB of input at a time, since its decompressor
-  has no output bound). Data that is corrupt, trailing garbage, or a stream that ends early
+  whatever the ratio (a zstd frame is fed 8 KiB of input at a time, since its decompressor
+  has no output bound: 8 KiB of RLE blocks can be 256 MiB, the bound of one step). Data that is corrupt, trailing garbage, or a stream that ends early
   raises `CorruptStream` with one line saying what; the reader turns that into damage at the
   point the decoded bytes end.
 
@@ -61,7 +61,7 @@ MAGIC_BYTES = max(len(m) for m in COMPRESSION_MAGIC.values())
 INPUT_CHUNK = 1 << 20  # compressed bytes read from the file at a time
 PREFETCH_CHUNK = 4 << 20  # decompressed bytes per chunk read ahead
 PREFETCH_DEPTH = 3  # chunks read ahead at most
-ZSTD_FEED = 1 << 10  # compressed bytes fed to zstd at a time: its output is at most ~32 MiB
+ZSTD_FEED = 8 << 10  # compressed bytes fed to zstd at a time: its output is at most 256 MiB
 ZSTD_EXTRA = "pip install 'sg-classifier[zstd]'"
 
 
