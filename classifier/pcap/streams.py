@@ -13,9 +13,9 @@ reader decodes is always a pcap or pcapng stream; these classes only deliver its
   after the other, as zcat/bzcat/xzcat/zstdcat do (xz stream padding and NUL bytes after the
   last gzip member included). Output per call is bounded by the view, so memory stays flat
   whatever the ratio (a zstd frame is fed 8 KiB of input at a time, since its decompressor
-  has no output bound: 8 KiB of RLE blocks can be 256 MiB, the bound of one step). Data that is corrupt, trailing garbage, or a stream that ends early
-  raises `CorruptStream` with one line saying what; the reader turns that into damage at the
-  point the decoded bytes end.
+  has no output bound: 8 KiB of RLE blocks can hold 256 MiB, the bound of one step). Data
+  that is corrupt, trailing garbage, or a stream that ends early raises `CorruptStream` with
+  one line saying what; the reader turns that into damage at the point the decoded bytes end.
 
 zstd needs the `zstandard` package (the `zstd` extra); without it `Decompressed` raises
 `PcapError` naming the extra. gzip, bzip2 and xz are Python's own zlib, bz2 and lzma.
