@@ -588,13 +588,18 @@ class Decoder:
         self.filters[link] = np.ascontiguousarray(program, dtype=np.uint64)
 
     def _keep(self, buf: Any, link: int, data: int, cap: int, wire: int) -> int:
-        """The filter on one frame: 1 keep, 0 drop, -1 no program for its link type yet."""
+        """The filter on one frame: 1 keep, 0 drop (the record counted, as filtered), -1 no
+        program for its link type yet."""
         assert self.filters is not None
         program = self.filters.get(link)
         if program is None:
             self.need = link
             return -1
-        return int(bpf.run(program, bytes(buf[data : data + cap]), wire) != 0)
+        if bpf.run(program, bytes(buf[data : data + cap]), wire):
+            return 1
+        self.records += 1
+        self.filtered += 1
+        return 0
 
     def fail(self, code: int, offset: int, value: int) -> None:
         self.damage, self.damage_offset, self.damage_value = code, offset, value
@@ -701,8 +706,6 @@ class Decoder:
                     stop = STOP_FILTER
                     break
                 if not keep:
-                    self.records += 1
-                    self.filtered += 1
                     pos += rec + incl
                     continue
             if self.snaplen and incl > self.snaplen:
@@ -852,8 +855,6 @@ class Decoder:
                         stop = STOP_FILTER
                         break
                     if not keep:
-                        self.records += 1
-                        self.filtered += 1
                         pos += blen
                         continue
                 if snap and incl > snap:

@@ -629,14 +629,20 @@ static inline void pc_row_body(const uint8_t *p, uint64_t data, uint32_t cap, ui
     }
 }
 
-/* The filter's verdict on one frame: 1 keep, 0 drop, -1 no program for this link type yet
- * (the run stops with STOP_FILTER and `need` = the link type; the facade compiles one). */
+/* The filter's verdict on one frame: 1 keep, 0 drop (the record counted, as filtered), -1 no
+ * program for this link type yet (the run stops with STOP_FILTER and `need` = the link type;
+ * the facade compiles one). */
 static inline int pc_filter_keep(pc_state *s, uint32_t link, const uint8_t *frame, uint32_t cap,
                                  uint32_t wire) {
     const pc_filter *f = s->filter;
     uint32_t k;
-    for (k = 0; k < f->n; k++)
-        if (f->link[k] == link) return pc_bpf_run(f->prog[k], frame, cap, wire) != 0;
+    for (k = 0; k < f->n; k++) {
+        if (f->link[k] != link) continue;
+        if (pc_bpf_run(f->prog[k], frame, cap, wire)) return 1;
+        s->records++;
+        s->filtered++;
+        return 0;
+    }
     s->need = link;
     return -1;
 }
@@ -718,8 +724,6 @@ static int pc_run_pcap(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, 
                 break;
             }
             if (!keep) {
-                s->records++;
-                s->filtered++;
                 pos += PCAP_REC_LEN + incl;
                 continue;
             }
@@ -918,8 +922,6 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
                     goto out;
                 }
                 if (!keep) {
-                    s->records++;
-                    s->filtered++;
                     pos += blen;
                     continue;
                 }
