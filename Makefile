@@ -141,7 +141,7 @@ fuzz: $(STAMP)
 	$(MAKE) --no-print-directory debug-build TREE=$(FUZZ_TREE)
 	for target in $(FUZZ_TARGETS); do \
 	  cd $(CURDIR)/$(FUZZ_TREE) && PYTHONPATH=$(CURDIR)/$(FUZZ_TREE):$(CURDIR) nice -n 19 \
-	    $(CURDIR)/$(BIN)/python -m tests.fuzz $$target --seconds $(FUZZ_SECONDS) \
+	    $(CURDIR)/$(BIN)/python -m tests.fuzz $$target --seconds $(FUZZ_SECONDS) --timeout 300 \
 	    --jobs-dir $(CURDIR)/build/fuzz > $(CURDIR)/build/fuzz-$$target.log 2>&1; \
 	  grep -E '^(Done|stat::average|==[0-9]+== ERROR|SUMMARY)' $(CURDIR)/build/fuzz-$$target.log; \
 	  if grep -q 'ERROR: libFuzzer' $(CURDIR)/build/fuzz-$$target.log; then exit 1; fi; \
