@@ -93,3 +93,8 @@ def test_bench_check_script() -> None:
         "--no-dpdk",
     )
     assert "e2e_over_decode" in out and "numpy_over_startup" in out
+
+
+def test_compressed_script() -> None:
+    out = run_script("benchmarks/compressed.py", "--packets", "20000", "--repeats", "1")
+    assert "gzip classify / plain classify speed" in out and "| zstd |" in out
