@@ -294,6 +294,7 @@ class Connection:
     initiator: tuple[IPAddress, int | None]  # the source endpoint of the creating packet
     last_ns: int  # the last allowed packet
     rule: Rule | None  # the matched rule of the creating packet's reported side
+    number: int = 0  # creation order: the connections created before this one
     midstream: bool = False
     fin_or_rst: bool = False
     both_directions: bool = False
@@ -341,9 +342,12 @@ FragmentKey = tuple[int, IPAddress, IPAddress, int | None, int]
 class StatefulReference:
     """Section 4 over a packet stream: feed packets in capture order to `process`."""
 
-    def __init__(self, policy: Policy, stateless: bool = False):
+    def __init__(self, policy: Policy, stateless: bool = False, max_connections: int | None = None):
+        """`max_connections`: the N of the robustness contract's section 4 (None: no bound)."""
         self.policy = policy
         self.stateless = stateless
+        self.max_connections = max_connections
+        self.evicted = 0
         self.clock_ns: int | None = None  # the latest timestamp seen: the clock never goes back
         self.connections: dict[ConnectionKey, Connection] = {}
         self.first_fragments: dict[FragmentKey, tuple[int, Packet]] = {}
@@ -401,9 +405,15 @@ class StatefulReference:
             return self._state_allowed(packet, "established")
         if judged.verdict != "allow":
             return judged  # a denied packet creates and refreshes nothing
+        self.make_room(t)
         midstream = key.protocol == 6 and not is_bare_syn(packet.tcp_flags)
         connection = Connection(
-            key, source_endpoint(packet, key), t, judged.rule, midstream=midstream
+            key,
+            source_endpoint(packet, key),
+            t,
+            judged.rule,
+            number=self.connections_created,
+            midstream=midstream,
         )
         connection.see(packet, t)
         self.connections[key] = connection
@@ -411,6 +421,20 @@ class StatefulReference:
         self.connections_created += 1
         self.midstream_created += midstream
         return dataclasses.replace(judged, created=True, midstream=midstream)
+
+    def make_room(self, t_ns: int) -> None:
+        """Robustness contract, section 4: an allowed packet would create a connection at
+        t_ns. Connections that have expired are dropped without being counted; if N
+        connections are alive, the alive one whose last packet is the oldest (ties: the one
+        created first) is forgotten and counted as evicted."""
+        if self.max_connections is None:
+            return
+        for key in [k for k, c in self.connections.items() if not c.alive(t_ns)]:
+            del self.connections[key]
+        if len(self.connections) >= self.max_connections:
+            oldest = min(self.connections.values(), key=lambda c: (c.last_ns, c.number))
+            del self.connections[oldest.key]
+            self.evicted += 1
 
     def _state_allowed(self, packet: Packet, reason: Reason) -> Verdict:
         instance_id, direction = state_side(self.policy, packet)

@@ -93,3 +93,8 @@ def test_bench_check_script() -> None:
         "--no-dpdk",
     )
     assert "e2e_over_decode" in out and "numpy_over_startup" in out
+
+
+def test_flood_script() -> None:
+    out = run_script("benchmarks/flood.py", "--packets", "30000", "--max-connections", "7000")
+    assert "total 30,000, evicted 23,000" in out

@@ -21,6 +21,7 @@ from classifier.cli.common import (
     EXIT_OK,
     add_captures,
     add_strict,
+    bounded_int,
     capture_gaps,
     check_captures,
     count,
@@ -29,6 +30,12 @@ from classifier.cli.common import (
     progress_bar,
 )
 from classifier.errors import ClassifierError
+from classifier.limits import (
+    DEFAULT_MAX_CONNECTIONS,
+    DENIED_TUPLES_LIMIT,
+    MAX_CONNECTIONS,
+    MAX_FRAGMENTS,
+)
 
 STDOUT = "-"
 
@@ -49,6 +56,21 @@ def add_parser(commands: Any) -> None:
     add_captures(parser)
     parser.add_argument(
         "--stateless", action="store_true", help="judge every packet by the rules alone"
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=connection_limit,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections tracked at once (1..{MAX_CONNECTIONS:,}, default "
+        f"{DEFAULT_MAX_CONNECTIONS:,}): when an allowed packet would create one more, the "
+        "alive connection whose last packet is the oldest is forgotten (counted as evicted in "
+        "the summary; its later packets are judged by the rules as new). The other tables "
+        f"that grow with the traffic are bounded too: {MAX_FRAGMENTS:,} first fragments "
+        "remembered at once (a first fragment beyond is not, and its later fragments are "
+        f"judged without ports), {DENIED_TUPLES_LIMIT:,} distinct denied tuples counted "
+        "(beyond, the least hit half is dropped and the summary says the counts are not "
+        "exact)",
     )
     parser.add_argument(
         "--packets",
@@ -75,6 +97,10 @@ def add_parser(commands: Any) -> None:
     add_strict(parser)
 
 
+def connection_limit(text: str) -> int:
+    return bounded_int(text, 1, MAX_CONNECTIONS, "a connection count")
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.engine import Classification, Engine
     from classifier.engine.columns import Labels, result_table
@@ -89,7 +115,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     repeated = check_captures(args.pcaps)
     print_warnings(repeated.values(), err)
     engine = Engine(policy)
-    classification = Classification(engine, stateful=not args.stateless)
+    classification = Classification(
+        engine, stateful=not args.stateless, max_connections=args.max_connections
+    )
     labels = Labels.of_engine(engine)
     failure: ClassifierError | None = None
     with (

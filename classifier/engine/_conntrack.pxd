@@ -37,6 +37,13 @@ cdef enum:
     FLAG_BOTH = 2
     FLAG_INIT_LOW = 4
     FLAG_MIDSTREAM = 8
+    FLAG_GONE = 16
+    CLASS_TCP = 0
+    CLASS_TCP_CLOSING = 1
+    CLASS_ICMP = 2
+    CLASS_ONE_WAY = 3
+    CLASS_BOTH = 4
+    N_CLASSES = 5
     MIN_CAPACITY = 64
     PREFETCH_AHEAD = 8  # packets between a slot's prefetch and its use
     LOOKUP_OWN = 1  # the packet's own key
@@ -159,7 +166,14 @@ cdef struct Flow:  # layout of FLOW_DTYPE
     int32_t rule
     uint8_t used
     uint8_t flags
-    uint8_t pad[10]
+    uint8_t pad[2]
+    int64_t seq  # creation number of the tracked connection, -1: forgotten
+
+
+cdef struct HeapEntry:  # one entry of an eviction heap, ordered by (last, seq)
+    int64_t last
+    int64_t seq
+    int64_t slot
 
 
 cdef struct Fragment:  # layout of FRAGMENT_DTYPE
@@ -184,7 +198,17 @@ cdef struct Fragment:  # layout of FRAGMENT_DTYPE
 
 
 cdef inline bint _flow_expired(const Flow* f, int64_t t) noexcept nogil:
-    return t - f.last > _timeout(f.key[0], f.flags)
+    return (f.flags & FLAG_GONE) != 0 or t - f.last > _timeout(f.key[0], f.flags)
+
+
+cdef inline int flow_class(const Flow* f) noexcept nogil:
+    """The timeout class of a connection (CLASS_*): which eviction heap it belongs to."""
+    cdef uint64_t protocol = (f.key[0] >> 48) & 0xFF
+    if protocol == PROTO_TCP:
+        return CLASS_TCP_CLOSING if f.flags & FLAG_FIN_RST else CLASS_TCP
+    if ((f.key[0] >> 40) & 0xFF) == KIND_ICMP:
+        return CLASS_ICMP
+    return CLASS_BOTH if f.flags & FLAG_BOTH else CLASS_ONE_WAY
 
 
 cdef inline void _copy_key(uint64_t* to, const uint64_t* w) noexcept nogil:
@@ -249,6 +273,16 @@ cdef class Tracker:
     cdef public int64_t midstream_created
     cdef public Py_ssize_t flow_count  # occupied flow slots, expired ones included
     cdef public Py_ssize_t frag_count
+    cdef public int64_t limit  # connections tracked at once, at most
+    cdef public int64_t evicted  # alive connections forgotten to respect the limit
+    cdef public int64_t tracked  # connections not forgotten (alive, or expired not dropped)
+    cdef public int64_t next_seq  # the creation number of the next connection
+    cdef public int64_t max_fragments  # first fragments remembered at once, at most
+    cdef public int64_t fragments_dropped  # first fragments not remembered (table full)
+    cdef object _heap_arrays  # one numpy HeapEntry array per timeout class
+    cdef HeapEntry* _heap[N_CLASSES]
+    cdef Py_ssize_t _heap_size[N_CLASSES]
+    cdef Py_ssize_t _heap_cap[N_CLASSES]
     cdef readonly object flows  # numpy FLOW_DTYPE array (inspectable, picklable)
     cdef readonly object fragments  # numpy FRAGMENT_DTYPE array
     cdef Flow* _flows  # the arrays' data; valid while the arrays above are held
@@ -260,6 +294,14 @@ cdef class Tracker:
         self, const uint64_t* w, uint64_t h, int64_t t, Py_ssize_t* free
     ) noexcept nogil
     cdef Py_ssize_t _frag_find(self, const uint64_t* w, int64_t t, Py_ssize_t* free) noexcept nogil
+    cdef void _heap_push(self, int c, int64_t last, int64_t seq, int64_t slot) noexcept nogil
+    cdef void _heap_pop(self, int c) noexcept nogil
+    cdef Py_ssize_t _heap_head(self, int c) noexcept nogil
+    cdef void refresh(
+        self, Py_ssize_t found, const Key* key, int64_t t, bint closing
+    ) noexcept nogil
+    cdef void admit(self, Py_ssize_t slot, int64_t t) noexcept nogil
+    cdef void created(self, Py_ssize_t slot) noexcept nogil
 
 
 cdef struct Columns:

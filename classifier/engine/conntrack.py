@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from classifier.engine.kernels import conntrack_kernels
+from classifier.limits import DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS, MAX_FRAGMENTS
 from classifier.packets import COLUMNS, PacketBatch
 
 # the arrays `apply` takes, with their dtypes, in argument order
@@ -70,13 +71,28 @@ def _check_batch(batch: PacketBatch, writes: bool = False) -> None:
 class ConnectionTracker:
     """State carried from batch to batch: live connections and recent first fragments.
 
-    `capacity` is only the initial size hint of the tables; they grow as needed.
+    `capacity` is only the initial size hint of the tables; they grow as needed, up to the
+    bounds: `max_connections` connections tracked at once (robustness contract, section 4:
+    when an allowed packet would create one more, the alive connection whose last packet is
+    the oldest is evicted) and `max_fragments` first fragments remembered at once (a first
+    fragment beyond it is not remembered: its later fragments are judged without ports).
     """
 
-    def __init__(self, capacity: int = 1024):
+    def __init__(
+        self,
+        capacity: int = 1024,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_fragments: int = MAX_FRAGMENTS,
+    ):
         if capacity < 1:
             raise ValueError("capacity must be positive")
-        self._core = conntrack_kernels.Tracker(int(capacity))
+        if not 1 <= max_connections <= MAX_CONNECTIONS:
+            raise ValueError(f"max_connections must be 1..{MAX_CONNECTIONS}")
+        if max_fragments < 1:
+            raise ValueError("max_fragments must be positive")
+        self._core = conntrack_kernels.Tracker(
+            int(capacity), int(max_connections), int(max_fragments)
+        )
 
     @property
     def core(self) -> Any:
@@ -137,6 +153,21 @@ class ConnectionTracker:
     @property
     def midstream_created(self) -> int:
         return int(self._core.midstream_created)
+
+    @property
+    def max_connections(self) -> int:
+        """The connections tracked at once, at most."""
+        return int(self._core.limit)
+
+    @property
+    def evicted(self) -> int:
+        """Alive connections forgotten because `max_connections` were tracked."""
+        return int(self._core.evicted)
+
+    @property
+    def fragments_dropped(self) -> int:
+        """First fragments not remembered because `max_fragments` were."""
+        return int(self._core.fragments_dropped)
 
     @property
     def clock_ns(self) -> int:

@@ -21,6 +21,16 @@ FLAG_FIN_RST = 1  # a FIN or RST was seen: TCP's short timeout applies
 FLAG_BOTH = 2  # packets were seen in both directions
 FLAG_INIT_LOW = 4  # the initiator is the key's lo endpoint
 FLAG_MIDSTREAM = 8  # created by a TCP packet that was not a bare SYN
+FLAG_GONE = 16  # forgotten (evicted by the connection limit): expired whatever its time
+
+# timeout classes of a connection (the eviction heaps, one per class: within a class every
+# connection has the same timeout, so the oldest last packet is also the first to expire)
+CLASS_TCP = 0  # TCP, no FIN/RST seen
+CLASS_TCP_CLOSING = 1  # TCP after a FIN or RST
+CLASS_ICMP = 2  # ICMP queries
+CLASS_ONE_WAY = 3  # every other protocol, one direction seen
+CLASS_BOTH = 4  # ... both directions seen
+N_CLASSES = 5
 
 MIN_CAPACITY = 64  # slots of a table, at the least (a power of two)
 CLOCK_START = -(2**63)  # the clock before the first record
@@ -32,7 +42,9 @@ FLOW_DTYPE = np.dtype(
         ("rule", "<i4"),  # global index of the creating rule, -1: none
         ("used", "u1"),  # 1: holds a key (alive or expired)
         ("flags", "u1"),  # FLAG_*
-        ("pad", "u1", (10,)),  # one slot = one 64-byte cache line
+        ("pad", "u1", (2,)),
+        ("seq", "<i8"),  # creation number of the tracked connection; -1: forgotten (evicted,
+        # or expired and dropped); one slot = one 64-byte cache line
     ]
 )
 FRAGMENT_DTYPE = np.dtype(

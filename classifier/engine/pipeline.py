@@ -33,6 +33,7 @@ from classifier.engine.conntrack import ConnectionTracker
 from classifier.engine.kernels import fused_kernels
 from classifier.engine.stats import SummaryBuilder
 from classifier.errors import ClassifierError
+from classifier.limits import DEFAULT_MAX_CONNECTIONS
 from classifier.packets import PacketBatch, address_labels, own_fields
 from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
 
@@ -47,17 +48,21 @@ class Classification:
         batch_size: int = DEFAULT_BATCH_SIZE,
         summarize: bool = True,
         fused: bool = True,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ):
         """`summarize=False` tells the run that only the per-packet columns are wanted: the
         unfused path then skips the statistics of each batch (the fused pass counts them in
         the same loop at no extra cost), and the summary must not be read. `fused=False` runs
-        the pieces one after the other (engine.classify, tracker.apply, stats.add)."""
+        the pieces one after the other (engine.classify, tracker.apply, stats.add).
+        `max_connections` bounds the connections tracked at once (robustness contract,
+        section 4; ignored when stateless)."""
         self.engine = engine
         self.stateful = stateful
         self.batch_size = batch_size
         self.summarize = summarize
-        self.tracker = ConnectionTracker() if stateful else None
+        self.tracker = ConnectionTracker(max_connections=max_connections) if stateful else None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
+        self.stats.connection_limit = max_connections if stateful else 0
         # the fused pass (classifier.engine._fused) when the engine offers it; else the
         # pieces one after the other: engine.classify, tracker.apply, stats.add
         self.fused = fused and hasattr(engine, "fused_policy")
@@ -207,6 +212,8 @@ class Classification:
                     )
 
     def summary(self, top: int = 10) -> dict[str, Any]:
+        if self.tracker is not None:
+            self.stats.evicted = self.tracker.evicted
         return self.stats.summary(top)
 
 
@@ -283,12 +290,15 @@ def classify_pcap(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     stateful: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> ClassifyResult:
     if isinstance(paths, str | os.PathLike):
         path_list = [os.fsdecode(paths)]
     else:
         path_list = [os.fsdecode(p) for p in paths]
-    run = Classification(engine, stateful=stateful, batch_size=batch_size)
+    run = Classification(
+        engine, stateful=stateful, batch_size=batch_size, max_connections=max_connections
+    )
     parts: dict[str, list[np.ndarray]] = {name: [] for name in RESULT_COLUMNS}
     for result in run.run(path_list):
         batch = result.batch
