@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from classifier.codes import (
     FRAGMENT_FIRST,
@@ -298,6 +298,57 @@ class Connection:
     midstream: bool = False
     fin_or_rst: bool = False
     both_directions: bool = False
+    # its record (flows contract, section 3): the creating packet, its file and verdict, and
+    # the counted packets (the creating one and those allowed as established on it)
+    creator: Packet | None = None
+    file: str = ""
+    verdict: Verdict | None = None
+    last_recorded_ns: int = 0  # the largest recorded timestamp among the counted packets
+    initiator_packets: int = 0
+    initiator_bytes: int = 0
+    responder_packets: int = 0
+    responder_bytes: int = 0
+
+    def count(self, packet: Packet) -> None:
+        """A counted packet: on the initiator's side when its source endpoint is the
+        creating packet's."""
+        if source_endpoint(packet, self.key) == self.initiator:
+            self.initiator_packets += 1
+            self.initiator_bytes += packet.wire_len
+        else:
+            self.responder_packets += 1
+            self.responder_bytes += packet.wire_len
+        self.last_recorded_ns = max(self.last_recorded_ns, packet.ts_ns)
+
+    def record(self, end_ns: int) -> dict[str, Any]:
+        """The connection's row of `classify --flows` (integers, None where empty)."""
+        packet, verdict = self.creator, self.verdict
+        assert packet is not None and verdict is not None
+        has_ports = any(port is not None for _, port in self.key.endpoints)
+        return {
+            "file": self.file,
+            "index": packet.index,
+            "first_ns": packet.ts_ns,
+            "last_ns": self.last_recorded_ns,
+            "ip_version": self.key.ip_version,
+            "protocol": self.key.protocol,
+            "initiator": str(packet.src),
+            "initiator_port": packet.sport if has_ports else None,
+            "responder": str(packet.dst),
+            "responder_port": packet.dport if has_ports else None,
+            "icmp_id": self.key.icmp_id,
+            "initiator_packets": self.initiator_packets,
+            "initiator_bytes": self.initiator_bytes,
+            "responder_packets": self.responder_packets,
+            "responder_bytes": self.responder_bytes,
+            "instance": verdict.instance_id or "",
+            "direction": verdict.direction or "",
+            "group": verdict.group_id or "",
+            "rule": verdict.rule_id or "",
+            "midstream": self.midstream,
+            "fin_rst": self.key.protocol == 6 and self.fin_or_rst,
+            "end": "expired" if end_ns - self.last_ns > self.timeout_ns() else "open",
+        }
 
     def timeout_ns(self) -> int:
         if self.key.protocol == 6:
@@ -348,6 +399,8 @@ class StatefulReference:
         self.stateless = stateless
         self.max_connections = max_connections
         self.evicted = 0
+        self.file = ""  # the file of the packets given now (the records' `file`)
+        self.created: list[Connection] = []  # every connection, in creation order
         self.clock_ns: int | None = None  # the latest timestamp seen: the clock never goes back
         self.connections: dict[ConnectionKey, Connection] = {}
         self.first_fragments: dict[FragmentKey, tuple[int, Packet]] = {}
@@ -402,6 +455,7 @@ class StatefulReference:
         connection = self.connections.get(key)
         if connection is not None and connection.alive(t):
             connection.see(packet, t)
+            connection.count(packet)
             return self._state_allowed(packet, "established")
         if judged.verdict != "allow":
             return judged  # a denied packet creates and refreshes nothing
@@ -414,9 +468,15 @@ class StatefulReference:
             judged.rule,
             number=self.connections_created,
             midstream=midstream,
+            creator=packet,
+            file=self.file,
+            verdict=judged,
+            last_recorded_ns=packet.ts_ns,
         )
         connection.see(packet, t)
+        connection.count(packet)
         self.connections[key] = connection
+        self.created.append(connection)
         self.created_per_rule[judged.rule_id] += 1
         self.connections_created += 1
         self.midstream_created += midstream
@@ -442,3 +502,9 @@ class StatefulReference:
 
     def run(self, packets: list[Packet]) -> list[Verdict]:
         return [self.process(packet) for packet in packets]
+
+    def flows(self) -> list[dict[str, Any]]:
+        """Flows contract, section 3: one record per connection, in the order of the
+        creating packets; `end` against the latest timestamp of any record seen."""
+        end_ns = self.clock_ns if self.clock_ns is not None else 0
+        return [connection.record(end_ns) for connection in self.created]

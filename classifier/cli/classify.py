@@ -29,7 +29,7 @@ from classifier.cli.common import (
     print_warnings,
     progress_bar,
 )
-from classifier.errors import ClassifierError
+from classifier.errors import ClassifierError, UsageError
 from classifier.limits import (
     DEFAULT_MAX_CONNECTIONS,
     DENIED_TUPLES_LIMIT,
@@ -78,6 +78,12 @@ def add_parser(commands: Any) -> None:
         help="write one row per packet: CSV, or JSON Lines (.jsonl) or Parquet (.parquet) "
         "by the extension",
     )
+    parser.add_argument(
+        "--flows",
+        metavar="OUT",
+        help="write one record per connection (in the order of their first packets): CSV, "
+        "or JSON Lines (.jsonl) or Parquet (.parquet) by the extension; not with --stateless",
+    )
     parser.add_argument("--json", metavar="OUT.json", help="write the summary as JSON")
     parser.add_argument(
         "--report",
@@ -108,15 +114,21 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.report.summary import print_summary
     from classifier.report.tables import check_table_output
 
-    outputs = [args.packets, args.json, args.report]
+    if args.flows is not None and args.stateless:
+        raise UsageError("--flows: connection records need connection tracking (not --stateless)")
+    outputs = [args.packets, args.flows, args.json, args.report]
     check_outputs([args.policy, *args.pcaps], outputs)
     check_table_output(args.packets, "--packets")
+    check_table_output(args.flows, "--flows")
     policy = load_policy(args.policy, err, args.strict)
     repeated = check_captures(args.pcaps)
     print_warnings(repeated.values(), err)
     engine = Engine(policy)
     classification = Classification(
-        engine, stateful=not args.stateless, max_connections=args.max_connections
+        engine,
+        stateful=not args.stateless,
+        max_connections=args.max_connections,
+        flows=args.flows is not None,
     )
     labels = Labels.of_engine(engine)
     failure: ClassifierError | None = None
@@ -130,6 +142,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     table.write(result_table(result, labels))
         except ClassifierError as error:
             failure = error
+    if args.flows is not None:
+        _write_flows(args.flows, classification, out)
     summary = classification.summary(DEFAULT_TOP if args.top is None else args.top)
     files = summary["files"]
     gaps = capture_gaps(files)
@@ -167,6 +181,26 @@ def _add_warnings(
         for position, warning in found.items():
             if position < len(files):
                 files[position]["warnings"].append(warning)
+
+
+def _write_flows(path: str, classification: Any, out: TextIO) -> None:
+    """The run's connection records through the table writer, a row group at a time."""
+    from classifier.engine.flows import FLOW_COLUMNS
+    from classifier.report.tables import ROW_GROUP_ROWS, open_table
+
+    table = classification.flow_table()
+    rows = len(table["index"])
+    with open_table(path, FLOW_COLUMNS, out=out, option="--flows") as writer:
+        for start in range(0, max(rows, 1), ROW_GROUP_ROWS):
+            part = slice(start, start + ROW_GROUP_ROWS)
+            writer.write(
+                {
+                    name: (column[0][part], column[1])
+                    if isinstance(column, tuple)
+                    else column[part]
+                    for name, column in table.items()
+                }
+            )
 
 
 @contextmanager

@@ -170,6 +170,25 @@ cdef struct Flow:  # layout of FLOW_DTYPE
     int64_t seq  # creation number of the tracked connection, -1: forgotten
 
 
+cdef struct FlowStat:  # layout of FLOWSTAT_DTYPE: the counters of a connection's record
+    int64_t first_ns  # the creating packet's timestamp as recorded
+    int64_t last_ns  # the largest recorded timestamp among the counted packets
+    int64_t index  # the creating packet's index in its file
+    int64_t initiator_packets
+    int64_t initiator_bytes
+    int64_t responder_packets
+    int64_t responder_bytes
+    int32_t file  # the creating packet's file number
+    int32_t instance  # the creating packet's reported side
+    uint8_t direction
+    uint8_t pad[7]
+
+
+cdef struct FlowRecord:  # layout of RECORD_DTYPE: a connection that left the table
+    Flow flow
+    FlowStat stat
+
+
 cdef struct HeapEntry:  # one entry of an eviction heap, ordered by (last, seq)
     int64_t last
     int64_t seq
@@ -279,6 +298,14 @@ cdef class Tracker:
     cdef public int64_t next_seq  # the creation number of the next connection
     cdef public int64_t max_fragments  # first fragments remembered at once, at most
     cdef public int64_t fragments_dropped  # first fragments not remembered (table full)
+    cdef public bint record_flows  # keep a record per connection (flow records)
+    cdef public int32_t file_number  # the file of the batches given now (flow records)
+    cdef readonly object flowstats  # numpy FLOWSTAT_DTYPE array beside `flows` (or None)
+    cdef FlowStat* _stats  # its data, NULL without flow records
+    cdef object _record_array  # numpy RECORD_DTYPE array: records not yet taken
+    cdef FlowRecord* _records
+    cdef Py_ssize_t _n_records
+    cdef Py_ssize_t _record_cap
     cdef object _heap_arrays  # one numpy HeapEntry array per timeout class
     cdef HeapEntry* _heap[N_CLASSES]
     cdef Py_ssize_t _heap_size[N_CLASSES]
@@ -298,16 +325,22 @@ cdef class Tracker:
     cdef void _heap_pop(self, int c) noexcept nogil
     cdef Py_ssize_t _heap_head(self, int c) noexcept nogil
     cdef void refresh(
-        self, Py_ssize_t found, const Key* key, int64_t t, bint closing
+        self, Py_ssize_t found, const Key* key, int64_t t, bint closing, int64_t ts,
+        uint32_t wire
     ) noexcept nogil
     cdef void admit(self, Py_ssize_t slot, int64_t t) noexcept nogil
-    cdef void created(self, Py_ssize_t slot) noexcept nogil
+    cdef void created(
+        self, Py_ssize_t slot, int64_t ts, uint32_t wire, int64_t index, int32_t instance,
+        uint8_t direction
+    ) noexcept nogil
+    cdef void _emit(self, const Flow* f, const FlowStat* st) noexcept nogil
 
 
 cdef struct Columns:
     # pointers to the columns of a PacketBatch (classifier.packets; addresses 16 bytes a row),
     # valid while the batch is held
     Py_ssize_t n
+    const int64_t* index
     const int64_t* ts_ns
     const uint32_t* wire_len
     const uint8_t* status
@@ -334,6 +367,7 @@ cdef struct Columns:
 
 cdef inline int columns_of(object batch, Columns* c) except -1:
     """Fill `c` from a non-empty batch whose columns have the contract's dtypes and shapes."""
+    cdef const int64_t[::1] index = batch.index
     cdef const int64_t[::1] ts_ns = batch.ts_ns
     cdef const uint32_t[::1] wire_len = batch.wire_len
     cdef const uint8_t[::1] status = batch.status
@@ -357,6 +391,7 @@ cdef inline int columns_of(object batch, Columns* c) except -1:
     cdef const uint8_t[::1] inner_icmp_type = batch.inner_icmp_type
     cdef const uint16_t[::1] inner_icmp_id = batch.inner_icmp_id
     c.n = ts_ns.shape[0]
+    c.index = &index[0]
     c.ts_ns = &ts_ns[0]
     c.wire_len = &wire_len[0]
     c.status = &status[0]

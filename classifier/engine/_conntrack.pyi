@@ -23,12 +23,20 @@ class Tracker:
     next_seq: int  # the creation number of the next connection
     max_fragments: int  # first fragments remembered at once, at most
     fragments_dropped: int  # first fragments not remembered (the table was full)
+    record_flows: bool  # keep a record per connection (flow records)
+    file_number: int  # the file of the batches given now (flow records)
     @property
     def flows(self) -> np.ndarray: ...  # FLOW_DTYPE records
     @property
     def fragments(self) -> np.ndarray: ...  # FRAGMENT_DTYPE records
+    @property
+    def flowstats(self) -> np.ndarray | None: ...  # FLOWSTAT_DTYPE beside flows
     def __init__(
-        self, capacity: int = 64, limit: int = 1_000_000, max_fragments: int = 131_072
+        self,
+        capacity: int = 64,
+        limit: int = 1_000_000,
+        max_fragments: int = 131_072,
+        record_flows: bool = False,
     ) -> None: ...
     def join_fragments(self, batch: Any) -> None: ...
     def apply(
@@ -45,5 +53,7 @@ class Tracker:
         midstream: np.ndarray,
     ) -> None: ...
     def live_connections(self) -> int: ...
+    def take_records(self) -> np.ndarray: ...  # RECORD_DTYPE
+    def finish_records(self) -> None: ...
     @property
     def capacity(self) -> int: ...

@@ -93,7 +93,7 @@ from classifier._codes cimport (
 )
 from classifier import limits
 from classifier.engine import layouts
-from classifier.engine.layouts import FLOW_DTYPE, FRAGMENT_DTYPE
+from classifier.engine.layouts import FLOW_DTYPE, FLOWSTAT_DTYPE, FRAGMENT_DTYPE, RECORD_DTYPE
 
 cdef int64_t CLOCK_START = INT64_MIN
 
@@ -155,6 +155,8 @@ if not (
     == (layouts.CLASS_TCP, layouts.CLASS_TCP_CLOSING, layouts.CLASS_ICMP, layouts.CLASS_ONE_WAY,
         layouts.CLASS_BOTH, layouts.N_CLASSES)
     and sizeof(HeapEntry) == 24
+    and FLOWSTAT_DTYPE.itemsize == sizeof(FlowStat) == 72
+    and RECORD_DTYPE.itemsize == sizeof(FlowRecord) == 136
     and MIN_CAPACITY == layouts.MIN_CAPACITY and CLOCK_START == layouts.CLOCK_START
 ):
     raise ImportError("classifier.engine._conntrack disagrees with its layouts module: rebuild")
@@ -169,6 +171,7 @@ cdef class Tracker:
         Py_ssize_t capacity=MIN_CAPACITY,
         int64_t limit=limits.DEFAULT_MAX_CONNECTIONS,
         int64_t max_fragments=limits.MAX_FRAGMENTS,
+        bint record_flows=False,
     ):
         self.clock_ns = CLOCK_START
         self.fragment_clock_ns = CLOCK_START
@@ -180,6 +183,14 @@ cdef class Tracker:
         self.next_seq = 0
         self.max_fragments = max(max_fragments, 1)
         self.fragments_dropped = 0
+        self.record_flows = record_flows
+        self.file_number = 0
+        self.flowstats = None
+        self._stats = NULL
+        self._record_array = np.zeros(0, RECORD_DTYPE)
+        self._records = NULL
+        self._n_records = 0
+        self._record_cap = 0
         self._heap_arrays = [None] * N_CLASSES
         cdef int c
         for c in range(N_CLASSES):
@@ -198,6 +209,11 @@ cdef class Tracker:
         self._flows = <Flow*>&raw[0]
         self._flow_mask = capacity - 1
         self.flow_count = 0
+        cdef uint8_t[::1] stats
+        if self.record_flows:
+            self.flowstats = np.zeros(capacity, FLOWSTAT_DTYPE)
+            stats = self.flowstats.view(np.uint8)
+            self._stats = <FlowStat*>&stats[0]
 
     cdef Py_ssize_t _flow_find(
         self, const uint64_t* w, uint64_t h, int64_t t, Py_ssize_t* free
@@ -215,27 +231,76 @@ cdef class Tracker:
             if self._flows[i].used and not _flow_expired(&self._flows[i], t):
                 live += 1
         old_array = self.flows  # keeps the old data alive while it is copied
+        old_stats_array = self.flowstats
         cdef Flow* old = self._flows
+        cdef FlowStat* old_stats = self._stats
+        if old_stats != NULL:
+            self._record_reserve(self.tracked)
         self._alloc_flows(max(capacity, _capacity_for(live + more)))
         with nogil:
             for i in range(capacity):
-                if not old[i].used or _flow_expired(&old[i], t):
+                if not old[i].used:
+                    continue
+                if _flow_expired(&old[i], t):
+                    if old_stats != NULL and old[i].seq >= 0:
+                        self._emit(&old[i], &old_stats[i])  # dropped: its record is done
                     continue
                 j = <Py_ssize_t>(_hash(old[i].key) & <uint64_t>self._flow_mask)
                 while self._flows[j].used:
                     j = (j + 1) & self._flow_mask
                 self._flows[j] = old[i]
+                if old_stats != NULL:
+                    self._stats[j] = old_stats[i]
         self.flow_count = live
-        del old_array
+        del old_array, old_stats_array
         self._heaps_rebuild()
 
     # --- the eviction heaps ---------------------------------------------------------------
 
+    def _record_reserve(self, Py_ssize_t more):
+        """Room for `more` flow records (each creation ends at most two connections)."""
+        if self._n_records + more <= self._record_cap:
+            return
+        grown = np.zeros(max(2 * self._record_cap, self._n_records + more, 64), RECORD_DTYPE)
+        grown[: self._n_records] = self._record_array[: self._n_records]
+        cdef uint8_t[::1] raw = grown.view(np.uint8)
+        self._record_array = grown
+        self._records = <FlowRecord*>&raw[0]
+        self._record_cap = len(grown)
+
+    def take_records(self):
+        """The records of the connections that left the table since the last call (a
+        RECORD_DTYPE array, in the order they left)."""
+        taken = self._record_array[: self._n_records].copy()
+        self._n_records = 0
+        return taken
+
+    def finish_records(self):
+        """The end of the run: the records of every connection still tracked (then taken
+        with take_records); they stay in the table."""
+        if self._stats == NULL:
+            return
+        self._record_reserve(self.tracked)
+        cdef Py_ssize_t i
+        with nogil:
+            for i in range(self._flow_mask + 1):
+                if self._flows[i].used and self._flows[i].seq >= 0:
+                    self._emit(&self._flows[i], &self._stats[i])
+
+    cdef void _emit(self, const Flow* f, const FlowStat* st) noexcept nogil:
+        cdef FlowRecord* r = &self._records[self._n_records]
+        r.flow = f[0]
+        r.stat = st[0]
+        self._n_records += 1
+
     def _heap_reserve(self, Py_ssize_t pushes):
         """Room for `pushes` more entries in every heap (the nogil loops never allocate);
-        first the heaps are compacted when stale entries outnumber the tracked ones."""
+        first the heaps are compacted when stale entries outnumber the tracked ones. With
+        flow records, room for `pushes` records too."""
         cdef Py_ssize_t total = 0, size
         cdef int c
+        if self._stats != NULL:
+            self._record_reserve(pushes)
         for c in range(N_CLASSES):
             total += self._heap_size[c]
         if total > 2 * self.tracked + 1024:
@@ -333,16 +398,29 @@ cdef class Tracker:
         return -1
 
     cdef void refresh(
-        self, Py_ssize_t found, const Key* key, int64_t t, bint closing
+        self, Py_ssize_t found, const Key* key, int64_t t, bint closing, int64_t ts,
+        uint32_t wire
     ) noexcept nogil:
         """flow_refresh, and the connection's entry in its new heap when its class changes
-        (a FIN/RST shortens a TCP timeout, a reply lengthens a one-way one)."""
+        (a FIN/RST shortens a TCP timeout, a reply lengthens a one-way one); with flow
+        records, the packet (recorded time `ts`, `wire` bytes) counted on its side."""
         cdef Flow* f = &self._flows[found]
+        cdef FlowStat* st
         cdef uint8_t flags = f.flags
         cdef int before = flow_class(f)
         flow_refresh(f, key, t, closing)
         if f.flags != flags and flow_class(f) != before:
             self._heap_push(flow_class(f), t, f.seq, found)
+        if self._stats != NULL:
+            st = &self._stats[found]
+            if key.from_low == ((f.flags & FLAG_INIT_LOW) != 0):
+                st.initiator_packets += 1
+                st.initiator_bytes += wire
+            else:
+                st.responder_packets += 1
+                st.responder_bytes += wire
+            if ts > st.last_ns:
+                st.last_ns = ts
 
     cdef void admit(self, Py_ssize_t slot, int64_t t) noexcept nogil:
         """Before a connection is created in `slot` at time t (robustness contract, section
@@ -356,6 +434,8 @@ cdef class Tracker:
         cdef int c, best_class
         cdef bint dropped
         if f.used and f.seq >= 0:
+            if self._stats != NULL:
+                self._emit(f, &self._stats[slot])
             f.seq = -1
             self.tracked -= 1
         while self.tracked >= self.limit:
@@ -369,6 +449,8 @@ cdef class Tracker:
                 g = &self._flows[s]
                 if _flow_expired(g, t):
                     self._heap_pop(c)
+                    if self._stats != NULL:
+                        self._emit(g, &self._stats[s])
                     g.seq = -1
                     self.tracked -= 1
                     dropped = True
@@ -385,18 +467,38 @@ cdef class Tracker:
                 break  # cannot happen: every tracked connection has an entry
             self._heap_pop(best_class)
             g = &self._flows[best]
+            if self._stats != NULL:
+                self._emit(g, &self._stats[best])
             g.seq = -1
             g.flags |= FLAG_GONE
             self.tracked -= 1
             self.evicted += 1
 
-    cdef void created(self, Py_ssize_t slot) noexcept nogil:
-        """After flow_create in `slot`: the new connection is tracked."""
+    cdef void created(
+        self, Py_ssize_t slot, int64_t ts, uint32_t wire, int64_t index, int32_t instance,
+        uint8_t direction
+    ) noexcept nogil:
+        """After flow_create in `slot`: the new connection is tracked; with flow records, its
+        counters start with the creating packet (recorded time `ts`, `wire` bytes, `index`
+        in the current file, its reported side)."""
         cdef Flow* f = &self._flows[slot]
+        cdef FlowStat* st
         f.seq = self.next_seq
         self.next_seq += 1
         self.tracked += 1
         self._heap_push(flow_class(f), f.last, f.seq, slot)
+        if self._stats != NULL:
+            st = &self._stats[slot]
+            st.first_ns = ts
+            st.last_ns = ts
+            st.index = index
+            st.initiator_packets = 1
+            st.initiator_bytes = wire
+            st.responder_packets = 0
+            st.responder_bytes = 0
+            st.file = self.file_number
+            st.instance = instance
+            st.direction = direction
 
     # --- fragment table -----------------------------------------------------------------
 
@@ -614,7 +716,7 @@ cdef class Tracker:
                     if live:
                         state_reason = REASON_RELATED
                 elif live:
-                    self.refresh(found, key, t, is_closing(&c, i))
+                    self.refresh(found, key, t, is_closing(&c, i), c.ts_ns[i], c.wire_len[i])
                     state_reason = REASON_ESTABLISHED
                 elif verdict[i] == VERDICT_ALLOW:
                     self.admit(slot, t)
@@ -623,7 +725,8 @@ cdef class Tracker:
                         self.flow_count += 1
                     mid = is_midstream(&c, i)
                     flow_create(f, key, t, is_closing(&c, i), mid, rule[i])
-                    self.created(slot)
+                    self.created(slot, c.ts_ns[i], c.wire_len[i], c.index[i], side_instance[i],
+                                 side_direction[i])
                     created[i] = 1
                     midstream[i] = mid
                     self.connections_created += 1

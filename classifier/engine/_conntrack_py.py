@@ -59,12 +59,14 @@ from classifier.engine.layouts import (
     FLAG_INIT_LOW,
     FLAG_MIDSTREAM,
     FLOW_DTYPE,
+    FLOWSTAT_DTYPE,
     FRAGMENT_DTYPE,
     KIND_ADDR,
     KIND_ICMP,
     KIND_PORTS,
     MIN_CAPACITY,
     N_CLASSES,
+    RECORD_DTYPE,
 )
 from classifier.limits import DEFAULT_MAX_CONNECTIONS, MAX_FRAGMENTS
 
@@ -188,6 +190,7 @@ class Tracker:
         capacity: int = MIN_CAPACITY,
         limit: int = DEFAULT_MAX_CONNECTIONS,
         max_fragments: int = MAX_FRAGMENTS,
+        record_flows: bool = False,
     ):
         self.clock_ns = CLOCK_START
         self.fragment_clock_ns = CLOCK_START
@@ -199,6 +202,10 @@ class Tracker:
         self.next_seq = 0  # the creation number of the next connection
         self.max_fragments = max(max_fragments, 1)  # first fragments remembered, at most
         self.fragments_dropped = 0  # first fragments not remembered (the table was full)
+        self.record_flows = record_flows  # keep a record per connection (flow records)
+        self.file_number = 0  # the file of the batches given now (flow records)
+        self.flowstats: np.ndarray | None = None  # FLOWSTAT_DTYPE beside `flows`
+        self._records: list[np.ndarray] = []  # records not yet taken
         # one heap of (last, seq, slot) per timeout class (the .pyx's HeapEntry arrays)
         self._heaps: list[list[tuple[int, int, int]]] = [[] for _ in range(N_CLASSES)]
         self._alloc_flows(_capacity_for(min(capacity, self.limit) // 4))
@@ -216,6 +223,8 @@ class Tracker:
         self._flow_rule = self.flows["rule"]
         self._flow_seq = self.flows["seq"]
         self.flow_count = 0  # occupied slots, expired ones included
+        if self.record_flows:
+            self.flowstats = np.zeros(capacity, FLOWSTAT_DTYPE)
 
     def _flow_expired(self, slot: int, t: int) -> bool:
         flags = int(self._flow_flags[slot])
@@ -248,7 +257,11 @@ class Tracker:
         if self.flow_count + more <= capacity // 2:
             return
         live = [i for i in range(capacity) if self._flow_used[i] and not self._flow_expired(i, t)]
-        old = self.flows
+        old, old_stats = self.flows, self.flowstats
+        if old_stats is not None:
+            for i in range(capacity):  # the tracked ones dropped now: their records are done
+                if self._flow_used[i] and self._flow_seq[i] >= 0 and self._flow_expired(i, t):
+                    self._emit_record(old[i], old_stats[i])
         self._alloc_flows(max(capacity, _capacity_for(len(live) + more)))
         mask = len(self._flow_used) - 1
         for i in live:
@@ -256,8 +269,39 @@ class Tracker:
             while self._flow_used[j]:
                 j = (j + 1) & mask
             self.flows[j] = old[i]
+            if old_stats is not None and self.flowstats is not None:
+                self.flowstats[j] = old_stats[i]
         self.flow_count = len(live)
         self._heaps_rebuild()
+
+    # --- flow records -----------------------------------------------------------------------
+
+    def _emit_record(self, flow: np.void, stat: np.void) -> None:
+        record = np.zeros((), RECORD_DTYPE)
+        record["flow"] = flow
+        record["stat"] = stat
+        self._records.append(record)
+
+    def _emit(self, slot: int) -> None:
+        if self.flowstats is not None:
+            self._emit_record(self.flows[slot], self.flowstats[slot])
+
+    def take_records(self) -> np.ndarray:
+        """The records of the connections that left the table since the last call (a
+        RECORD_DTYPE array, in the order they left)."""
+        taken = (
+            np.array(self._records, RECORD_DTYPE) if self._records else np.zeros(0, RECORD_DTYPE)
+        )
+        self._records = []
+        return taken
+
+    def finish_records(self) -> None:
+        """The end of the run: the records of every connection still tracked."""
+        if self.flowstats is None:
+            return
+        for i in np.flatnonzero(self._flow_used).tolist():
+            if self._flow_seq[i] >= 0:
+                self._emit(i)
 
     # --- the eviction heaps ---------------------------------------------------------------
 
@@ -298,8 +342,11 @@ class Tracker:
                 return slot
         return -1
 
-    def _refresh(self, found: int, from_low: bool, t: int, closing: bool) -> None:
-        """A packet of a live connection: refresh it; a new class, a new heap entry."""
+    def _refresh(
+        self, found: int, from_low: bool, t: int, closing: bool, ts: int, wire: int
+    ) -> None:
+        """A packet of a live connection: refresh it; a new class, a new heap entry; with
+        flow records, the packet (recorded time `ts`, `wire` bytes) counted on its side."""
         before = self._class_of(found)
         self._flow_last[found] = t
         flags = int(self._flow_flags[found])
@@ -311,12 +358,19 @@ class Tracker:
         after = self._class_of(found)
         if after != before:
             heapq.heappush(self._heaps[after], (t, int(self._flow_seq[found]), found))
+        if self.flowstats is not None:
+            stat = self.flowstats[found]
+            side = "initiator" if from_low == bool(flags & FLAG_INIT_LOW) else "responder"
+            stat[side + "_packets"] += 1
+            stat[side + "_bytes"] += wire
+            stat["last_ns"] = max(int(stat["last_ns"]), ts)
 
     def _admit(self, slot: int, t: int) -> None:
         """Before a connection is created in `slot` at time t: drop the slot's expired
         connection, then while `limit` are tracked drop an expired one (uncounted), else
         evict the alive one whose last packet is the oldest (ties: created first)."""
         if self._flow_used[slot] and self._flow_seq[slot] >= 0:
+            self._emit(slot)
             self._flow_seq[slot] = -1
             self.tracked -= 1
         while self.tracked >= self.limit:
@@ -328,6 +382,7 @@ class Tracker:
                     continue
                 if self._flow_expired(s, t):
                     heapq.heappop(self._heaps[c])
+                    self._emit(s)
                     self._flow_seq[s] = -1
                     self.tracked -= 1
                     dropped = True
@@ -341,12 +396,24 @@ class Tracker:
                 break  # cannot happen: every tracked connection has an entry
             _, _, s, c = best
             heapq.heappop(self._heaps[c])
+            self._emit(s)
             self._flow_seq[s] = -1
             self._flow_flags[s] = int(self._flow_flags[s]) | FLAG_GONE
             self.tracked -= 1
             self.evicted += 1
 
-    def _created(self, slot: int) -> None:
+    def _created(
+        self, slot: int, ts: int, wire: int, index: int, instance: int, direction: int
+    ) -> None:
+        """After a creation in `slot`: tracked; with flow records, its counters start."""
+        if self.flowstats is not None:
+            stat = self.flowstats[slot]
+            stat["first_ns"] = stat["last_ns"] = ts
+            stat["index"] = index
+            stat["initiator_packets"], stat["initiator_bytes"] = 1, wire
+            stat["responder_packets"] = stat["responder_bytes"] = 0
+            stat["file"] = self.file_number
+            stat["instance"], stat["direction"] = instance, direction
         seq = self.next_seq
         self._flow_seq[slot] = seq
         self.next_seq += 1
@@ -543,7 +610,14 @@ class Tracker:
                     )
                     found, slot = self._flow_find(key, t)
                     if found >= 0 and not self._flow_expired(found, t):
-                        self._refresh(found, key[5], t, bool(closing))
+                        self._refresh(
+                            found,
+                            key[5],
+                            t,
+                            bool(closing),
+                            int(batch.ts_ns[i]),
+                            int(batch.wire_len[i]),
+                        )
                         state_reason = REASON_ESTABLISHED
                     elif v == VERDICT_ALLOW:
                         self._admit(slot, t)
@@ -559,7 +633,14 @@ class Tracker:
                             | (FLAG_MIDSTREAM if mid else 0)
                         )
                         self._flow_rule[slot] = rule[i]
-                        self._created(slot)
+                        self._created(
+                            slot,
+                            int(batch.ts_ns[i]),
+                            int(batch.wire_len[i]),
+                            int(batch.index[i]),
+                            int(side_instance[i]),
+                            int(side_direction[i]),
+                        )
                         created[i] = 1
                         midstream[i] = 1 if mid else 0
                         self.connections_created += 1

@@ -547,7 +547,8 @@ def classify_batch(
                             if live:
                                 state_reason = REASON_RELATED
                         elif live:
-                            tracker.refresh(found, key, teff[j], is_closing(&c, i))
+                            tracker.refresh(found, key, teff[j], is_closing(&c, i), c.ts_ns[i],
+                                            wire)
                             state_reason = REASON_ESTABLISHED
                     if state_reason:
                         vv = VERDICT_ALLOW
@@ -599,7 +600,8 @@ def classify_batch(
                                 tracker.flow_count += 1
                             mid = is_midstream(&c, i)
                             flow_create(f, &keys[j], teff[j], is_closing(&c, i), mid, matched)
-                            tracker.created(slot)
+                            tracker.created(slot, c.ts_ns[i], wire, c.index[i], instance[i],
+                                            direction[i])
                             created[i] = 1
                             midstream[i] = mid
                             tracker.connections_created += 1

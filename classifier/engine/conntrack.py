@@ -83,7 +83,10 @@ class ConnectionTracker:
         capacity: int = 1024,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_fragments: int = MAX_FRAGMENTS,
+        record_flows: bool = False,
     ):
+        """`record_flows`: count each connection's packets and bytes (flows contract,
+        section 3) and keep its record when it leaves the table (`take_records`)."""
         if capacity < 1:
             raise ValueError("capacity must be positive")
         if not 1 <= max_connections <= MAX_CONNECTIONS:
@@ -91,7 +94,7 @@ class ConnectionTracker:
         if max_fragments < 1:
             raise ValueError("max_fragments must be positive")
         self._core = conntrack_kernels.Tracker(
-            int(capacity), int(max_connections), int(max_fragments)
+            int(capacity), int(max_connections), int(max_fragments), bool(record_flows)
         )
 
     @property
@@ -153,6 +156,27 @@ class ConnectionTracker:
     @property
     def midstream_created(self) -> int:
         return int(self._core.midstream_created)
+
+    @property
+    def file_number(self) -> int:
+        """The file the next batches come from (the `file` of the records they create)."""
+        return int(self._core.file_number)
+
+    @file_number.setter
+    def file_number(self, number: int) -> None:
+        self._core.file_number = int(number)
+
+    def take_records(self) -> np.ndarray:
+        """The records (`layouts.RECORD_DTYPE`) of the connections that left the table since
+        the last call: evicted, dropped or replaced once expired. Empty without flow
+        records."""
+        return np.asarray(self._core.take_records())
+
+    def finish_records(self) -> np.ndarray:
+        """At the end of the run: the records of the connections still in the table, with
+        those not yet taken (the table is left as it is: call it once)."""
+        self._core.finish_records()
+        return self.take_records()
 
     @property
     def max_connections(self) -> int:

@@ -69,3 +69,21 @@ FRAGMENT_DTYPE = np.dtype(
         ("pad", "u1", (29,)),  # one slot = two 64-byte cache lines
     ]
 )
+# the counters of a connection's record, beside its flow slot (only with flow records)
+FLOWSTAT_DTYPE = np.dtype(
+    [
+        ("first_ns", "<i8"),  # the creating packet's timestamp as recorded
+        ("last_ns", "<i8"),  # the largest recorded timestamp among the counted packets
+        ("index", "<i8"),  # the creating packet's index in its file
+        ("initiator_packets", "<i8"),
+        ("initiator_bytes", "<i8"),
+        ("responder_packets", "<i8"),
+        ("responder_bytes", "<i8"),
+        ("file", "<i4"),  # the creating packet's file number
+        ("instance", "<i4"),  # the creating packet's reported side (-1: none)
+        ("direction", "u1"),
+        ("pad", "u1", (7,)),
+    ]
+)
+# a connection that left the table (evicted, dropped, replaced, or still there at the end)
+RECORD_DTYPE = np.dtype([("flow", FLOW_DTYPE), ("stat", FLOWSTAT_DTYPE)])

@@ -30,9 +30,10 @@ from classifier.engine.columns import (
     verdict_columns,
 )
 from classifier.engine.conntrack import ConnectionTracker
+from classifier.engine.flows import decoded_flows, flow_table, in_order
 from classifier.engine.kernels import fused_kernels
 from classifier.engine.stats import SummaryBuilder
-from classifier.errors import ClassifierError
+from classifier.errors import ClassifierError, UsageError
 from classifier.limits import DEFAULT_MAX_CONNECTIONS
 from classifier.packets import PacketBatch, address_labels, own_fields
 from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
@@ -49,18 +50,28 @@ class Classification:
         summarize: bool = True,
         fused: bool = True,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        flows: bool = True,
     ):
         """`summarize=False` tells the run that only the per-packet columns are wanted: the
         unfused path then skips the statistics of each batch (the fused pass counts them in
         the same loop at no extra cost), and the summary must not be read. `fused=False` runs
         the pieces one after the other (engine.classify, tracker.apply, stats.add).
         `max_connections` bounds the connections tracked at once (robustness contract,
-        section 4; ignored when stateless)."""
+        section 4; ignored when stateless). `flows=False` keeps no connection records (then
+        `flows()` is refused): they cost 72 bytes per flow slot and 136 per connection."""
         self.engine = engine
         self.stateful = stateful
         self.batch_size = batch_size
         self.summarize = summarize
-        self.tracker = ConnectionTracker(max_connections=max_connections) if stateful else None
+        self.record_flows = flows and stateful
+        self.tracker = (
+            ConnectionTracker(max_connections=max_connections, record_flows=self.record_flows)
+            if stateful
+            else None
+        )
+        self.paths: list[str] = []  # the captures of run(), in order (the records' files)
+        self._records: list[np.ndarray] = []  # taken from the tracker after each batch
+        self._flow_table: dict[str, Any] | None = None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
         self.stats.connection_limit = max_connections if stateful else 0
         # the fused pass (classifier.engine._fused) when the engine offers it; else the
@@ -72,6 +83,17 @@ class Classification:
     ) -> BatchResult:
         if self.tracker is not None:
             self.tracker.join_fragments(batch)
+            if self.record_flows:
+                self.tracker.file_number = file_number
+        try:
+            return self._classify_batch(batch, file, file_number)
+        finally:
+            if self.record_flows and self.tracker is not None:
+                records = self.tracker.take_records()
+                if len(records):
+                    self._records.append(records)
+
+    def _classify_batch(self, batch: PacketBatch, file: str, file_number: int) -> BatchResult:
         if self.fused:
             return self._classify_fused(batch, file, file_number)
         stateless = self.engine.classify(batch)
@@ -178,6 +200,7 @@ class Classification:
         one that cannot be opened raises its PcapError after it is listed `unreadable` and the
         ones after it `not read`; a run stopped while reading one lists it `interrupted`."""
         path_list = [str(path) for path in paths]
+        self.paths = path_list
         for number, path in enumerate(path_list):
             packets = 0
             try:
@@ -211,6 +234,27 @@ class Classification:
                         last_ns=capture.last_ts_ns,
                     )
 
+    def flow_table(self) -> dict[str, Any]:
+        """The connection records of the run (flows contract, section 3), as `flows.
+        flow_table` encodes them for the table writer; call it once `run()` is exhausted."""
+        if self.tracker is None:
+            raise UsageError("connection records need connection tracking (not --stateless)")
+        if not self.record_flows:
+            raise UsageError("this run keeps no connection records (Classification(flows=False))")
+        if self._flow_table is None:
+            self._records.append(self.tracker.finish_records())
+            records = in_order(self._records)
+            self._records = []
+            self._flow_table = flow_table(
+                records, self.paths, Labels.of_engine(self.engine), self.tracker.clock_ns
+            )
+        return self._flow_table
+
+    def flows(self) -> dict[str, np.ndarray]:
+        """One record per connection, in the order of the creating packets (`FLOW_COLUMNS`:
+        integers int64 with -1 where empty, booleans bool, text object arrays of str)."""
+        return decoded_flows(self.flow_table())
+
     def summary(self, top: int = 10) -> dict[str, Any]:
         if self.tracker is not None:
             self.stats.evicted = self.tracker.evicted
@@ -236,6 +280,26 @@ class ClassifyResult:
     instance_ids: list[str]
     rule_ids: list[str]
     rule_groups: list[str]
+    flow_columns: dict[str, np.ndarray] | None = None  # None: stateless
+
+    def flows(self) -> dict[str, np.ndarray]:
+        """One record per connection (flows contract, section 3; `FLOW_COLUMNS` in order):
+        integer columns int64 with -1 where empty, booleans bool, text object arrays of str.
+        A stateless result has none: UsageError."""
+        if self.flow_columns is None:
+            raise UsageError("a stateless result has no connections: classify with stateful=True")
+        return dict(self.flow_columns)
+
+    def flows_to_pandas(self) -> Any:
+        """`flows()` as a pandas DataFrame (needs pandas: the `pandas` extra)."""
+        flows = self.flows()
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "flows_to_pandas() needs pandas: pip install 'sg-classifier[pandas]'"
+            ) from None
+        return pd.DataFrame(flows)
 
     def named(self) -> dict[str, np.ndarray]:
         """The per-packet table of section 6 (`PACKET_COLUMNS`, in order): integer columns
@@ -326,4 +390,5 @@ def classify_pcap(
         engine.instance_ids,
         [rule.id for rule in engine.rules],
         [rule.group_id for rule in engine.rules],
+        run.flows() if stateful else None,
     )
