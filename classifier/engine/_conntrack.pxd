@@ -166,7 +166,8 @@ cdef struct Flow:  # layout of FLOW_DTYPE
     int32_t rule
     uint8_t used
     uint8_t flags
-    uint8_t pad[2]
+    uint8_t direction  # with flow records: the creating packet's reported direction
+    uint8_t pad
     int64_t seq  # creation number of the tracked connection, -1: forgotten
 
 
@@ -179,9 +180,7 @@ cdef struct FlowStat:  # layout of FLOWSTAT_DTYPE: the counters of a connection'
     int64_t responder_packets
     int64_t responder_bytes
     int32_t file  # the creating packet's file number
-    int32_t instance  # the creating packet's reported side
-    uint8_t direction
-    uint8_t pad[7]
+    int32_t instance  # the creating packet's reported side (its direction: Flow.direction)
 
 
 cdef struct FlowRecord:  # layout of RECORD_DTYPE: a connection that left the table

@@ -155,8 +155,8 @@ if not (
     == (layouts.CLASS_TCP, layouts.CLASS_TCP_CLOSING, layouts.CLASS_ICMP, layouts.CLASS_ONE_WAY,
         layouts.CLASS_BOTH, layouts.N_CLASSES)
     and sizeof(HeapEntry) == 24
-    and FLOWSTAT_DTYPE.itemsize == sizeof(FlowStat) == 72
-    and RECORD_DTYPE.itemsize == sizeof(FlowRecord) == 136
+    and FLOWSTAT_DTYPE.itemsize == sizeof(FlowStat) == 64
+    and RECORD_DTYPE.itemsize == sizeof(FlowRecord) == 128
     and MIN_CAPACITY == layouts.MIN_CAPACITY and CLOCK_START == layouts.CLOCK_START
 ):
     raise ImportError("classifier.engine._conntrack disagrees with its layouts module: rebuild")
@@ -498,7 +498,7 @@ cdef class Tracker:
             st.responder_bytes = 0
             st.file = self.file_number
             st.instance = instance
-            st.direction = direction
+            f.direction = direction
 
     # --- fragment table -----------------------------------------------------------------
 
@@ -701,6 +701,10 @@ cdef class Tracker:
                     __builtin_prefetch(
                         &self._flows[home[i + PREFETCH_AHEAD] & <uint64_t>self._flow_mask]
                     )
+                    if self._stats != NULL:
+                        __builtin_prefetch(
+                            &self._stats[home[i + PREFETCH_AHEAD] & <uint64_t>self._flow_mask]
+                        )
                 t = c.ts_ns[i] if c.ts_ns[i] > self.clock_ns else self.clock_ns
                 self.clock_ns = t
                 created[i] = 0

@@ -413,7 +413,8 @@ class Tracker:
             stat["initiator_packets"], stat["initiator_bytes"] = 1, wire
             stat["responder_packets"] = stat["responder_bytes"] = 0
             stat["file"] = self.file_number
-            stat["instance"], stat["direction"] = instance, direction
+            stat["instance"] = instance
+            self.flows["direction"][slot] = direction
         seq = self.next_seq
         self._flow_seq[slot] = seq
         self.next_seq += 1

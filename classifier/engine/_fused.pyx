@@ -404,6 +404,9 @@ def classify_batch(
                         # fetched now, probed in pass 2: a block's slots fit in the L2 cache
                         __builtin_prefetch(
                             &tracker._flows[home[j] & <uint64_t>tracker._flow_mask])
+                        if tracker._stats != NULL:  # flow records: the counters' line too
+                            __builtin_prefetch(
+                                &tracker._stats[home[j] & <uint64_t>tracker._flow_mask])
             if stateful:
                 tracker.clock_ns = clock
             # --- pass 2: guess which packets state will allow; side rows for the others

@@ -8,7 +8,7 @@ by a rehash, or still there at the end of the run (`Tracker.finish_records`). Th
 puts them in the order of their creating packets (the creation number `seq`) and turns them
 into the columns of `FLOW_COLUMNS`, vectorised.
 
-Memory: a record is 136 bytes, held until the end of the run (the order is only known then:
+Memory: a record is 128 bytes, held until the end of the run (the order is only known then:
 a long connection created early holds back every record after it).
 """
 
@@ -111,7 +111,7 @@ def flow_table(
         "responder_packets": stat["responder_packets"].astype(np.int64),
         "responder_bytes": stat["responder_bytes"].astype(np.int64),
         "instance": (stat["instance"].astype(np.int64) + 1, labels.instances),
-        "direction": (stat["direction"].astype(np.int64), np.array(DIRECTION_NAMES, dtype=object)),
+        "direction": (flow["direction"].astype(np.int64), np.array(DIRECTION_NAMES, dtype=object)),
         "group": (rule, labels.groups),
         "rule": (rule, labels.rules),
         "midstream": tcp & ((flags & FLAG_MIDSTREAM) != 0),

@@ -42,7 +42,8 @@ FLOW_DTYPE = np.dtype(
         ("rule", "<i4"),  # global index of the creating rule, -1: none
         ("used", "u1"),  # 1: holds a key (alive or expired)
         ("flags", "u1"),  # FLAG_*
-        ("pad", "u1", (2,)),
+        ("direction", "u1"),  # with flow records: the creating packet's reported direction
+        ("pad", "u1"),
         ("seq", "<i8"),  # creation number of the tracked connection; -1: forgotten (evicted,
         # or expired and dropped); one slot = one 64-byte cache line
     ]
@@ -81,9 +82,7 @@ FLOWSTAT_DTYPE = np.dtype(
         ("responder_bytes", "<i8"),
         ("file", "<i4"),  # the creating packet's file number
         ("instance", "<i4"),  # the creating packet's reported side (-1: none)
-        ("direction", "u1"),
-        ("pad", "u1", (7,)),
-    ]
+    ]  # one 64-byte cache line, like the flow slot beside it
 )
 # a connection that left the table (evicted, dropped, replaced, or still there at the end)
 RECORD_DTYPE = np.dtype([("flow", FLOW_DTYPE), ("stat", FLOWSTAT_DTYPE)])

@@ -58,7 +58,7 @@ class Classification:
         the pieces one after the other (engine.classify, tracker.apply, stats.add).
         `max_connections` bounds the connections tracked at once (robustness contract,
         section 4; ignored when stateless). `flows=False` keeps no connection records (then
-        `flows()` is refused): they cost 72 bytes per flow slot and 136 per connection."""
+        `flows()` is refused): they cost 64 bytes per flow slot and 128 per connection."""
         self.engine = engine
         self.stateful = stateful
         self.batch_size = batch_size
