@@ -20,11 +20,14 @@ from classifier.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     add_captures,
+    add_filter_option,
     add_strict,
     bounded_int,
+    capture_filter,
     capture_gaps,
     check_captures,
     count,
+    file_inputs,
     load_policy,
     print_warnings,
     progress_bar,
@@ -99,6 +102,7 @@ def add_parser(commands: Any) -> None:
         "default 10); when given, also the most rows of the printed per-rule and "
         "per-instance tables (the N most hit; --json and --report keep every row)",
     )
+    add_filter_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_strict(parser)
 
@@ -117,9 +121,10 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.flows is not None and args.stateless:
         raise UsageError("--flows: connection records need connection tracking (not --stateless)")
     outputs = [args.packets, args.flows, args.json, args.report]
-    check_outputs([args.policy, *args.pcaps], outputs)
+    check_outputs([args.policy, *file_inputs(args.pcaps)], outputs)
     check_table_output(args.packets, "--packets")
     check_table_output(args.flows, "--flows")
+    bpf = capture_filter(args)
     policy = load_policy(args.policy, err, args.strict)
     repeated = check_captures(args.pcaps)
     print_warnings(repeated.values(), err)
@@ -127,6 +132,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     classification = Classification(
         engine,
         stateful=not args.stateless,
+        capture_filter=bpf,
         max_connections=args.max_connections,
         flows=args.flows is not None,
     )

@@ -36,7 +36,7 @@ from classifier.engine.stats import SummaryBuilder
 from classifier.errors import ClassifierError, UsageError
 from classifier.limits import DEFAULT_MAX_CONNECTIONS
 from classifier.packets import PacketBatch, address_labels, own_fields
-from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
+from classifier.pcap import DEFAULT_BATCH_SIZE, CaptureFilter, open_capture
 
 
 class Classification:
@@ -49,6 +49,7 @@ class Classification:
         batch_size: int = DEFAULT_BATCH_SIZE,
         summarize: bool = True,
         fused: bool = True,
+        capture_filter: CaptureFilter | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         flows: bool = True,
     ):
@@ -60,6 +61,7 @@ class Classification:
         section 4; ignored when stateless). `flows=False` keeps no connection records (then
         `flows()` is refused): they cost 64 bytes per flow slot and 128 per connection."""
         self.engine = engine
+        self.capture_filter = capture_filter  # --filter: what it drops is not part of the run
         self.stateful = stateful
         self.batch_size = batch_size
         self.summarize = summarize
@@ -199,12 +201,12 @@ class Classification:
         Every capture is listed in the summary's `files` with its status (`FILE_STATUSES`):
         one that cannot be opened raises its PcapError after it is listed `unreadable` and the
         ones after it `not read`; a run stopped while reading one lists it `interrupted`."""
-        path_list = [str(path) for path in paths]
+        path_list = [os.fsdecode(path) for path in paths]  # keeps the reader's STDIN
         self.paths = path_list
         for number, path in enumerate(path_list):
             packets = 0
             try:
-                capture = open_capture(path)
+                capture = open_capture(path, self.capture_filter)
             except ClassifierError as error:
                 self.stats.add_file(path, 0, [str(error)], False, status="unreadable")
                 for later in path_list[number + 1 :]:
@@ -232,6 +234,7 @@ class Classification:
                         status=status,
                         first_ns=capture.first_ts_ns,
                         last_ns=capture.last_ts_ns,
+                        filtered=None if self.capture_filter is None else int(capture.filtered),
                     )
 
     def flow_table(self) -> dict[str, Any]:
@@ -258,7 +261,13 @@ class Classification:
     def summary(self, top: int = 10) -> dict[str, Any]:
         if self.tracker is not None:
             self.stats.evicted = self.tracker.evicted
-        return self.stats.summary(top)
+        summary = self.stats.summary(top)
+        if self.capture_filter is not None:
+            summary["filter"] = {
+                "expression": self.capture_filter.expression,
+                "filtered": sum(int(f.get("filtered", 0)) for f in summary["files"]),
+            }
+        return summary
 
 
 @dataclass
