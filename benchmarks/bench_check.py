@@ -97,7 +97,7 @@ def e2e_over_decode(tmp: Path, packets: int, rounds: int) -> float:
 
     def classify() -> float:
         def run() -> None:
-            job = Classification(engine, stateful=True)
+            job = Classification(engine, stateful=True, flows=False)
             for _ in job.run([path]):
                 pass
             job.summary()

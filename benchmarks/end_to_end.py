@@ -135,7 +135,7 @@ def decode_only(path: str) -> int:
 
 
 def classify(engine: Engine, path: str, stateful: bool) -> int:
-    run = Classification(engine, stateful=stateful)
+    run = Classification(engine, stateful=stateful, flows=False)
     n = 0
     for result in run.run([path]):
         n += len(result.batch)

@@ -17,6 +17,7 @@ has the map).
 """
 
 import _signal  # type: ignore[import-not-found]  # builtin: cheaper than `signal`
+import os
 import sys
 from typing import Any
 
@@ -26,7 +27,10 @@ def _quit_at_start_up(number: int, frame: Any) -> None:
     one line and exit 130, never a traceback (SystemExit prints none)."""
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     print("interrupted", file=sys.stderr)
-    raise SystemExit(130)
+    sys.stderr.flush()
+    # not SystemExit: raised inside an extension's import (numpy's C init), it comes back as
+    # an ImportError with a traceback; nothing is open yet that an exit would have to close
+    os._exit(130)
 
 
 def _guard_start_up() -> Any:

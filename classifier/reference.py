@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from classifier.codes import (
     FRAGMENT_FIRST,
@@ -294,9 +294,61 @@ class Connection:
     initiator: tuple[IPAddress, int | None]  # the source endpoint of the creating packet
     last_ns: int  # the last allowed packet
     rule: Rule | None  # the matched rule of the creating packet's reported side
+    number: int = 0  # creation order: the connections created before this one
     midstream: bool = False
     fin_or_rst: bool = False
     both_directions: bool = False
+    # its record (flows contract, section 3): the creating packet, its file and verdict, and
+    # the counted packets (the creating one and those allowed as established on it)
+    creator: Packet | None = None
+    file: str = ""
+    verdict: Verdict | None = None
+    last_recorded_ns: int = 0  # the largest recorded timestamp among the counted packets
+    initiator_packets: int = 0
+    initiator_bytes: int = 0
+    responder_packets: int = 0
+    responder_bytes: int = 0
+
+    def count(self, packet: Packet) -> None:
+        """A counted packet: on the initiator's side when its source endpoint is the
+        creating packet's."""
+        if source_endpoint(packet, self.key) == self.initiator:
+            self.initiator_packets += 1
+            self.initiator_bytes += packet.wire_len
+        else:
+            self.responder_packets += 1
+            self.responder_bytes += packet.wire_len
+        self.last_recorded_ns = max(self.last_recorded_ns, packet.ts_ns)
+
+    def record(self, end_ns: int) -> dict[str, Any]:
+        """The connection's row of `classify --flows` (integers, None where empty)."""
+        packet, verdict = self.creator, self.verdict
+        assert packet is not None and verdict is not None
+        has_ports = any(port is not None for _, port in self.key.endpoints)
+        return {
+            "file": self.file,
+            "index": packet.index,
+            "first_ns": packet.ts_ns,
+            "last_ns": self.last_recorded_ns,
+            "ip_version": self.key.ip_version,
+            "protocol": self.key.protocol,
+            "initiator": str(packet.src),
+            "initiator_port": packet.sport if has_ports else None,
+            "responder": str(packet.dst),
+            "responder_port": packet.dport if has_ports else None,
+            "icmp_id": self.key.icmp_id,
+            "initiator_packets": self.initiator_packets,
+            "initiator_bytes": self.initiator_bytes,
+            "responder_packets": self.responder_packets,
+            "responder_bytes": self.responder_bytes,
+            "instance": verdict.instance_id or "",
+            "direction": verdict.direction or "",
+            "group": verdict.group_id or "",
+            "rule": verdict.rule_id or "",
+            "midstream": self.midstream,
+            "fin_rst": self.key.protocol == 6 and self.fin_or_rst,
+            "end": "expired" if end_ns - self.last_ns > self.timeout_ns() else "open",
+        }
 
     def timeout_ns(self) -> int:
         if self.key.protocol == 6:
@@ -341,9 +393,14 @@ FragmentKey = tuple[int, IPAddress, IPAddress, int | None, int]
 class StatefulReference:
     """Section 4 over a packet stream: feed packets in capture order to `process`."""
 
-    def __init__(self, policy: Policy, stateless: bool = False):
+    def __init__(self, policy: Policy, stateless: bool = False, max_connections: int | None = None):
+        """`max_connections`: the N of the robustness contract's section 4 (None: no bound)."""
         self.policy = policy
         self.stateless = stateless
+        self.max_connections = max_connections
+        self.evicted = 0
+        self.file = ""  # the file of the packets given now (the records' `file`)
+        self.created: list[Connection] = []  # every connection, in creation order
         self.clock_ns: int | None = None  # the latest timestamp seen: the clock never goes back
         self.connections: dict[ConnectionKey, Connection] = {}
         self.first_fragments: dict[FragmentKey, tuple[int, Packet]] = {}
@@ -398,19 +455,46 @@ class StatefulReference:
         connection = self.connections.get(key)
         if connection is not None and connection.alive(t):
             connection.see(packet, t)
+            connection.count(packet)
             return self._state_allowed(packet, "established")
         if judged.verdict != "allow":
             return judged  # a denied packet creates and refreshes nothing
+        self.make_room(t)
         midstream = key.protocol == 6 and not is_bare_syn(packet.tcp_flags)
         connection = Connection(
-            key, source_endpoint(packet, key), t, judged.rule, midstream=midstream
+            key,
+            source_endpoint(packet, key),
+            t,
+            judged.rule,
+            number=self.connections_created,
+            midstream=midstream,
+            creator=packet,
+            file=self.file,
+            verdict=judged,
+            last_recorded_ns=packet.ts_ns,
         )
         connection.see(packet, t)
+        connection.count(packet)
         self.connections[key] = connection
+        self.created.append(connection)
         self.created_per_rule[judged.rule_id] += 1
         self.connections_created += 1
         self.midstream_created += midstream
         return dataclasses.replace(judged, created=True, midstream=midstream)
+
+    def make_room(self, t_ns: int) -> None:
+        """Robustness contract, section 4: an allowed packet would create a connection at
+        t_ns. Connections that have expired are dropped without being counted; if N
+        connections are alive, the alive one whose last packet is the oldest (ties: the one
+        created first) is forgotten and counted as evicted."""
+        if self.max_connections is None:
+            return
+        for key in [k for k, c in self.connections.items() if not c.alive(t_ns)]:
+            del self.connections[key]
+        if len(self.connections) >= self.max_connections:
+            oldest = min(self.connections.values(), key=lambda c: (c.last_ns, c.number))
+            del self.connections[oldest.key]
+            self.evicted += 1
 
     def _state_allowed(self, packet: Packet, reason: Reason) -> Verdict:
         instance_id, direction = state_side(self.policy, packet)
@@ -418,3 +502,9 @@ class StatefulReference:
 
     def run(self, packets: list[Packet]) -> list[Verdict]:
         return [self.process(packet) for packet in packets]
+
+    def flows(self) -> list[dict[str, Any]]:
+        """Flows contract, section 3: one record per connection, in the order of the
+        creating packets; `end` against the latest timestamp of any record seen."""
+        end_ns = self.clock_ns if self.clock_ns is not None else 0
+        return [connection.record(end_ns) for connection in self.created]

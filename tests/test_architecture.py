@@ -16,10 +16,11 @@ PACKAGE = Path(classifier.__file__).parent
 
 # room -> the rooms it may import (besides itself). The order of the pipeline:
 # policy -> acl -> pcap -> engine -> analysis / scale -> report -> cli.
-BASE = {"errors", "codes", "_twins", "packets"}
+BASE = {"errors", "codes", "_twins", "packets", "limits"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "codes": set(),
+    "limits": set(),
     "_twins": set(),
     "packets": {"codes"},
     "reference": {"codes", "packets", "policy"},

@@ -95,6 +95,11 @@ def test_bench_check_script() -> None:
     assert "e2e_over_decode" in out and "numpy_over_startup" in out
 
 
+def test_flood_script() -> None:
+    out = run_script("benchmarks/flood.py", "--packets", "30000", "--max-connections", "7000")
+    assert "total 30,000, evicted 23,000" in out
+
+
 def test_compressed_script() -> None:
     out = run_script("benchmarks/compressed.py", "--packets", "20000", "--repeats", "1")
     assert "gzip classify / plain classify speed" in out and "| zstd |" in out

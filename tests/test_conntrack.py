@@ -87,10 +87,12 @@ def tracked(
     return rows
 
 
-def expected(policy: Policy, packets: list[Packet]) -> list[Row]:
+def expected(
+    policy: Policy, packets: list[Packet], max_connections: int | None = None
+) -> list[Row]:
     return [
         (v.verdict, v.reason, v.instance_id, v.direction, v.rule_id, v.created, v.midstream)
-        for v in StatefulReference(policy).run(packets)
+        for v in StatefulReference(policy, max_connections=max_connections).run(packets)
     ]
 
 
@@ -312,3 +314,145 @@ def test_twins_build_the_same_tables() -> None:
     # at 100 s: the 67 answered flows (180 s), and 66 new ones of the last batch (its 34 others
     # are answered flows again); the one-way flows of 0 s and the fragments' flow expired
     assert a.live_connections() == b.live_connections() == 133
+
+
+# --- the connection limit (robustness contract, section 4) ------------------------------------
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    case=policy_and_sequences(max_size=40),
+    limit=st.integers(1, 4),
+    cuts=st.lists(st.integers(0, 40), max_size=4),
+)
+def test_a_limited_tracker_equals_the_reference(
+    twin_mode: str, case: tuple[Policy, list[Packet]], limit: int, cuts: list[int]
+) -> None:
+    """Tiny limits: evictions, expired connections dropped, forgotten ones judged anew."""
+    policy, packets = case
+    oracle = StatefulReference(policy, max_connections=limit)
+    want = [
+        (v.verdict, v.reason, v.instance_id, v.direction, v.rule_id, v.created, v.midstream)
+        for v in oracle.run(packets)
+    ]
+    sizes = sorted(set(cuts))
+    sizes = [b - a for a, b in zip([0, *sizes], sizes, strict=False)]
+    for batch_size in (1000, sizes, 1):
+        tracker_rows = tracked(policy, packets, batch_size, max_connections=limit)
+        assert tracker_rows == want
+    tracker = ConnectionTracker(max_connections=limit)
+    batch = PacketBatch.from_packets(packets)
+    tracker.join_fragments(batch)
+    tracker.apply(batch, *stateless_arrays(policy, batch))
+    assert tracker.evicted == oracle.evicted
+    assert tracker.live_connections() <= limit
+
+
+def test_eviction_takes_the_oldest_last_packet_then_the_first_created(twin_mode: str) -> None:
+    policy = outbound_only()
+    a, b, c, d = (pkt(VM1, OUT, 17, t=0, sport=1000 + k, dport=53) for k in range(4))
+    packets = [
+        a,  # t 0: created first
+        dataclasses.replace(b, ts_ns=0),  # t 0
+        dataclasses.replace(a, ts_ns=5 * S),  # a refreshed: b's last packet is the oldest
+        dataclasses.replace(b, ts_ns=5 * S),  # b refreshed too: a tie, a was created first
+        dataclasses.replace(c, ts_ns=6 * S),  # limit 2: evicts a
+        dataclasses.replace(a, ts_ns=7 * S),  # a is new again (its rule allows): evicts b
+        dataclasses.replace(b, ts_ns=8 * S),  # b too: evicts c
+        dataclasses.replace(d, ts_ns=100 * S),  # a and b expired (30 s): dropped, uncounted
+        dataclasses.replace(c, ts_ns=101 * S),  # c was forgotten: created again
+    ]
+    packets = [dataclasses.replace(p, ts_ns=p.ts_ns + T0, index=i) for i, p in enumerate(packets)]
+    want = expected(policy, packets, max_connections=2)
+    assert [row[1] for row in want] == ["rule", "rule", *["established"] * 2, *["rule"] * 5]
+    assert [row[5] for row in want] == [True, True, False, False, *[True] * 5]
+    for batch_size in (1000, 1, [3, 2, 4]):
+        assert tracked(policy, packets, batch_size, max_connections=2) == want
+    oracle = StatefulReference(policy, max_connections=2)
+    oracle.run(packets)
+    tracker = ConnectionTracker(max_connections=2)
+    batch = PacketBatch.from_packets(packets)
+    tracker.apply(batch, *stateless_arrays(policy, batch))
+    assert tracker.evicted == oracle.evicted == 3
+    assert tracker.max_connections == 2
+
+
+def test_a_forgotten_connection_is_judged_by_the_rules(twin_mode: str) -> None:
+    """vm1 opens two connections (limit 1): the reply of the first is denied by vm1's
+    ingress (it allows nothing), since the second creation forgot it."""
+    policy = outbound_only()
+    first = pkt(VM1, OUT, tcp_flags=TCP_SYN, sport=1)
+    second = pkt(VM1, OUT, t=1, tcp_flags=TCP_SYN, sport=2)
+    packets = [first, second, reply(first, 2), reply(second, 3)]
+    packets = [dataclasses.replace(p, ts_ns=p.ts_ns + T0, index=i) for i, p in enumerate(packets)]
+    rows = tracked(policy, packets, max_connections=1)
+    assert [row[1] for row in rows] == ["rule", "rule", "implicit-deny", "established"]
+    assert rows == expected(policy, packets, max_connections=1)
+
+
+def test_a_flood_keeps_the_table_bounded(twin_mode: str) -> None:
+    limit = 300
+    tracker = ConnectionTracker(capacity=16, max_connections=limit)
+    policy = outbound_only()
+    flows = many_flows(6000 if twin_mode == "compiled" else 1500)
+    capacities = []
+    for start in range(0, len(flows), 500):
+        batch = PacketBatch.from_packets(flows[start : start + 500])
+        arrays = stateless_arrays(policy, batch)
+        tracker.apply(batch, *arrays)
+        assert arrays[-2].sum() == len(batch)  # every packet creates a connection
+        capacities.append(tracker.capacity)
+        assert tracker.live_connections() == min(limit, start + len(batch))
+    assert tracker.evicted == len(flows) - limit
+    assert max(capacities) <= 4096  # bounded by the limit and one batch, not by the flood
+
+
+def test_the_limit_is_checked() -> None:
+    for bad in (0, 10**9 + 1):
+        with pytest.raises(ValueError):
+            ConnectionTracker(max_connections=bad)
+    assert ConnectionTracker(max_connections=10**9).max_connections == 10**9
+
+
+def test_twins_keep_the_same_tables_under_a_limit() -> None:
+    compiled, twin = Twin("classifier.engine._conntrack").both()
+    policy = outbound_only()
+    out = many_flows(400)
+    batches = [out[:150], [reply(p, 1) for p in out[:100:3]], out[150:], many_flows(50, 100)]
+    trackers = [compiled.Tracker(16, 37), twin.Tracker(16, 37)]
+    for tracker in trackers:
+        for chunk in batches:
+            batch = PacketBatch.from_packets(chunk)
+            tracker.apply(batch, *stateless_arrays(policy, batch))
+    a, b = trackers
+    assert np.array_equal(a.flows, b.flows)
+    assert (a.evicted, a.tracked, a.next_seq, a.flow_count) == (
+        b.evicted,
+        b.tracked,
+        b.next_seq,
+        b.flow_count,
+    )
+    assert a.evicted > 0
+
+
+def test_first_fragments_are_bounded(twin_mode: str) -> None:
+    """Past max_fragments, a first fragment is not remembered (its later fragments are
+    judged without ports); expired ones make room again."""
+    tracker = ConnectionTracker(max_fragments=2)
+    firsts = [
+        pkt(OUT, "10.0.0.2", 6, sport=9, dport=80, fragment=FRAGMENT_FIRST, ip_id=k)
+        for k in range(3)
+    ]
+    laters = [
+        pkt(OUT, "10.0.0.2", 6, t=1, fragment=FRAGMENT_LATER, ip_id=k, frag_offset=9)
+        for k in range(3)
+    ]
+    batch = PacketBatch.from_packets(firsts + laters)
+    tracker.join_fragments(batch)
+    assert [int(batch.dport[i]) for i in range(3, 6)] == [80, 80, 0]
+    assert tracker.fragments_dropped == 1
+    again = PacketBatch.from_packets(
+        [dataclasses.replace(firsts[2], ts_ns=40 * S), dataclasses.replace(laters[2], ts_ns=41 * S)]
+    )
+    tracker.join_fragments(again)
+    assert int(again.dport[1]) == 80 and tracker.fragments_dropped == 1

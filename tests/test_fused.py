@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from benchmarks import end_to_end, synth
 from classifier import reference
@@ -38,12 +39,12 @@ COLUMNS = (
 
 
 def run_both(
-    engine: Engine, batches: list[PacketBatch], stateful: bool
+    engine: Engine, batches: list[PacketBatch], stateful: bool, **kw: Any
 ) -> tuple[dict[str, Any], ...]:
     """(columns, summary) of the fused and of the unfused run over copies of `batches`."""
     out = []
     for fused in (True, False):
-        run = Classification(engine, stateful=stateful, fused=fused)
+        run = Classification(engine, stateful=stateful, fused=fused, **kw)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in COLUMNS}
         for batch in batches:
             copy = PacketBatch(**{k: v.copy() for k, v in batch.columns().items()})
@@ -79,6 +80,30 @@ def test_fused_equals_the_pieces_on_random_policies(
         assert_same(fused, pieces)
 
 
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(scenario=strategies.policy_and_sequences(max_size=40), limit=st.integers(1, 4))
+def test_fused_equals_the_pieces_and_the_reference_under_a_limit(
+    twin_mode: str, scenario: tuple[Policy, list[Packet]], limit: int
+) -> None:
+    """Tiny connection limits (evictions inside a block of the fused pass)."""
+    policy, packets = scenario
+    engine = Engine(policy)
+    batch = PacketBatch.from_packets(packets)
+    batches = [batch.slice(i, i + 7) for i in range(0, len(packets), 7)]
+    fused, pieces = run_both(engine, batches, True, max_connections=limit)
+    assert_same(fused, pieces)
+    oracle = reference.StatefulReference(policy, max_connections=limit)
+    want = oracle.run(packets)
+    assert [REASON_NAMES[r] for r in fused["columns"]["reason"]] == [v.reason for v in want]
+    assert [bool(c) for c in fused["columns"]["created"]] == [v.created for v in want]
+    connections = fused["summary"]["connections"]
+    assert (connections["limit"], connections["evicted"]) == (limit, oracle.evicted)
+
+
 @pytest.mark.parametrize("budget", [1_000_000, -1], ids=["sequence-mode", "group-mode"])
 def test_fused_equals_the_pieces_on_a_synthetic_capture(
     tmp_path: Path, budget: int, monkeypatch: pytest.MonkeyPatch
@@ -100,6 +125,10 @@ def test_fused_equals_the_pieces_on_a_synthetic_capture(
         fused, pieces = run_both(engine, batches, stateful)
         assert_same(fused, pieces)
         assert fused["summary"]["verdicts"]["deny"] and fused["summary"]["verdicts"]["allow"]
+    # a limit far below the 300 conversations per kind: evictions in every block
+    fused, pieces = run_both(engine, batches, True, max_connections=97)
+    assert_same(fused, pieces)
+    assert fused["summary"]["connections"]["evicted"] > 1000
     assert fused["summary"]["reasons"]["rule"] and fused["summary"]["reasons"]["implicit-deny"]
 
 

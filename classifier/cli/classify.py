@@ -22,6 +22,7 @@ from classifier.cli.common import (
     add_captures,
     add_filter_option,
     add_strict,
+    bounded_int,
     capture_filter,
     capture_gaps,
     check_captures,
@@ -31,7 +32,13 @@ from classifier.cli.common import (
     print_warnings,
     progress_bar,
 )
-from classifier.errors import ClassifierError
+from classifier.errors import ClassifierError, UsageError
+from classifier.limits import (
+    DEFAULT_MAX_CONNECTIONS,
+    DENIED_TUPLES_LIMIT,
+    MAX_CONNECTIONS,
+    MAX_FRAGMENTS,
+)
 
 STDOUT = "-"
 
@@ -54,10 +61,31 @@ def add_parser(commands: Any) -> None:
         "--stateless", action="store_true", help="judge every packet by the rules alone"
     )
     parser.add_argument(
+        "--max-connections",
+        type=connection_limit,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help=f"connections tracked at once (1..{MAX_CONNECTIONS:,}, default "
+        f"{DEFAULT_MAX_CONNECTIONS:,}): when an allowed packet would create one more, the "
+        "alive connection whose last packet is the oldest is forgotten (counted as evicted in "
+        "the summary; its later packets are judged by the rules as new). The other tables "
+        f"that grow with the traffic are bounded too: {MAX_FRAGMENTS:,} first fragments "
+        "remembered at once (a first fragment beyond is not, and its later fragments are "
+        f"judged without ports), {DENIED_TUPLES_LIMIT:,} distinct denied tuples counted "
+        "(beyond, the least hit half is dropped and the summary says the counts are not "
+        "exact)",
+    )
+    parser.add_argument(
         "--packets",
         metavar="OUT",
         help="write one row per packet: CSV, or JSON Lines (.jsonl) or Parquet (.parquet) "
         "by the extension",
+    )
+    parser.add_argument(
+        "--flows",
+        metavar="OUT",
+        help="write one record per connection (in the order of their first packets): CSV, "
+        "or JSON Lines (.jsonl) or Parquet (.parquet) by the extension; not with --stateless",
     )
     parser.add_argument("--json", metavar="OUT.json", help="write the summary as JSON")
     parser.add_argument(
@@ -79,6 +107,10 @@ def add_parser(commands: Any) -> None:
     add_strict(parser)
 
 
+def connection_limit(text: str) -> int:
+    return bounded_int(text, 1, MAX_CONNECTIONS, "a connection count")
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.engine import Classification, Engine
     from classifier.engine.columns import Labels, result_table
@@ -86,15 +118,24 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.report.summary import print_summary
     from classifier.report.tables import check_table_output
 
-    outputs = [args.packets, args.json, args.report]
+    if args.flows is not None and args.stateless:
+        raise UsageError("--flows: connection records need connection tracking (not --stateless)")
+    outputs = [args.packets, args.flows, args.json, args.report]
     check_outputs([args.policy, *file_inputs(args.pcaps)], outputs)
     check_table_output(args.packets, "--packets")
+    check_table_output(args.flows, "--flows")
     bpf = capture_filter(args)
     policy = load_policy(args.policy, err, args.strict)
     repeated = check_captures(args.pcaps)
     print_warnings(repeated.values(), err)
     engine = Engine(policy)
-    classification = Classification(engine, stateful=not args.stateless, capture_filter=bpf)
+    classification = Classification(
+        engine,
+        stateful=not args.stateless,
+        capture_filter=bpf,
+        max_connections=args.max_connections,
+        flows=args.flows is not None,
+    )
     labels = Labels.of_engine(engine)
     failure: ClassifierError | None = None
     with (
@@ -107,6 +148,8 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                     table.write(result_table(result, labels))
         except ClassifierError as error:
             failure = error
+    if args.flows is not None:
+        _write_flows(args.flows, classification, out)
     summary = classification.summary(DEFAULT_TOP if args.top is None else args.top)
     files = summary["files"]
     gaps = capture_gaps(files)
@@ -144,6 +187,26 @@ def _add_warnings(
         for position, warning in found.items():
             if position < len(files):
                 files[position]["warnings"].append(warning)
+
+
+def _write_flows(path: str, classification: Any, out: TextIO) -> None:
+    """The run's connection records through the table writer, a row group at a time."""
+    from classifier.engine.flows import FLOW_COLUMNS
+    from classifier.report.tables import ROW_GROUP_ROWS, open_table
+
+    table = classification.flow_table()
+    rows = len(table["index"])
+    with open_table(path, FLOW_COLUMNS, out=out, option="--flows") as writer:
+        for start in range(0, max(rows, 1), ROW_GROUP_ROWS):
+            part = slice(start, start + ROW_GROUP_ROWS)
+            writer.write(
+                {
+                    name: (column[0][part], column[1])
+                    if isinstance(column, tuple)
+                    else column[part]
+                    for name, column in table.items()
+                }
+            )
 
 
 @contextmanager

@@ -37,6 +37,13 @@ cdef enum:
     FLAG_BOTH = 2
     FLAG_INIT_LOW = 4
     FLAG_MIDSTREAM = 8
+    FLAG_GONE = 16
+    CLASS_TCP = 0
+    CLASS_TCP_CLOSING = 1
+    CLASS_ICMP = 2
+    CLASS_ONE_WAY = 3
+    CLASS_BOTH = 4
+    N_CLASSES = 5
     MIN_CAPACITY = 64
     PREFETCH_AHEAD = 8  # packets between a slot's prefetch and its use
     LOOKUP_OWN = 1  # the packet's own key
@@ -159,7 +166,32 @@ cdef struct Flow:  # layout of FLOW_DTYPE
     int32_t rule
     uint8_t used
     uint8_t flags
-    uint8_t pad[10]
+    uint8_t direction  # with flow records: the creating packet's reported direction
+    uint8_t pad
+    int64_t seq  # creation number of the tracked connection, -1: forgotten
+
+
+cdef struct FlowStat:  # layout of FLOWSTAT_DTYPE: the counters of a connection's record
+    int64_t first_ns  # the creating packet's timestamp as recorded
+    int64_t last_ns  # the largest recorded timestamp among the counted packets
+    int64_t index  # the creating packet's index in its file
+    int64_t initiator_packets
+    int64_t initiator_bytes
+    int64_t responder_packets
+    int64_t responder_bytes
+    int32_t file  # the creating packet's file number
+    int32_t instance  # the creating packet's reported side (its direction: Flow.direction)
+
+
+cdef struct FlowRecord:  # layout of RECORD_DTYPE: a connection that left the table
+    Flow flow
+    FlowStat stat
+
+
+cdef struct HeapEntry:  # one entry of an eviction heap, ordered by (last, seq)
+    int64_t last
+    int64_t seq
+    int64_t slot
 
 
 cdef struct Fragment:  # layout of FRAGMENT_DTYPE
@@ -184,7 +216,17 @@ cdef struct Fragment:  # layout of FRAGMENT_DTYPE
 
 
 cdef inline bint _flow_expired(const Flow* f, int64_t t) noexcept nogil:
-    return t - f.last > _timeout(f.key[0], f.flags)
+    return (f.flags & FLAG_GONE) != 0 or t - f.last > _timeout(f.key[0], f.flags)
+
+
+cdef inline int flow_class(const Flow* f) noexcept nogil:
+    """The timeout class of a connection (CLASS_*): which eviction heap it belongs to."""
+    cdef uint64_t protocol = (f.key[0] >> 48) & 0xFF
+    if protocol == PROTO_TCP:
+        return CLASS_TCP_CLOSING if f.flags & FLAG_FIN_RST else CLASS_TCP
+    if ((f.key[0] >> 40) & 0xFF) == KIND_ICMP:
+        return CLASS_ICMP
+    return CLASS_BOTH if f.flags & FLAG_BOTH else CLASS_ONE_WAY
 
 
 cdef inline void _copy_key(uint64_t* to, const uint64_t* w) noexcept nogil:
@@ -249,6 +291,24 @@ cdef class Tracker:
     cdef public int64_t midstream_created
     cdef public Py_ssize_t flow_count  # occupied flow slots, expired ones included
     cdef public Py_ssize_t frag_count
+    cdef public int64_t limit  # connections tracked at once, at most
+    cdef public int64_t evicted  # alive connections forgotten to respect the limit
+    cdef public int64_t tracked  # connections not forgotten (alive, or expired not dropped)
+    cdef public int64_t next_seq  # the creation number of the next connection
+    cdef public int64_t max_fragments  # first fragments remembered at once, at most
+    cdef public int64_t fragments_dropped  # first fragments not remembered (table full)
+    cdef public bint record_flows  # keep a record per connection (flow records)
+    cdef public int32_t file_number  # the file of the batches given now (flow records)
+    cdef readonly object flowstats  # numpy FLOWSTAT_DTYPE array beside `flows` (or None)
+    cdef FlowStat* _stats  # its data, NULL without flow records
+    cdef object _record_array  # numpy RECORD_DTYPE array: records not yet taken
+    cdef FlowRecord* _records
+    cdef Py_ssize_t _n_records
+    cdef Py_ssize_t _record_cap
+    cdef object _heap_arrays  # one numpy HeapEntry array per timeout class
+    cdef HeapEntry* _heap[N_CLASSES]
+    cdef Py_ssize_t _heap_size[N_CLASSES]
+    cdef Py_ssize_t _heap_cap[N_CLASSES]
     cdef readonly object flows  # numpy FLOW_DTYPE array (inspectable, picklable)
     cdef readonly object fragments  # numpy FRAGMENT_DTYPE array
     cdef Flow* _flows  # the arrays' data; valid while the arrays above are held
@@ -260,12 +320,26 @@ cdef class Tracker:
         self, const uint64_t* w, uint64_t h, int64_t t, Py_ssize_t* free
     ) noexcept nogil
     cdef Py_ssize_t _frag_find(self, const uint64_t* w, int64_t t, Py_ssize_t* free) noexcept nogil
+    cdef void _heap_push(self, int c, int64_t last, int64_t seq, int64_t slot) noexcept nogil
+    cdef void _heap_pop(self, int c) noexcept nogil
+    cdef Py_ssize_t _heap_head(self, int c) noexcept nogil
+    cdef void refresh(
+        self, Py_ssize_t found, const Key* key, int64_t t, bint closing, int64_t ts,
+        uint32_t wire
+    ) noexcept nogil
+    cdef void admit(self, Py_ssize_t slot, int64_t t) noexcept nogil
+    cdef void created(
+        self, Py_ssize_t slot, int64_t ts, uint32_t wire, int64_t index, int32_t instance,
+        uint8_t direction
+    ) noexcept nogil
+    cdef void _emit(self, const Flow* f, const FlowStat* st) noexcept nogil
 
 
 cdef struct Columns:
     # pointers to the columns of a PacketBatch (classifier.packets; addresses 16 bytes a row),
     # valid while the batch is held
     Py_ssize_t n
+    const int64_t* index
     const int64_t* ts_ns
     const uint32_t* wire_len
     const uint8_t* status
@@ -292,6 +366,7 @@ cdef struct Columns:
 
 cdef inline int columns_of(object batch, Columns* c) except -1:
     """Fill `c` from a non-empty batch whose columns have the contract's dtypes and shapes."""
+    cdef const int64_t[::1] index = batch.index
     cdef const int64_t[::1] ts_ns = batch.ts_ns
     cdef const uint32_t[::1] wire_len = batch.wire_len
     cdef const uint8_t[::1] status = batch.status
@@ -315,6 +390,7 @@ cdef inline int columns_of(object batch, Columns* c) except -1:
     cdef const uint8_t[::1] inner_icmp_type = batch.inner_icmp_type
     cdef const uint16_t[::1] inner_icmp_id = batch.inner_icmp_id
     c.n = ts_ns.shape[0]
+    c.index = &index[0]
     c.ts_ns = &ts_ns[0]
     c.wire_len = &wire_len[0]
     c.status = &status[0]

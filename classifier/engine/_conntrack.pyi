@@ -17,11 +17,27 @@ class Tracker:
     midstream_created: int
     flow_count: int  # occupied flow slots, expired ones included
     frag_count: int
+    limit: int  # connections tracked at once, at most
+    evicted: int  # alive connections forgotten to respect the limit
+    tracked: int  # connections not forgotten (alive, or expired and not dropped)
+    next_seq: int  # the creation number of the next connection
+    max_fragments: int  # first fragments remembered at once, at most
+    fragments_dropped: int  # first fragments not remembered (the table was full)
+    record_flows: bool  # keep a record per connection (flow records)
+    file_number: int  # the file of the batches given now (flow records)
     @property
     def flows(self) -> np.ndarray: ...  # FLOW_DTYPE records
     @property
     def fragments(self) -> np.ndarray: ...  # FRAGMENT_DTYPE records
-    def __init__(self, capacity: int = 64) -> None: ...
+    @property
+    def flowstats(self) -> np.ndarray | None: ...  # FLOWSTAT_DTYPE beside flows
+    def __init__(
+        self,
+        capacity: int = 64,
+        limit: int = 1_000_000,
+        max_fragments: int = 131_072,
+        record_flows: bool = False,
+    ) -> None: ...
     def join_fragments(self, batch: Any) -> None: ...
     def apply(
         self,
@@ -37,5 +53,7 @@ class Tracker:
         midstream: np.ndarray,
     ) -> None: ...
     def live_connections(self) -> int: ...
+    def take_records(self) -> np.ndarray: ...  # RECORD_DTYPE
+    def finish_records(self) -> None: ...
     @property
     def capacity(self) -> int: ...

@@ -28,6 +28,24 @@ batch the table makes room for every packet that could create a connection (the 
 ones): if that could break the invariant, the live entries are rehashed into a table of at
 least 4 x (live + batch allowance) slots. So the nogil loops never allocate.
 
+The connection limit (robustness contract, section 4). `limit` connections are tracked at
+once at most. Each tracked connection has a creation number `seq` (in its slot: -1 once it
+is forgotten) and an entry (last, seq, slot) in one of five binary min-heaps ordered by
+(last, seq), one per timeout class (flow_class: TCP, TCP after FIN/RST, ICMP, other one-way,
+other both ways). Within a class every connection has the same timeout, so a heap's head is
+its class's oldest connection and also its first to expire. The heaps are lazy: a refresh
+does not touch them (an O(1) hot path); an entry whose connection was refreshed since is
+re-keyed when it reaches the head, one whose connection is gone (forgotten, replaced, or
+moved to another class, which pushed a new entry there) is discarded. `admit`, before each
+creation: the slot's own expired connection is dropped; then while `limit` are tracked, the
+five heads are looked at: an expired head is dropped uncounted, else the oldest (last, seq)
+of them is evicted (flag FLAG_GONE: expired whatever the time, so its probe chain stays whole
+and its slot is reusable). O(log n) per creation, amortised over the refreshes. The heaps are
+rebuilt when the table is rehashed (slots move) and compacted when stale entries outnumber
+the tracked connections; their arrays are grown before each batch (`_heap_reserve`), never
+inside the nogil loops. With the limit, the table never holds more than 4 x (limit + batch)
+slots.
+
 `apply` runs in two passes: the first computes each packet's lookup key and hash
 sequentially, the second walks the packets in order and prefetches the slot of the packet
 PREFETCH_AHEAD places ahead: with many connections the table outgrows the caches, and a
@@ -43,7 +61,9 @@ error's quoted header) and those fields. An entry older than 30 s is dead and it
 reusable.
 
 Memory: 64 bytes per flow slot, so 128 to 256 bytes per live connection (plus the allowance of the
-batch in flight), and 57 bytes of scratch per packet of the batch in `apply`.
+batch in flight), 24 to 48 bytes of heap entries per tracked connection, and 57 bytes of scratch
+per packet of the batch in `apply`. The fragment table holds at most `max_fragments` entries
+(a first fragment beyond is not remembered: `fragments_dropped`).
 Thread safety: none; one tracker per capture stream. The pure-Python twin `_conntrack_py`
 mirrors this file (same tables, same hash, same slots) without the prefetching pass.
 """
@@ -71,8 +91,9 @@ from classifier._codes cimport (
     VERDICT_ALLOW,
     VERDICT_DENY,
 )
+from classifier import limits
 from classifier.engine import layouts
-from classifier.engine.layouts import FLOW_DTYPE, FRAGMENT_DTYPE
+from classifier.engine.layouts import FLOW_DTYPE, FLOWSTAT_DTYPE, FRAGMENT_DTYPE, RECORD_DTYPE
 
 cdef int64_t CLOCK_START = INT64_MIN
 
@@ -84,13 +105,58 @@ def _capacity_for(Py_ssize_t entries):
     return capacity
 
 
+cdef inline bint _before(const HeapEntry* a, const HeapEntry* b) noexcept nogil:
+    return a.last < b.last or (a.last == b.last and a.seq < b.seq)
+
+
+cdef void _sift_down(HeapEntry* h, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+    cdef HeapEntry e = h[i]
+    cdef Py_ssize_t child
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and _before(&h[child + 1], &h[child]):
+            child += 1
+        if not _before(&h[child], &e):
+            break
+        h[i] = h[child]
+        i = child
+    h[i] = e
+
+
+cdef void _sift_up(HeapEntry* h, Py_ssize_t i) noexcept nogil:
+    cdef HeapEntry e = h[i]
+    cdef Py_ssize_t parent
+    while i > 0:
+        parent = (i - 1) // 2
+        if not _before(&e, &h[parent]):
+            break
+        h[i] = h[parent]
+        i = parent
+    h[i] = e
+
+
+cdef void _heapify(HeapEntry* h, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n // 2 - 1, -1, -1):
+        _sift_down(h, n, i)
+
+
 if not (
     FLOW_DTYPE.itemsize == sizeof(Flow) == 64
     and FRAGMENT_DTYPE.itemsize == sizeof(Fragment) == 128
     and (KIND_PORTS, KIND_ICMP, KIND_ADDR)
     == (layouts.KIND_PORTS, layouts.KIND_ICMP, layouts.KIND_ADDR)
-    and (FLAG_FIN_RST, FLAG_BOTH, FLAG_INIT_LOW, FLAG_MIDSTREAM)
-    == (layouts.FLAG_FIN_RST, layouts.FLAG_BOTH, layouts.FLAG_INIT_LOW, layouts.FLAG_MIDSTREAM)
+    and (FLAG_FIN_RST, FLAG_BOTH, FLAG_INIT_LOW, FLAG_MIDSTREAM, FLAG_GONE)
+    == (layouts.FLAG_FIN_RST, layouts.FLAG_BOTH, layouts.FLAG_INIT_LOW, layouts.FLAG_MIDSTREAM,
+        layouts.FLAG_GONE)
+    and (CLASS_TCP, CLASS_TCP_CLOSING, CLASS_ICMP, CLASS_ONE_WAY, CLASS_BOTH, N_CLASSES)
+    == (layouts.CLASS_TCP, layouts.CLASS_TCP_CLOSING, layouts.CLASS_ICMP, layouts.CLASS_ONE_WAY,
+        layouts.CLASS_BOTH, layouts.N_CLASSES)
+    and sizeof(HeapEntry) == 24
+    and FLOWSTAT_DTYPE.itemsize == sizeof(FlowStat) == 64
+    and RECORD_DTYPE.itemsize == sizeof(FlowRecord) == 128
     and MIN_CAPACITY == layouts.MIN_CAPACITY and CLOCK_START == layouts.CLOCK_START
 ):
     raise ImportError("classifier.engine._conntrack disagrees with its layouts module: rebuild")
@@ -100,13 +166,40 @@ cdef class Tracker:
     """Connection state and the first-fragment table, carried across batches (fields: the
     .pxd, shared with the fused pass)."""
 
-    def __init__(self, Py_ssize_t capacity=MIN_CAPACITY):
+    def __init__(
+        self,
+        Py_ssize_t capacity=MIN_CAPACITY,
+        int64_t limit=limits.DEFAULT_MAX_CONNECTIONS,
+        int64_t max_fragments=limits.MAX_FRAGMENTS,
+        bint record_flows=False,
+    ):
         self.clock_ns = CLOCK_START
         self.fragment_clock_ns = CLOCK_START
         self.connections_created = 0
         self.midstream_created = 0
-        self._alloc_flows(_capacity_for(capacity // 4))
-        self._alloc_fragments(_capacity_for(capacity // 4))
+        self.limit = max(limit, 1)
+        self.evicted = 0
+        self.tracked = 0
+        self.next_seq = 0
+        self.max_fragments = max(max_fragments, 1)
+        self.fragments_dropped = 0
+        self.record_flows = record_flows
+        self.file_number = 0
+        self.flowstats = None
+        self._stats = NULL
+        self._record_array = np.zeros(0, RECORD_DTYPE)
+        self._records = NULL
+        self._n_records = 0
+        self._record_cap = 0
+        self._heap_arrays = [None] * N_CLASSES
+        cdef int c
+        for c in range(N_CLASSES):
+            self._heap_size[c] = 0
+            self._heap_cap[c] = 0
+            self._heap[c] = NULL
+        self._alloc_flows(_capacity_for(min(capacity, self.limit) // 4))
+        self._alloc_fragments(_capacity_for(min(capacity, self.max_fragments) // 4))
+        self._heap_reserve(MIN_CAPACITY)
 
     # --- flow table ---------------------------------------------------------------------
 
@@ -116,6 +209,11 @@ cdef class Tracker:
         self._flows = <Flow*>&raw[0]
         self._flow_mask = capacity - 1
         self.flow_count = 0
+        cdef uint8_t[::1] stats
+        if self.record_flows:
+            self.flowstats = np.zeros(capacity, FLOWSTAT_DTYPE)
+            stats = self.flowstats.view(np.uint8)
+            self._stats = <FlowStat*>&stats[0]
 
     cdef Py_ssize_t _flow_find(
         self, const uint64_t* w, uint64_t h, int64_t t, Py_ssize_t* free
@@ -133,18 +231,274 @@ cdef class Tracker:
             if self._flows[i].used and not _flow_expired(&self._flows[i], t):
                 live += 1
         old_array = self.flows  # keeps the old data alive while it is copied
+        old_stats_array = self.flowstats
         cdef Flow* old = self._flows
+        cdef FlowStat* old_stats = self._stats
+        if old_stats != NULL:
+            self._record_reserve(self.tracked)
         self._alloc_flows(max(capacity, _capacity_for(live + more)))
         with nogil:
             for i in range(capacity):
-                if not old[i].used or _flow_expired(&old[i], t):
+                if not old[i].used:
+                    continue
+                if _flow_expired(&old[i], t):
+                    if old_stats != NULL and old[i].seq >= 0:
+                        self._emit(&old[i], &old_stats[i])  # dropped: its record is done
                     continue
                 j = <Py_ssize_t>(_hash(old[i].key) & <uint64_t>self._flow_mask)
                 while self._flows[j].used:
                     j = (j + 1) & self._flow_mask
                 self._flows[j] = old[i]
+                if old_stats != NULL:
+                    self._stats[j] = old_stats[i]
         self.flow_count = live
-        del old_array
+        del old_array, old_stats_array
+        self._heaps_rebuild()
+
+    # --- the eviction heaps ---------------------------------------------------------------
+
+    def _record_reserve(self, Py_ssize_t more):
+        """Room for `more` flow records (each creation ends at most two connections)."""
+        if self._n_records + more <= self._record_cap:
+            return
+        grown = np.zeros(max(2 * self._record_cap, self._n_records + more, 64), RECORD_DTYPE)
+        grown[: self._n_records] = self._record_array[: self._n_records]
+        cdef uint8_t[::1] raw = grown.view(np.uint8)
+        self._record_array = grown
+        self._records = <FlowRecord*>&raw[0]
+        self._record_cap = len(grown)
+
+    def take_records(self):
+        """The records of the connections that left the table since the last call (a
+        RECORD_DTYPE array, in the order they left)."""
+        taken = self._record_array[: self._n_records].copy()
+        self._n_records = 0
+        return taken
+
+    def finish_records(self):
+        """The end of the run: the records of every connection still tracked (then taken
+        with take_records); they stay in the table."""
+        if self._stats == NULL:
+            return
+        self._record_reserve(self.tracked)
+        cdef Py_ssize_t i
+        with nogil:
+            for i in range(self._flow_mask + 1):
+                if self._flows[i].used and self._flows[i].seq >= 0:
+                    self._emit(&self._flows[i], &self._stats[i])
+
+    cdef void _emit(self, const Flow* f, const FlowStat* st) noexcept nogil:
+        cdef FlowRecord* r = &self._records[self._n_records]
+        r.flow = f[0]
+        r.stat = st[0]
+        self._n_records += 1
+
+    def _heap_reserve(self, Py_ssize_t pushes):
+        """Room for `pushes` more entries in every heap (the nogil loops never allocate);
+        first the heaps are compacted when stale entries outnumber the tracked ones. With
+        flow records, room for `pushes` records too."""
+        cdef Py_ssize_t total = 0, size
+        cdef int c
+        if self._stats != NULL:
+            self._record_reserve(pushes)
+        for c in range(N_CLASSES):
+            total += self._heap_size[c]
+        if total > 2 * self.tracked + 1024:
+            self._heaps_compact()
+        for c in range(N_CLASSES):
+            size = self._heap_size[c]
+            if size + pushes <= self._heap_cap[c]:
+                continue
+            grown = np.zeros((max(2 * self._heap_cap[c], size + pushes, MIN_CAPACITY), 3),
+                             np.int64)
+            if size:
+                grown[:size] = self._heap_arrays[c][:size]
+            self._set_heap(c, grown)
+
+    def _set_heap(self, int c, array):
+        cdef int64_t[:, ::1] view = array
+        self._heap_arrays[c] = array
+        self._heap[c] = <HeapEntry*>&view[0, 0]
+        self._heap_cap[c] = view.shape[0]
+
+    def _heaps_compact(self):
+        """Keep one entry per tracked connection, keyed by its last packet, in its class."""
+        cdef int c
+        cdef Py_ssize_t i, kept
+        cdef HeapEntry* h
+        cdef Flow* f
+        with nogil:
+            for c in range(N_CLASSES):
+                h = self._heap[c]
+                kept = 0
+                for i in range(self._heap_size[c]):
+                    f = &self._flows[h[i].slot]
+                    if f.seq == h[i].seq and flow_class(f) == c:
+                        h[kept] = h[i]
+                        h[kept].last = f.last
+                        kept += 1
+                self._heap_size[c] = kept
+                _heapify(h, kept)
+
+    def _heaps_rebuild(self):
+        """The heaps of a rehashed table (every connection in it is alive and tracked)."""
+        cdef int c
+        for c in range(N_CLASSES):
+            self._heap_size[c] = 0
+        self._heap_reserve(self.flow_count)
+        cdef Py_ssize_t i, k
+        cdef Flow* f
+        with nogil:
+            for i in range(self._flow_mask + 1):
+                f = &self._flows[i]
+                if not f.used:
+                    continue
+                c = flow_class(f)
+                k = self._heap_size[c]
+                self._heap[c][k].last = f.last
+                self._heap[c][k].seq = f.seq
+                self._heap[c][k].slot = i
+                self._heap_size[c] = k + 1
+            for c in range(N_CLASSES):
+                _heapify(self._heap[c], self._heap_size[c])
+        self.tracked = self.flow_count
+
+    cdef void _heap_push(self, int c, int64_t last, int64_t seq, int64_t slot) noexcept nogil:
+        cdef Py_ssize_t i = self._heap_size[c]
+        cdef HeapEntry* h = self._heap[c]
+        h[i].last = last
+        h[i].seq = seq
+        h[i].slot = slot
+        self._heap_size[c] = i + 1
+        _sift_up(h, i)
+
+    cdef void _heap_pop(self, int c) noexcept nogil:
+        cdef Py_ssize_t n = self._heap_size[c] - 1
+        cdef HeapEntry* h = self._heap[c]
+        self._heap_size[c] = n
+        if n > 0:
+            h[0] = h[n]
+            _sift_down(h, n, 0)
+
+    cdef Py_ssize_t _heap_head(self, int c) noexcept nogil:
+        """The slot of class c's tracked connection with the oldest last packet (ties: the
+        one created first), or -1: stale entries on the way are dropped (a connection
+        forgotten, replaced or moved to another class) or re-keyed (refreshed since)."""
+        cdef HeapEntry* h = self._heap[c]
+        cdef Flow* f
+        while self._heap_size[c] > 0:
+            f = &self._flows[h[0].slot]
+            if f.seq != h[0].seq or flow_class(f) != c:
+                self._heap_pop(c)
+            elif f.last != h[0].last:
+                h[0].last = f.last
+                _sift_down(h, self._heap_size[c], 0)
+            else:
+                return h[0].slot
+        return -1
+
+    cdef void refresh(
+        self, Py_ssize_t found, const Key* key, int64_t t, bint closing, int64_t ts,
+        uint32_t wire
+    ) noexcept nogil:
+        """flow_refresh, and the connection's entry in its new heap when its class changes
+        (a FIN/RST shortens a TCP timeout, a reply lengthens a one-way one); with flow
+        records, the packet (recorded time `ts`, `wire` bytes) counted on its side."""
+        cdef Flow* f = &self._flows[found]
+        cdef FlowStat* st
+        cdef uint8_t flags = f.flags
+        cdef int before = flow_class(f)
+        flow_refresh(f, key, t, closing)
+        if f.flags != flags and flow_class(f) != before:
+            self._heap_push(flow_class(f), t, f.seq, found)
+        if self._stats != NULL:
+            st = &self._stats[found]
+            if key.from_low == ((f.flags & FLAG_INIT_LOW) != 0):
+                st.initiator_packets += 1
+                st.initiator_bytes += wire
+            else:
+                st.responder_packets += 1
+                st.responder_bytes += wire
+            if ts > st.last_ns:
+                st.last_ns = ts
+
+    cdef void admit(self, Py_ssize_t slot, int64_t t) noexcept nogil:
+        """Before a connection is created in `slot` at time t (robustness contract, section
+        4): the expired connection the slot may hold is dropped; then, while `limit`
+        connections are tracked, an expired one is dropped (uncounted) if there is one, else
+        the alive one whose last packet is the oldest (ties: created first) is evicted."""
+        cdef Flow* f = &self._flows[slot]
+        cdef Flow* g
+        cdef Flow* b
+        cdef Py_ssize_t s, best
+        cdef int c, best_class
+        cdef bint dropped
+        if f.used and f.seq >= 0:
+            if self._stats != NULL:
+                self._emit(f, &self._stats[slot])
+            f.seq = -1
+            self.tracked -= 1
+        while self.tracked >= self.limit:
+            best = -1
+            best_class = 0
+            dropped = False
+            for c in range(N_CLASSES):
+                s = self._heap_head(c)
+                if s < 0:
+                    continue
+                g = &self._flows[s]
+                if _flow_expired(g, t):
+                    self._heap_pop(c)
+                    if self._stats != NULL:
+                        self._emit(g, &self._stats[s])
+                    g.seq = -1
+                    self.tracked -= 1
+                    dropped = True
+                    break
+                if best >= 0:
+                    b = &self._flows[best]
+                    if b.last < g.last or (b.last == g.last and b.seq < g.seq):
+                        continue
+                best = s
+                best_class = c
+            if dropped:
+                continue
+            if best < 0:
+                break  # cannot happen: every tracked connection has an entry
+            self._heap_pop(best_class)
+            g = &self._flows[best]
+            if self._stats != NULL:
+                self._emit(g, &self._stats[best])
+            g.seq = -1
+            g.flags |= FLAG_GONE
+            self.tracked -= 1
+            self.evicted += 1
+
+    cdef void created(
+        self, Py_ssize_t slot, int64_t ts, uint32_t wire, int64_t index, int32_t instance,
+        uint8_t direction
+    ) noexcept nogil:
+        """After flow_create in `slot`: the new connection is tracked; with flow records, its
+        counters start with the creating packet (recorded time `ts`, `wire` bytes, `index`
+        in the current file, its reported side)."""
+        cdef Flow* f = &self._flows[slot]
+        cdef FlowStat* st
+        f.seq = self.next_seq
+        self.next_seq += 1
+        self.tracked += 1
+        self._heap_push(flow_class(f), f.last, f.seq, slot)
+        if self._stats != NULL:
+            st = &self._stats[slot]
+            st.first_ns = ts
+            st.last_ns = ts
+            st.index = index
+            st.initiator_packets = 1
+            st.initiator_bytes = wire
+            st.responder_packets = 0
+            st.responder_bytes = 0
+            st.file = self.file_number
+            st.instance = instance
+            f.direction = direction
 
     # --- fragment table -----------------------------------------------------------------
 
@@ -174,16 +528,21 @@ cdef class Tracker:
         return -1
 
     def _frag_reserve(self, Py_ssize_t more, int64_t t):
+        """Room for `more` insertions at load <= 1/2, at most `max_fragments` entries: the
+        expired ones are dropped when the bound is near."""
         cdef Py_ssize_t capacity = self._frag_mask + 1
-        if self.frag_count + more <= capacity // 2:
+        if self.frag_count + more <= min(capacity // 2, self.max_fragments):
             return
         cdef Py_ssize_t i, j, live = 0
         for i in range(capacity):
             if self._frags[i].used and t - self._frags[i].ts <= FRAGMENT_WINDOW_NS:
                 live += 1
+        if live == self.frag_count and self.frag_count + more <= capacity // 2:
+            return  # every entry is live: nothing to drop, room enough
         old_array = self.fragments
         cdef Fragment* old = self._frags
-        self._alloc_fragments(max(capacity, _capacity_for(live + more)))
+        self._alloc_fragments(
+            max(capacity, _capacity_for(min(live + more, self.max_fragments))))
         with nogil:
             for i in range(capacity):
                 if not old[i].used or t - old[i].ts > FRAGMENT_WINDOW_NS:
@@ -252,6 +611,9 @@ cdef class Tracker:
                 if fragment[i] == FRAGMENT_FIRST:
                     g = &self._frags[slot]
                     if found < 0 and not g.used:
+                        if self.frag_count >= self.max_fragments:
+                            self.fragments_dropped += 1  # the table is full: not remembered
+                            continue
                         self.frag_count += 1
                     g.used = 1
                     _copy_key(g.key, key.w)
@@ -318,6 +680,7 @@ cdef class Tracker:
         for i in range(n):
             allowed += verdict[i] == VERDICT_ALLOW
         self._flow_reserve(allowed, max(c.ts_ns[0], self.clock_ns))
+        self._heap_reserve(n + allowed)  # creations and class changes
         # Pass 1 (sequential): what each packet looks up. Pass 2 then prefetches the table
         # slot of packet i + PREFETCH_AHEAD while it handles packet i: with many connections
         # the table is far bigger than the caches, and one miss per packet would dominate.
@@ -338,6 +701,10 @@ cdef class Tracker:
                     __builtin_prefetch(
                         &self._flows[home[i + PREFETCH_AHEAD] & <uint64_t>self._flow_mask]
                     )
+                    if self._stats != NULL:
+                        __builtin_prefetch(
+                            &self._stats[home[i + PREFETCH_AHEAD] & <uint64_t>self._flow_mask]
+                        )
                 t = c.ts_ns[i] if c.ts_ns[i] > self.clock_ns else self.clock_ns
                 self.clock_ns = t
                 created[i] = 0
@@ -353,14 +720,17 @@ cdef class Tracker:
                     if live:
                         state_reason = REASON_RELATED
                 elif live:
-                    flow_refresh(&self._flows[found], key, t, is_closing(&c, i))
+                    self.refresh(found, key, t, is_closing(&c, i), c.ts_ns[i], c.wire_len[i])
                     state_reason = REASON_ESTABLISHED
                 elif verdict[i] == VERDICT_ALLOW:
+                    self.admit(slot, t)
                     f = &self._flows[slot]
                     if not f.used:
                         self.flow_count += 1
                     mid = is_midstream(&c, i)
                     flow_create(f, key, t, is_closing(&c, i), mid, rule[i])
+                    self.created(slot, c.ts_ns[i], c.wire_len[i], c.index[i], side_instance[i],
+                                 side_direction[i])
                     created[i] = 1
                     midstream[i] = mid
                     self.connections_created += 1

@@ -7,6 +7,7 @@ Both twins keep their tables in the same flat numpy arrays (`classifier.engine.l
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 import numpy as np
@@ -46,18 +47,28 @@ from classifier.codes import (
     VERDICT_DENY,
 )
 from classifier.engine.layouts import (
+    CLASS_BOTH,
+    CLASS_ICMP,
+    CLASS_ONE_WAY,
+    CLASS_TCP,
+    CLASS_TCP_CLOSING,
     CLOCK_START,
     FLAG_BOTH,
     FLAG_FIN_RST,
+    FLAG_GONE,
     FLAG_INIT_LOW,
     FLAG_MIDSTREAM,
     FLOW_DTYPE,
+    FLOWSTAT_DTYPE,
     FRAGMENT_DTYPE,
     KIND_ADDR,
     KIND_ICMP,
     KIND_PORTS,
     MIN_CAPACITY,
+    N_CLASSES,
+    RECORD_DTYPE,
 )
+from classifier.limits import DEFAULT_MAX_CONNECTIONS, MAX_FRAGMENTS
 
 M64 = (1 << 64) - 1
 # what a first fragment lends to its later fragments: everything but the TCP flags
@@ -158,6 +169,15 @@ def _timeout(meta: int, flags: int) -> int:
     return OTHER_TIMEOUT_NS if flags & FLAG_BOTH else OTHER_ONE_WAY_TIMEOUT_NS
 
 
+def _flow_class(meta: int, flags: int) -> int:
+    """The timeout class of a connection (CLASS_*): which eviction heap it belongs to."""
+    if (meta >> 48) & 0xFF == PROTO_TCP:
+        return CLASS_TCP_CLOSING if flags & FLAG_FIN_RST else CLASS_TCP
+    if (meta >> 40) & 0xFF == KIND_ICMP:
+        return CLASS_ICMP
+    return CLASS_BOTH if flags & FLAG_BOTH else CLASS_ONE_WAY
+
+
 def _is_bare_syn(known: bool, flags: int) -> bool:
     return known and flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST) == TCP_SYN
 
@@ -165,13 +185,31 @@ def _is_bare_syn(known: bool, flags: int) -> bool:
 class Tracker:
     """Connection state and the first-fragment table, carried across batches."""
 
-    def __init__(self, capacity: int = MIN_CAPACITY):
+    def __init__(
+        self,
+        capacity: int = MIN_CAPACITY,
+        limit: int = DEFAULT_MAX_CONNECTIONS,
+        max_fragments: int = MAX_FRAGMENTS,
+        record_flows: bool = False,
+    ):
         self.clock_ns = CLOCK_START
         self.fragment_clock_ns = CLOCK_START
         self.connections_created = 0
         self.midstream_created = 0
-        self._alloc_flows(_capacity_for(capacity // 4))
-        self._alloc_fragments(_capacity_for(capacity // 4))
+        self.limit = max(limit, 1)  # connections tracked at once, at most
+        self.evicted = 0  # alive connections forgotten to respect the limit
+        self.tracked = 0  # connections not forgotten (alive, or expired and not dropped)
+        self.next_seq = 0  # the creation number of the next connection
+        self.max_fragments = max(max_fragments, 1)  # first fragments remembered, at most
+        self.fragments_dropped = 0  # first fragments not remembered (the table was full)
+        self.record_flows = record_flows  # keep a record per connection (flow records)
+        self.file_number = 0  # the file of the batches given now (flow records)
+        self.flowstats: np.ndarray | None = None  # FLOWSTAT_DTYPE beside `flows`
+        self._records: list[np.ndarray] = []  # records not yet taken
+        # one heap of (last, seq, slot) per timeout class (the .pyx's HeapEntry arrays)
+        self._heaps: list[list[tuple[int, int, int]]] = [[] for _ in range(N_CLASSES)]
+        self._alloc_flows(_capacity_for(min(capacity, self.limit) // 4))
+        self._alloc_fragments(_capacity_for(min(capacity, self.max_fragments) // 4))
 
     # --- flow table -----------------------------------------------------------------------
 
@@ -183,12 +221,19 @@ class Tracker:
         self._flow_last = self.flows["last"]
         self._flow_flags = self.flows["flags"]
         self._flow_rule = self.flows["rule"]
+        self._flow_seq = self.flows["seq"]
         self.flow_count = 0  # occupied slots, expired ones included
+        if self.record_flows:
+            self.flowstats = np.zeros(capacity, FLOWSTAT_DTYPE)
 
     def _flow_expired(self, slot: int, t: int) -> bool:
-        return t - int(self._flow_last[slot]) > _timeout(
-            int(self._flow_key[slot, 0]), int(self._flow_flags[slot])
+        flags = int(self._flow_flags[slot])
+        return bool(flags & FLAG_GONE) or t - int(self._flow_last[slot]) > _timeout(
+            int(self._flow_key[slot, 0]), flags
         )
+
+    def _class_of(self, slot: int) -> int:
+        return _flow_class(int(self._flow_key[slot, 0]), int(self._flow_flags[slot]))
 
     def _flow_find(self, key: Key, t: int) -> tuple[int, int]:
         """(slot holding the key or -1, slot where it would go: first expired or empty)."""
@@ -212,7 +257,11 @@ class Tracker:
         if self.flow_count + more <= capacity // 2:
             return
         live = [i for i in range(capacity) if self._flow_used[i] and not self._flow_expired(i, t)]
-        old = self.flows
+        old, old_stats = self.flows, self.flowstats
+        if old_stats is not None:
+            for i in range(capacity):  # the tracked ones dropped now: their records are done
+                if self._flow_used[i] and self._flow_seq[i] >= 0 and self._flow_expired(i, t):
+                    self._emit_record(old[i], old_stats[i])
         self._alloc_flows(max(capacity, _capacity_for(len(live) + more)))
         mask = len(self._flow_used) - 1
         for i in live:
@@ -220,7 +269,158 @@ class Tracker:
             while self._flow_used[j]:
                 j = (j + 1) & mask
             self.flows[j] = old[i]
+            if old_stats is not None and self.flowstats is not None:
+                self.flowstats[j] = old_stats[i]
         self.flow_count = len(live)
+        self._heaps_rebuild()
+
+    # --- flow records -----------------------------------------------------------------------
+
+    def _emit_record(self, flow: np.void, stat: np.void) -> None:
+        record = np.zeros((), RECORD_DTYPE)
+        record["flow"] = flow
+        record["stat"] = stat
+        self._records.append(record)
+
+    def _emit(self, slot: int) -> None:
+        if self.flowstats is not None:
+            self._emit_record(self.flows[slot], self.flowstats[slot])
+
+    def take_records(self) -> np.ndarray:
+        """The records of the connections that left the table since the last call (a
+        RECORD_DTYPE array, in the order they left)."""
+        taken = (
+            np.array(self._records, RECORD_DTYPE) if self._records else np.zeros(0, RECORD_DTYPE)
+        )
+        self._records = []
+        return taken
+
+    def finish_records(self) -> None:
+        """The end of the run: the records of every connection still tracked."""
+        if self.flowstats is None:
+            return
+        for i in np.flatnonzero(self._flow_used).tolist():
+            if self._flow_seq[i] >= 0:
+                self._emit(i)
+
+    # --- the eviction heaps ---------------------------------------------------------------
+
+    def _heap_reserve(self, pushes: int) -> None:
+        """(The compiled heaps are arrays grown here; lists need no room.) The heaps are
+        compacted when stale entries outnumber the tracked connections."""
+        if sum(len(heap) for heap in self._heaps) > 2 * self.tracked + 1024:
+            for c, heap in enumerate(self._heaps):
+                kept = [
+                    (int(self._flow_last[slot]), seq, slot)
+                    for _, seq, slot in heap
+                    if int(self._flow_seq[slot]) == seq and self._class_of(slot) == c
+                ]
+                heapq.heapify(kept)
+                self._heaps[c] = kept
+
+    def _heaps_rebuild(self) -> None:
+        """The heaps of a rehashed table (every connection in it is alive and tracked)."""
+        self._heaps = [[] for _ in range(N_CLASSES)]
+        for i in np.flatnonzero(self._flow_used).tolist():
+            entry = (int(self._flow_last[i]), int(self._flow_seq[i]), i)
+            self._heaps[self._class_of(i)].append(entry)
+        for heap in self._heaps:
+            heapq.heapify(heap)
+        self.tracked = self.flow_count
+
+    def _heap_head(self, c: int) -> int:
+        """The slot of class c's tracked connection with the oldest last packet (ties: the
+        one created first), or -1; stale entries on the way are dropped or re-keyed."""
+        heap = self._heaps[c]
+        while heap:
+            last, seq, slot = heap[0]
+            if int(self._flow_seq[slot]) != seq or self._class_of(slot) != c:
+                heapq.heappop(heap)
+            elif int(self._flow_last[slot]) != last:
+                heapq.heapreplace(heap, (int(self._flow_last[slot]), seq, slot))
+            else:
+                return slot
+        return -1
+
+    def _refresh(
+        self, found: int, from_low: bool, t: int, closing: bool, ts: int, wire: int
+    ) -> None:
+        """A packet of a live connection: refresh it; a new class, a new heap entry; with
+        flow records, the packet (recorded time `ts`, `wire` bytes) counted on its side."""
+        before = self._class_of(found)
+        self._flow_last[found] = t
+        flags = int(self._flow_flags[found])
+        if closing:
+            flags |= FLAG_FIN_RST
+        if from_low != bool(flags & FLAG_INIT_LOW):
+            flags |= FLAG_BOTH
+        self._flow_flags[found] = flags
+        after = self._class_of(found)
+        if after != before:
+            heapq.heappush(self._heaps[after], (t, int(self._flow_seq[found]), found))
+        if self.flowstats is not None:
+            stat = self.flowstats[found]
+            side = "initiator" if from_low == bool(flags & FLAG_INIT_LOW) else "responder"
+            stat[side + "_packets"] += 1
+            stat[side + "_bytes"] += wire
+            stat["last_ns"] = max(int(stat["last_ns"]), ts)
+
+    def _admit(self, slot: int, t: int) -> None:
+        """Before a connection is created in `slot` at time t: drop the slot's expired
+        connection, then while `limit` are tracked drop an expired one (uncounted), else
+        evict the alive one whose last packet is the oldest (ties: created first)."""
+        if self._flow_used[slot] and self._flow_seq[slot] >= 0:
+            self._emit(slot)
+            self._flow_seq[slot] = -1
+            self.tracked -= 1
+        while self.tracked >= self.limit:
+            best: tuple[int, int, int, int] | None = None  # last, seq, slot, class
+            dropped = False
+            for c in range(N_CLASSES):
+                s = self._heap_head(c)
+                if s < 0:
+                    continue
+                if self._flow_expired(s, t):
+                    heapq.heappop(self._heaps[c])
+                    self._emit(s)
+                    self._flow_seq[s] = -1
+                    self.tracked -= 1
+                    dropped = True
+                    break
+                candidate = (int(self._flow_last[s]), int(self._flow_seq[s]), s, c)
+                if best is None or candidate[:2] < best[:2]:
+                    best = candidate
+            if dropped:
+                continue
+            if best is None:
+                break  # cannot happen: every tracked connection has an entry
+            _, _, s, c = best
+            heapq.heappop(self._heaps[c])
+            self._emit(s)
+            self._flow_seq[s] = -1
+            self._flow_flags[s] = int(self._flow_flags[s]) | FLAG_GONE
+            self.tracked -= 1
+            self.evicted += 1
+
+    def _created(
+        self, slot: int, ts: int, wire: int, index: int, instance: int, direction: int
+    ) -> None:
+        """After a creation in `slot`: tracked; with flow records, its counters start."""
+        if self.flowstats is not None:
+            stat = self.flowstats[slot]
+            stat["first_ns"] = stat["last_ns"] = ts
+            stat["index"] = index
+            stat["initiator_packets"], stat["initiator_bytes"] = 1, wire
+            stat["responder_packets"] = stat["responder_bytes"] = 0
+            stat["file"] = self.file_number
+            stat["instance"] = instance
+            self.flows["direction"][slot] = direction
+        seq = self.next_seq
+        self._flow_seq[slot] = seq
+        self.next_seq += 1
+        self.tracked += 1
+        entry = (int(self._flow_last[slot]), seq, slot)
+        heapq.heappush(self._heaps[self._class_of(slot)], entry)
 
     # --- fragment table -------------------------------------------------------------------
 
@@ -251,16 +451,22 @@ class Tracker:
         return -1, (i if free < 0 else free)
 
     def _frag_reserve(self, more: int, t: int) -> None:
+        """Room for `more` insertions at load <= 1/2, at most `max_fragments` entries: the
+        expired ones are dropped when the bound is near."""
         capacity = len(self._frag_used)
-        if self.frag_count + more <= capacity // 2:
+        if self.frag_count + more <= min(capacity // 2, self.max_fragments):
             return
         live = [
             i
             for i in range(capacity)
             if self._frag_used[i] and t - int(self._frag_ts[i]) <= FRAGMENT_WINDOW_NS
         ]
+        if len(live) == self.frag_count and self.frag_count + more <= capacity // 2:
+            return  # every entry is live: nothing to drop, room enough
         old = self.fragments
-        self._alloc_fragments(max(capacity, _capacity_for(len(live) + more)))
+        self._alloc_fragments(
+            max(capacity, _capacity_for(min(len(live) + more, self.max_fragments)))
+        )
         mask = len(self._frag_used) - 1
         for i in live:
             j = _hash(*(int(w) for w in old["key"][i])) & mask
@@ -298,6 +504,9 @@ class Tracker:
             found, slot = self._frag_find(key, t)
             if fragment == FRAGMENT_FIRST:
                 if found < 0 and not self._frag_used[slot]:
+                    if self.frag_count >= self.max_fragments:
+                        self.fragments_dropped += 1  # the table is full: not remembered
+                        continue
                     self.frag_count += 1
                 self._frag_used[slot] = 1
                 self._frag_key[slot] = key
@@ -343,7 +552,9 @@ class Tracker:
         if n == 0:
             return
         first_t = max(int(batch.ts_ns[0]), self.clock_ns)
-        self._flow_reserve(int(np.count_nonzero(verdict == VERDICT_ALLOW)), first_t)
+        allowed = int(np.count_nonzero(verdict == VERDICT_ALLOW))
+        self._flow_reserve(allowed, first_t)
+        self._heap_reserve(n + allowed)
         for i in range(n):
             t = max(int(batch.ts_ns[i]), self.clock_ns)
             self.clock_ns = t
@@ -400,15 +611,17 @@ class Tracker:
                     )
                     found, slot = self._flow_find(key, t)
                     if found >= 0 and not self._flow_expired(found, t):
-                        self._flow_last[found] = t
-                        flags = int(self._flow_flags[found])
-                        if closing:
-                            flags |= FLAG_FIN_RST
-                        if key[5] != bool(flags & FLAG_INIT_LOW):
-                            flags |= FLAG_BOTH
-                        self._flow_flags[found] = flags
+                        self._refresh(
+                            found,
+                            key[5],
+                            t,
+                            bool(closing),
+                            int(batch.ts_ns[i]),
+                            int(batch.wire_len[i]),
+                        )
                         state_reason = REASON_ESTABLISHED
                     elif v == VERDICT_ALLOW:
+                        self._admit(slot, t)
                         if not self._flow_used[slot]:
                             self.flow_count += 1
                         mid = protocol == PROTO_TCP and not _is_bare_syn(flags_known, tcp_flags)
@@ -421,6 +634,14 @@ class Tracker:
                             | (FLAG_MIDSTREAM if mid else 0)
                         )
                         self._flow_rule[slot] = rule[i]
+                        self._created(
+                            slot,
+                            int(batch.ts_ns[i]),
+                            int(batch.wire_len[i]),
+                            int(batch.index[i]),
+                            int(side_instance[i]),
+                            int(side_direction[i]),
+                        )
                         created[i] = 1
                         midstream[i] = 1 if mid else 0
                         self.connections_created += 1

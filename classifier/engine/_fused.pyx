@@ -45,11 +45,13 @@ span, time line widened) and folds in the distinct denied tuples afterwards
 (`DeniedCounter.add_distinct`); this pass increments the builder's arrays in place and adds
 the bytes and mid-stream count to it.
 
-Extending the per-connection state (flow records, a connection limit): the slot of the
-connection a packet created, refreshed or was refused by is `slot`/`found` in pass 4, and the
-state step is `flow_find` / `flow_refresh` / `flow_create` of `_conntrack.pxd`; per-flow
-counters belong in `Flow.pad` (10 bytes free, one cache line per slot) or in a parallel array
-indexed by slot, updated at those three places.
+Extending the per-connection state (flow records): the slot of the connection a packet
+created, refreshed or was refused by is `slot`/`found` in pass 4, and the state step is
+`flow_find` / `Tracker.refresh` / `Tracker.admit` + `flow_create` + `Tracker.created` (the
+connection limit: _conntrack.pyx's design note); per-flow counters belong in a parallel array
+indexed by slot (`Flow` is one full cache line), updated at those places. An eviction inside
+a block makes a guess of pass 2 wrong like a FIN does: pass 4 finds the connection gone and
+looks the sides up on the spot.
 
 Memory: per call, about 200 bytes of scratch per packet of a block (BLOCK packets), plus the
 denied-tuple scratch the caller passes. Thread safety: a `FusedPolicy` is read-only; a tracker
@@ -94,7 +96,6 @@ from classifier.engine._conntrack cimport (
     columns_of,
     flow_create,
     flow_find,
-    flow_refresh,
     is_closing,
     is_midstream,
     packet_key,
@@ -373,6 +374,7 @@ def classify_batch(
         m = b1 - b0
         if stateful:
             tracker._flow_reserve(m, max(c.ts_ns[b0], tracker.clock_ns))
+            tracker._heap_reserve(2 * m)  # creations and class changes
             clock = tracker.clock_ns
         with nogil:
             # --- pass 1: clock, owners, connection keys
@@ -402,6 +404,9 @@ def classify_batch(
                         # fetched now, probed in pass 2: a block's slots fit in the L2 cache
                         __builtin_prefetch(
                             &tracker._flows[home[j] & <uint64_t>tracker._flow_mask])
+                        if tracker._stats != NULL:  # flow records: the counters' line too
+                            __builtin_prefetch(
+                                &tracker._stats[home[j] & <uint64_t>tracker._flow_mask])
             if stateful:
                 tracker.clock_ns = clock
             # --- pass 2: guess which packets state will allow; side rows for the others
@@ -545,7 +550,8 @@ def classify_batch(
                             if live:
                                 state_reason = REASON_RELATED
                         elif live:
-                            flow_refresh(&tracker._flows[found], key, teff[j], is_closing(&c, i))
+                            tracker.refresh(found, key, teff[j], is_closing(&c, i), c.ts_ns[i],
+                                            wire)
                             state_reason = REASON_ESTABLISHED
                     if state_reason:
                         vv = VERDICT_ALLOW
@@ -591,11 +597,14 @@ def classify_batch(
                         if has_in:
                             ingress_rule[i] = in_rule[j]
                         if lookup[j] == LOOKUP_OWN and vv == VERDICT_ALLOW:
+                            tracker.admit(slot, teff[j])
                             f = &tracker._flows[slot]
                             if not f.used:
                                 tracker.flow_count += 1
                             mid = is_midstream(&c, i)
                             flow_create(f, &keys[j], teff[j], is_closing(&c, i), mid, matched)
+                            tracker.created(slot, c.ts_ns[i], wire, c.index[i], instance[i],
+                                            direction[i])
                             created[i] = 1
                             midstream[i] = mid
                             tracker.connections_created += 1

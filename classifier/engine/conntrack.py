@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from classifier.engine.kernels import conntrack_kernels
+from classifier.limits import DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS, MAX_FRAGMENTS
 from classifier.packets import COLUMNS, PacketBatch
 
 # the arrays `apply` takes, with their dtypes, in argument order
@@ -70,13 +71,31 @@ def _check_batch(batch: PacketBatch, writes: bool = False) -> None:
 class ConnectionTracker:
     """State carried from batch to batch: live connections and recent first fragments.
 
-    `capacity` is only the initial size hint of the tables; they grow as needed.
+    `capacity` is only the initial size hint of the tables; they grow as needed, up to the
+    bounds: `max_connections` connections tracked at once (robustness contract, section 4:
+    when an allowed packet would create one more, the alive connection whose last packet is
+    the oldest is evicted) and `max_fragments` first fragments remembered at once (a first
+    fragment beyond it is not remembered: its later fragments are judged without ports).
     """
 
-    def __init__(self, capacity: int = 1024):
+    def __init__(
+        self,
+        capacity: int = 1024,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_fragments: int = MAX_FRAGMENTS,
+        record_flows: bool = False,
+    ):
+        """`record_flows`: count each connection's packets and bytes (flows contract,
+        section 3) and keep its record when it leaves the table (`take_records`)."""
         if capacity < 1:
             raise ValueError("capacity must be positive")
-        self._core = conntrack_kernels.Tracker(int(capacity))
+        if not 1 <= max_connections <= MAX_CONNECTIONS:
+            raise ValueError(f"max_connections must be 1..{MAX_CONNECTIONS}")
+        if max_fragments < 1:
+            raise ValueError("max_fragments must be positive")
+        self._core = conntrack_kernels.Tracker(
+            int(capacity), int(max_connections), int(max_fragments), bool(record_flows)
+        )
 
     @property
     def core(self) -> Any:
@@ -137,6 +156,42 @@ class ConnectionTracker:
     @property
     def midstream_created(self) -> int:
         return int(self._core.midstream_created)
+
+    @property
+    def file_number(self) -> int:
+        """The file the next batches come from (the `file` of the records they create)."""
+        return int(self._core.file_number)
+
+    @file_number.setter
+    def file_number(self, number: int) -> None:
+        self._core.file_number = int(number)
+
+    def take_records(self) -> np.ndarray:
+        """The records (`layouts.RECORD_DTYPE`) of the connections that left the table since
+        the last call: evicted, dropped or replaced once expired. Empty without flow
+        records."""
+        return np.asarray(self._core.take_records())
+
+    def finish_records(self) -> np.ndarray:
+        """At the end of the run: the records of the connections still in the table, with
+        those not yet taken (the table is left as it is: call it once)."""
+        self._core.finish_records()
+        return self.take_records()
+
+    @property
+    def max_connections(self) -> int:
+        """The connections tracked at once, at most."""
+        return int(self._core.limit)
+
+    @property
+    def evicted(self) -> int:
+        """Alive connections forgotten because `max_connections` were tracked."""
+        return int(self._core.evicted)
+
+    @property
+    def fragments_dropped(self) -> int:
+        """First fragments not remembered because `max_fragments` were."""
+        return int(self._core.fragments_dropped)
 
     @property
     def clock_ns(self) -> int:

@@ -21,6 +21,16 @@ FLAG_FIN_RST = 1  # a FIN or RST was seen: TCP's short timeout applies
 FLAG_BOTH = 2  # packets were seen in both directions
 FLAG_INIT_LOW = 4  # the initiator is the key's lo endpoint
 FLAG_MIDSTREAM = 8  # created by a TCP packet that was not a bare SYN
+FLAG_GONE = 16  # forgotten (evicted by the connection limit): expired whatever its time
+
+# timeout classes of a connection (the eviction heaps, one per class: within a class every
+# connection has the same timeout, so the oldest last packet is also the first to expire)
+CLASS_TCP = 0  # TCP, no FIN/RST seen
+CLASS_TCP_CLOSING = 1  # TCP after a FIN or RST
+CLASS_ICMP = 2  # ICMP queries
+CLASS_ONE_WAY = 3  # every other protocol, one direction seen
+CLASS_BOTH = 4  # ... both directions seen
+N_CLASSES = 5
 
 MIN_CAPACITY = 64  # slots of a table, at the least (a power of two)
 CLOCK_START = -(2**63)  # the clock before the first record
@@ -32,7 +42,10 @@ FLOW_DTYPE = np.dtype(
         ("rule", "<i4"),  # global index of the creating rule, -1: none
         ("used", "u1"),  # 1: holds a key (alive or expired)
         ("flags", "u1"),  # FLAG_*
-        ("pad", "u1", (10,)),  # one slot = one 64-byte cache line
+        ("direction", "u1"),  # with flow records: the creating packet's reported direction
+        ("pad", "u1"),
+        ("seq", "<i8"),  # creation number of the tracked connection; -1: forgotten (evicted,
+        # or expired and dropped); one slot = one 64-byte cache line
     ]
 )
 FRAGMENT_DTYPE = np.dtype(
@@ -57,3 +70,19 @@ FRAGMENT_DTYPE = np.dtype(
         ("pad", "u1", (29,)),  # one slot = two 64-byte cache lines
     ]
 )
+# the counters of a connection's record, beside its flow slot (only with flow records)
+FLOWSTAT_DTYPE = np.dtype(
+    [
+        ("first_ns", "<i8"),  # the creating packet's timestamp as recorded
+        ("last_ns", "<i8"),  # the largest recorded timestamp among the counted packets
+        ("index", "<i8"),  # the creating packet's index in its file
+        ("initiator_packets", "<i8"),
+        ("initiator_bytes", "<i8"),
+        ("responder_packets", "<i8"),
+        ("responder_bytes", "<i8"),
+        ("file", "<i4"),  # the creating packet's file number
+        ("instance", "<i4"),  # the creating packet's reported side (-1: none)
+    ]  # one 64-byte cache line, like the flow slot beside it
+)
+# a connection that left the table (evicted, dropped, replaced, or still there at the end)
+RECORD_DTYPE = np.dtype([("flow", FLOW_DTYPE), ("stat", FLOWSTAT_DTYPE)])

@@ -30,9 +30,11 @@ from classifier.engine.columns import (
     verdict_columns,
 )
 from classifier.engine.conntrack import ConnectionTracker
+from classifier.engine.flows import decoded_flows, flow_table, in_order
 from classifier.engine.kernels import fused_kernels
 from classifier.engine.stats import SummaryBuilder
-from classifier.errors import ClassifierError
+from classifier.errors import ClassifierError, UsageError
+from classifier.limits import DEFAULT_MAX_CONNECTIONS
 from classifier.packets import PacketBatch, address_labels, own_fields
 from classifier.pcap import DEFAULT_BATCH_SIZE, CaptureFilter, open_capture
 
@@ -48,18 +50,34 @@ class Classification:
         summarize: bool = True,
         fused: bool = True,
         capture_filter: CaptureFilter | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        flows: bool = False,
     ):
         """`summarize=False` tells the run that only the per-packet columns are wanted: the
         unfused path then skips the statistics of each batch (the fused pass counts them in
         the same loop at no extra cost), and the summary must not be read. `fused=False` runs
-        the pieces one after the other (engine.classify, tracker.apply, stats.add)."""
+        the pieces one after the other (engine.classify, tracker.apply, stats.add).
+        `max_connections` bounds the connections tracked at once (robustness contract,
+        section 4; ignored when stateless). `flows=True` keeps the connection records for
+        `flows()` (refused otherwise): they cost 64 bytes per flow slot and 128 bytes per
+        connection until the end of the run, so a stream of captures larger than memory
+        leaves them off by default."""
         self.engine = engine
         self.capture_filter = capture_filter  # --filter: what it drops is not part of the run
         self.stateful = stateful
         self.batch_size = batch_size
         self.summarize = summarize
-        self.tracker = ConnectionTracker() if stateful else None
+        self.record_flows = flows and stateful
+        self.tracker = (
+            ConnectionTracker(max_connections=max_connections, record_flows=self.record_flows)
+            if stateful
+            else None
+        )
+        self.paths: list[str] = []  # the captures of run(), in order (the records' files)
+        self._records: list[np.ndarray] = []  # taken from the tracker after each batch
+        self._flow_table: dict[str, Any] | None = None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
+        self.stats.connection_limit = max_connections if stateful else 0
         # the fused pass (classifier.engine._fused) when the engine offers it; else the
         # pieces one after the other: engine.classify, tracker.apply, stats.add
         self.fused = fused and hasattr(engine, "fused_policy")
@@ -69,6 +87,17 @@ class Classification:
     ) -> BatchResult:
         if self.tracker is not None:
             self.tracker.join_fragments(batch)
+            if self.record_flows:
+                self.tracker.file_number = file_number
+        try:
+            return self._classify_batch(batch, file, file_number)
+        finally:
+            if self.record_flows and self.tracker is not None:
+                records = self.tracker.take_records()
+                if len(records):
+                    self._records.append(records)
+
+    def _classify_batch(self, batch: PacketBatch, file: str, file_number: int) -> BatchResult:
         if self.fused:
             return self._classify_fused(batch, file, file_number)
         stateless = self.engine.classify(batch)
@@ -175,6 +204,7 @@ class Classification:
         one that cannot be opened raises its PcapError after it is listed `unreadable` and the
         ones after it `not read`; a run stopped while reading one lists it `interrupted`."""
         path_list = [os.fsdecode(path) for path in paths]  # keeps the reader's STDIN
+        self.paths = path_list
         for number, path in enumerate(path_list):
             packets = 0
             try:
@@ -209,7 +239,32 @@ class Classification:
                         filtered=None if self.capture_filter is None else int(capture.filtered),
                     )
 
+    def flow_table(self) -> dict[str, Any]:
+        """The connection records of the run (flows contract, section 3), as `flows.
+        flow_table` encodes them for the table writer; call it once `run()` is exhausted."""
+        if self.tracker is None:
+            raise UsageError("connection records need connection tracking (not --stateless)")
+        if not self.record_flows:
+            raise UsageError(
+                "this run keeps no connection records: give Classification(..., flows=True)"
+            )
+        if self._flow_table is None:
+            self._records.append(self.tracker.finish_records())
+            records = in_order(self._records)
+            self._records = []
+            self._flow_table = flow_table(
+                records, self.paths, Labels.of_engine(self.engine), self.tracker.clock_ns
+            )
+        return self._flow_table
+
+    def flows(self) -> dict[str, np.ndarray]:
+        """One record per connection, in the order of the creating packets (`FLOW_COLUMNS`:
+        integers int64 with -1 where empty, booleans bool, text object arrays of str)."""
+        return decoded_flows(self.flow_table())
+
     def summary(self, top: int = 10) -> dict[str, Any]:
+        if self.tracker is not None:
+            self.stats.evicted = self.tracker.evicted
         summary = self.stats.summary(top)
         if self.capture_filter is not None:
             summary["filter"] = {
@@ -238,6 +293,26 @@ class ClassifyResult:
     instance_ids: list[str]
     rule_ids: list[str]
     rule_groups: list[str]
+    flow_columns: dict[str, np.ndarray] | None = None  # None: stateless
+
+    def flows(self) -> dict[str, np.ndarray]:
+        """One record per connection (flows contract, section 3; `FLOW_COLUMNS` in order):
+        integer columns int64 with -1 where empty, booleans bool, text object arrays of str.
+        A stateless result has none: UsageError."""
+        if self.flow_columns is None:
+            raise UsageError("a stateless result has no connections: classify with stateful=True")
+        return dict(self.flow_columns)
+
+    def flows_to_pandas(self) -> Any:
+        """`flows()` as a pandas DataFrame (needs pandas: the `pandas` extra)."""
+        flows = self.flows()
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "flows_to_pandas() needs pandas: pip install 'sg-classifier[pandas]'"
+            ) from None
+        return pd.DataFrame(flows)
 
     def named(self) -> dict[str, np.ndarray]:
         """The per-packet table of section 6 (`PACKET_COLUMNS`, in order): integer columns
@@ -292,12 +367,19 @@ def classify_pcap(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     stateful: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> ClassifyResult:
     if isinstance(paths, str | os.PathLike):
         path_list = [os.fsdecode(paths)]
     else:
         path_list = [os.fsdecode(p) for p in paths]
-    run = Classification(engine, stateful=stateful, batch_size=batch_size)
+    run = Classification(
+        engine,
+        stateful=stateful,
+        batch_size=batch_size,
+        max_connections=max_connections,
+        flows=True,  # the result holds every packet's columns already: its records too
+    )
     parts: dict[str, list[np.ndarray]] = {name: [] for name in RESULT_COLUMNS}
     for result in run.run(path_list):
         batch = result.batch
@@ -325,4 +407,5 @@ def classify_pcap(
         engine.instance_ids,
         [rule.id for rule in engine.rules],
         [rule.group_id for rule in engine.rules],
+        run.flows() if stateful else None,
     )

@@ -29,6 +29,7 @@ from classifier.codes import (
 )
 from classifier.engine.kernels import engine_kernels
 from classifier.engine.timeline import Timeline
+from classifier.limits import DEFAULT_MAX_CONNECTIONS, DENIED_TUPLES_LIMIT
 from classifier.packets import PacketBatch, bytes_to_address
 from classifier.policy import Rule
 
@@ -77,7 +78,7 @@ class DeniedCounter:
     A 64-bit hash identifies a tuple: a collision (odds about n**2 / 2**65) would merge two.
     """
 
-    def __init__(self, limit: int = 2_000_000, merge_at: int = 1 << 18):
+    def __init__(self, limit: int = DENIED_TUPLES_LIMIT, merge_at: int = 1 << 18):
         self.limit = limit
         self.merge_at = merge_at
         self.keys = np.zeros(0, np.uint64)
@@ -226,6 +227,9 @@ class SummaryBuilder:
         self.rule_connections = np.zeros(n_rules, np.int64)
         self.protocol_connections = np.zeros(256, np.int64)  # connections by IP protocol
         self.midstream = 0
+        # the connection bound in force (0: stateless); the run sets both
+        self.connection_limit = DEFAULT_MAX_CONNECTIONS if stateful else 0
+        self.evicted = 0  # connections evicted by it
         self.denied = DeniedCounter()
         self.malformed_counts = np.zeros(256, np.int64)  # malformed records by reason code
         self.first_ns: int | None = None
@@ -429,6 +433,8 @@ class SummaryBuilder:
             "connections": {
                 "total": int(self.protocol_connections.sum()),
                 "midstream": self.midstream,
+                "limit": self.connection_limit,
+                "evicted": self.evicted,
                 "by_protocol": {
                     protocol_name(p): int(self.protocol_connections[p])
                     for p in np.flatnonzero(self.protocol_connections).tolist()

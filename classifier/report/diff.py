@@ -273,8 +273,8 @@ class PolicyDiff:
     ):
         self.stateful = stateful
         self.batch_size = batch_size
-        self.old = Classification(old, stateful, batch_size, summarize=False)
-        self.new = Classification(new, stateful, batch_size, summarize=False)
+        self.old = Classification(old, stateful, batch_size, summarize=False, flows=False)
+        self.new = Classification(new, stateful, batch_size, summarize=False, flows=False)
         self.builder = DiffBuilder(old, new)
         self.files: list[CaptureFile] = []
 

@@ -174,7 +174,13 @@ def layout(summary: dict[str, Any], cap: int | None = None) -> list[Block]:
             (
                 f"connections: {connections['total']:,} created (each credited to one rule above)"
                 + (f" ({by_protocol})" if by_protocol else "")
-                + f", {connections['midstream']:,} TCP picked up mid-stream",
+                + f", {connections['midstream']:,} TCP picked up mid-stream"
+                + (
+                    f", {connections['evicted']:,} evicted (at most "
+                    f"{connections['limit']:,} tracked at once: --max-connections)"
+                    if connections.get("evicted")
+                    else ""
+                ),
                 False,
             )
         )

@@ -106,6 +106,23 @@ def _utf8(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _arrow_ints(pa: Any, values: np.ndarray, nulls: bool) -> Any:
+    """An Arrow int64 array of `values`; with `nulls`, a negative value is null."""
+    ints = np.ascontiguousarray(values, dtype=np.int64)
+    validity = pa.py_buffer(np.packbits(ints >= 0, bitorder="little")) if nulls else None
+    return pa.Array.from_buffers(pa.int64(), len(ints), [validity, pa.py_buffer(ints)])
+
+
+def _arrow_strings(pa: Any, texts: Sequence[str]) -> Any:
+    """An Arrow string array of `texts`, the empty text null."""
+    encoded = [text.encode("utf-8") for text in texts]
+    offsets = np.zeros(len(encoded) + 1, np.int32)
+    offsets[1:] = np.cumsum([len(e) for e in encoded], dtype=np.int64)
+    validity = np.packbits(np.array([text != "" for text in texts], bool), bitorder="little")
+    buffers = [pa.py_buffer(validity), pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    return pa.Array.from_buffers(pa.string(), len(encoded), buffers)
+
+
 def _csv_cell(text: str) -> str:
     """One CSV cell, quoted (RFC 4180) only where the text needs it."""
     if any(c in text for c in ',"\r\n'):
@@ -231,6 +248,8 @@ class TableWriter:
         self._parquet = pa.parquet.ParquetWriter(self._binary(), self._arrow_schema)
 
     def _parquet_batch(self, batch: Mapping[str, Column], n: int) -> None:
+        # Arrow arrays built from numpy buffers: pyarrow's conversion of Python or numpy
+        # objects (pa.array) imports pandas, a third of a second of a short run
         pa = _pyarrow()
         arrays = []
         for column, kind in self.schema:
@@ -241,17 +260,15 @@ class TableWriter:
                 else:
                     labels, inverse = np.unique(values.astype(object), return_inverse=True)
                     codes = inverse.ravel()
-                dictionary = pa.array(
-                    [_utf8(str(label)) if label != "" else None for label in labels], pa.string()
-                )
-                arrays.append(dictionary.take(pa.array(np.asarray(codes, dtype=np.int64))))
+                dictionary = _arrow_strings(pa, [_utf8(str(label)) for label in labels])
+                arrays.append(dictionary.take(_arrow_ints(pa, np.asarray(codes), False)))
             elif kind == BOOL:
                 assert isinstance(values, np.ndarray)
-                arrays.append(pa.array(values.astype(bool), pa.bool_()))
+                bits = np.packbits(values.astype(bool), bitorder="little")
+                arrays.append(pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(bits)]))
             else:
                 assert isinstance(values, np.ndarray)
-                ints = values.astype(np.int64)
-                arrays.append(pa.array(ints, pa.int64(), mask=ints < 0))
+                arrays.append(_arrow_ints(pa, values, True))
         self._pending.append(pa.RecordBatch.from_arrays(arrays, schema=self._arrow_schema))
         self._pending_rows += n
         if self._pending_rows >= ROW_GROUP_ROWS:
