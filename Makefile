@@ -15,7 +15,7 @@ SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/csrc/*
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,dask]'
 	touch $@
 
 # tshark is the outside oracle for decoding, and Debian's chromium + chromium-driver render the

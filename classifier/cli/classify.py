@@ -7,14 +7,17 @@ classified before it is still printed and written.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from classifier.cli.common import count, print_warnings
-from classifier.errors import ClassifierError, UsageError
+from classifier.cli.common import bounded_int, count, print_warnings
+from classifier.errors import ClassifierError, ClusterError, UsageError
 
 
 def add_parser(commands: Any) -> None:
@@ -45,6 +48,51 @@ def add_parser(commands: Any) -> None:
         help="rows of the top-denied table (0..1000000)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    scale = parser.add_argument_group(
+        "on a Dask cluster (the same results as one process; needs the extra: "
+        "pip install 'sg-classifier[dask]')"
+    )
+    scale.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="start a local cluster of N worker processes (1..256) for this run",
+    )
+    scale.add_argument(
+        "--scheduler",
+        type=_scheduler,
+        metavar="ADDRESS",
+        help="run on the existing cluster whose scheduler is at [tcp://]host:port (every "
+        "worker reads the captures at their absolute paths)",
+    )
+    scale.add_argument(
+        "--blocksize",
+        type=_blocksize,
+        metavar="SIZE",
+        help="the most capture bytes one task reads (default 64M; suffixes K, M, G)",
+    )
+
+
+def _workers(text: str) -> int:
+    return bounded_int(text, 1, 256, "a number of worker processes")
+
+
+def _scheduler(text: str) -> str:
+    from classifier.scale import parse_address
+
+    try:
+        return parse_address(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error).split(": ", 1)[1]) from None
+
+
+def _blocksize(text: str) -> int:
+    from classifier.scale import parse_blocksize
+
+    try:
+        return parse_blocksize(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error).split(": ", 1)[1]) from None
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -61,19 +109,34 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 f"{path}: not a regular file (a directory, pipe or device): give a capture file"
             )
     check_outputs([args.policy, *args.pcaps], [args.packets, args.json, args.report])
+    scaled = _scale_options(args)
     policy = load_policy(args.policy)
     print_warnings(policy.warnings, err)
     engine = Engine(policy)
-    run = Classification(engine, stateful=not args.stateless)
+    run = Classification(engine, stateful=not args.stateless, **scaled)
+    run.on_note = lambda note: print_warnings([note], err)
     failure: ClassifierError | None = None
-    with open_output(args.packets) as packets_stream, _progress(args, err) as progress:
-        writer = PacketCsvWriter(packets_stream, engine) if packets_stream is not None else None
-        try:
-            for result in run.run(args.pcaps, progress):
-                if writer is not None:
-                    writer.write(result)
-        except ClassifierError as error:
-            failure = error
+    try:
+        with (
+            _terminate_as_interrupt(bool(scaled)),
+            open_output(args.packets) as packets_stream,
+            _progress(args, err) as progress,
+        ):
+            writer = PacketCsvWriter(packets_stream, engine) if packets_stream else None
+            try:
+                for result in run.run(args.pcaps, progress, results=writer is not None):
+                    if writer is not None:
+                        writer.write(result)
+            except ClusterError:
+                raise
+            except ClassifierError as error:
+                failure = error
+    except (ClusterError, KeyboardInterrupt):
+        # a cluster's failure or an interrupt: no partial result (scale.md section 5)
+        if scaled and args.packets:
+            with contextlib.suppress(OSError):
+                os.remove(args.packets)
+        raise
     summary = run.summary(args.top)
     for file in summary["files"]:
         print_warnings(file["warnings"], err)
@@ -92,6 +155,43 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if failure is not None:
         raise failure
     return 0
+
+
+def _scale_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of a run on a cluster (none: one process, and Dask is not imported)."""
+    if args.workers is not None and args.scheduler is not None:
+        raise UsageError("give --workers (a local cluster) or --scheduler (a cluster), not both")
+    if args.workers is None and args.scheduler is None:
+        if args.blocksize is not None:
+            raise UsageError("--blocksize goes with --workers or --scheduler")
+        return {}
+    from classifier.scale import DEFAULT_BLOCKSIZE
+    from classifier.scale.options import require_dask
+
+    require_dask("--workers" if args.workers is not None else "--scheduler")
+    return {
+        "workers": args.workers,
+        "client": args.scheduler,
+        "blocksize": args.blocksize or DEFAULT_BLOCKSIZE,
+    }
+
+
+@contextmanager
+def _terminate_as_interrupt(active: bool) -> Iterator[None]:
+    """SIGTERM stops a run on a cluster as Ctrl-C does (its tasks cancelled, its local
+    cluster stopped, `interrupted`, exit 130)."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

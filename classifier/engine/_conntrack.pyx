@@ -42,6 +42,11 @@ fragment's upper-layer protocol, the l4 bits lent (ports, ICMP type/code, identi
 error's quoted header) and those fields. An entry older than 30 s is dead and its slot
 reusable.
 
+The clock. Each pass reads a packet's time from `ts_ns`, or from `times` when given: a
+tracker that sees only some of a capture's packets (one group of keys of the scale-out,
+classifier.scale) is given their effective times, the running maximum over the whole capture,
+which its own packets alone do not tell.
+
 Memory: 64 bytes per flow slot, so 128 to 256 bytes per live connection (plus the allowance of the
 batch in flight), and 57 bytes of scratch per packet of the batch in `apply`.
 Thread safety: none; one tracker per capture stream. The pure-Python twin `_conntrack_py`
@@ -408,8 +413,8 @@ cdef class Tracker:
 
     # --- the two passes -----------------------------------------------------------------
 
-    def join_fragments(self, batch):
-        cdef const int64_t[::1] ts = batch.ts_ns
+    def join_fragments(self, batch, times=None):
+        cdef const int64_t[::1] ts = batch.ts_ns if times is None else times
         cdef const uint8_t[::1] status = batch.status
         cdef const uint8_t[::1] version = batch.ip_version
         cdef const uint8_t[:, ::1] src = batch.src
@@ -515,8 +520,9 @@ cdef class Tracker:
         const uint8_t[::1] new_side_direction,
         int8_t[::1] created,
         int8_t[::1] midstream,
+        times=None,
     ):
-        cdef const int64_t[::1] ts = batch.ts_ns
+        cdef const int64_t[::1] ts = batch.ts_ns if times is None else times
         cdef const uint8_t[::1] version = batch.ip_version
         cdef const uint8_t[:, ::1] src = batch.src
         cdef const uint8_t[:, ::1] dst = batch.dst

@@ -4,10 +4,16 @@ The streaming form (`Classification.run`) yields one `BatchResult` per decoded b
 capture larger than memory is classified in flat memory; `classify_pcap` collects the
 per-packet columns for scripts. Several captures are one continuous capture for connection
 state: one tracker lives across files, in the order given.
+
+With `workers=N` (a local Dask cluster) or `client=` (a `distributed.Client` or a scheduler's
+address) the same run goes to a cluster, with exactly the same results (scale.md): the room
+above the engine, `classifier.scale`, does it. The engine does not import that room; it finds
+it by name at the call (`_scale_out`), as a plug-in, so the engine stays free of Dask.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -28,18 +34,53 @@ from classifier.engine.stats import SummaryBuilder
 from classifier.packets import PacketBatch
 from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
 
+DEFAULT_BLOCKSIZE = 64 * 2**20  # bytes of capture per task on a cluster
+
+
+def _scale_out() -> Any:
+    """The scale-out room (`classifier.scale.runner`), looked up by name: a plug-in above."""
+    return importlib.import_module("classifier.scale.runner")
+
 
 class Classification:
-    """One classification run over one or more captures, with its statistics."""
+    """One classification run over one or more captures, with its statistics.
+
+    `workers=N` runs it on a local Dask cluster of N processes, started by `run()` and stopped
+    when its iteration ends, is closed or raises; `client` on an existing cluster (a
+    `distributed.Client` or a scheduler address; the caller owns it). `blocksize`: the most
+    capture bytes one task reads. The results are those of one process (scale.md); cluster
+    failures raise `classifier.errors.ClusterError`. `notes` collects what the run says
+    about the cluster (a lost worker), and `on_note`, when set, is called with each.
+    """
 
     def __init__(
-        self, engine: BatchEngine, stateful: bool = True, batch_size: int = DEFAULT_BATCH_SIZE
+        self,
+        engine: BatchEngine,
+        stateful: bool = True,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        workers: int | None = None,
+        client: Any = None,
+        blocksize: int = DEFAULT_BLOCKSIZE,
     ):
         self.engine = engine
         self.stateful = stateful
         self.batch_size = batch_size
         self.tracker = ConnectionTracker() if stateful else None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
+        self.notes: list[str] = []
+        self.on_note: Callable[[str], None] | None = None
+        self._scaled = None
+        if workers is not None or client is not None:
+            self._scaled = _scale_out().ScaledRun(
+                engine, stateful, self.stats, self._note, workers=workers, client=client,
+                blocksize=blocksize, batch_size=batch_size,
+            )  # fmt: skip
+
+    def _note(self, message: str) -> None:
+        self.notes.append(message)
+        if self.on_note is not None:
+            self.on_note(message)
 
     def classify_batch(
         self, batch: PacketBatch, file: str = "", file_number: int = 0
@@ -98,8 +139,15 @@ class Classification:
         self,
         paths: Iterable[str],
         progress: Callable[[str, int, int], None] | None = None,
+        *,
+        results: bool = True,
     ) -> Iterator[BatchResult]:
-        """Classify the captures in order; `progress(path, bytes_done, bytes_total)` per batch."""
+        """Classify the captures in order; `progress(path, bytes_done, bytes_total)` per batch.
+        `results=False`: only `summary()` is wanted, and a run on a cluster yields nothing
+        (the per-packet columns stay on the workers)."""
+        if self._scaled is not None:
+            yield from self._scaled.run(paths, progress, results)
+            return
         for number, path in enumerate(paths):
             packets = 0
             with open_capture(path) as capture:
@@ -176,12 +224,18 @@ def classify_pcap(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     stateful: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    *,
+    workers: int | None = None,
+    client: Any = None,
+    blocksize: int = DEFAULT_BLOCKSIZE,
 ) -> ClassifyResult:
     if isinstance(paths, str | os.PathLike):
         path_list = [os.fsdecode(paths)]
     else:
         path_list = [os.fsdecode(p) for p in paths]
-    run = Classification(engine, stateful=stateful, batch_size=batch_size)
+    run = Classification(
+        engine, stateful, batch_size, workers=workers, client=client, blocksize=blocksize
+    )
     parts: dict[str, list[np.ndarray]] = {name: [] for name in RESULT_COLUMNS}
     for result in run.run(path_list):
         parts["file"].append(np.full(len(result.batch), result.file_number, np.int32))

@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from classifier.codes import (
     DAMAGE_BAD_BOM,
@@ -66,6 +66,7 @@ from classifier.packets import PacketBatch
 from classifier.pcap.kernels import reader_kernels
 
 __all__ = [
+    "BlockCut",
     "Capture",
     "CaptureWarning",
     "DEFAULT_BATCH_SIZE",
@@ -124,6 +125,16 @@ DAMAGE_REASONS = {
     DAMAGE_SPB_LENGTH: "simple packet block length {value} disagrees with its packet's length "
     "(the original length cut to the snaplen)",
 }
+
+
+class BlockCut(NamedTuple):
+    """One block of a capture (`Capture.cut`): whole records from `start` to `end`."""
+
+    state: tuple[Any, ...]  # the reader's state at the first record, for `Capture.resume`
+    start: int  # byte offset of the first record
+    end: int  # byte offset where the block ends (a record boundary)
+    first: int  # index of the first record in the file
+    records: int
 
 
 class CaptureWarning(UserWarning):
@@ -217,8 +228,11 @@ class Capture:
         self.close()
 
     # --- reading -----------------------------------------------------------------------
-    def batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[PacketBatch]:
-        """Yield PacketBatch objects of up to `batch_size` consecutive records."""
+    def batches(
+        self, batch_size: int = DEFAULT_BATCH_SIZE, end: int | None = None
+    ) -> Iterator[PacketBatch]:
+        """Yield PacketBatch objects of up to `batch_size` consecutive records; with `end` (a
+        record boundary, as `cut` gives), stop there."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if self._map is None:
@@ -235,7 +249,8 @@ class Capture:
                 if self._shrunk():
                     stop = STOP_DAMAGED
                     break
-                stop, row = dec.run(mm, batch, row, dec.pos + WINDOW)
+                limit = dec.pos + WINDOW if end is None else min(dec.pos + WINDOW, end)
+                stop, row = dec.run(mm, batch, row, limit)
                 self._slow_path(batch, dec.fallback())
                 done = (dec.pos // page) * page
                 if done - dropped >= WINDOW and hasattr(mmap, "MADV_DONTNEED"):
@@ -245,15 +260,13 @@ class Capture:
                     dec.grow_interfaces()
                 elif stop != STOP_LIMIT:
                     break
+                elif end is not None and dec.pos >= end:
+                    stop = STOP_EOF  # the end of the block
+                    break
             if stop == STOP_DAMAGED and not self.damaged:
                 self._note_damage()
             if dec.over_snaplen and not self._snap_warned:
-                self._snap_warned = True
-                self.warnings.append(
-                    f"{self.path}: record at byte offset {dec.over_snaplen_offset} has a "
-                    f"captured length above the snap length of its file/interface; "
-                    f"read anyway (warned once)"
-                )
+                self._note_snaplen()
             if row:
                 out = batch if row == batch_size else batch.slice(0, row)
                 if self.first_ts_ns is None:
@@ -279,6 +292,14 @@ class Capture:
             )
         return True
 
+    def _note_snaplen(self) -> None:
+        self._snap_warned = True
+        self.warnings.append(
+            f"{self.path}: record at byte offset {self._decoder.over_snaplen_offset} has a "
+            f"captured length above the snap length of its file/interface; "
+            f"read anyway (warned once)"
+        )
+
     def _note_damage(self) -> None:
         dec = self._decoder
         self.damaged = True
@@ -296,6 +317,47 @@ class Capture:
         for row, offset, length, linktype in records:
             decode_with_scapy(batch, row, bytes(self._map[offset : offset + length]), linktype)
         self.slow_path += len(records)
+
+    # --- blocks (the scale-out, classifier.scale) -------------------------------------
+    def cut(self, blocksize: int, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[BlockCut]:
+        """Frame the file without decoding it and yield its blocks (`BlockCut`), in file
+        order. A block is whole records (pcapng: blocks) of at most `blocksize` bytes, or one
+        larger record. Afterwards `records`, `damaged` and `warnings` are what
+        `batches(batch_size)` would have left (warnings in its order)."""
+        if blocksize < 1:
+            raise ValueError("blocksize must be at least 1")
+        if self._map is None:
+            raise ValueError(f"{self.path}: capture is closed")
+        mm, dec, dropped, page = self._map, self._decoder, 0, mmap.PAGESIZE
+        stop = STOP_LIMIT
+        while stop == STOP_LIMIT and dec.pos < self._size:
+            state, first, start = dec.snapshot(), int(dec.records), int(dec.pos)
+            if self._shrunk():
+                break
+            stop = dec.skip(mm, start + blocksize)
+            while stop == STOP_GROW_IFACES:
+                dec.grow_interfaces()
+                stop = dec.skip(mm, start + blocksize)
+            done = (dec.pos // page) * page
+            if done - dropped >= WINDOW and hasattr(mmap, "MADV_DONTNEED"):
+                mm.madvise(mmap.MADV_DONTNEED, dropped, done - dropped)
+                dropped = done
+            if dec.records > first:
+                yield BlockCut(state, start, int(dec.pos), first, int(dec.records) - first)
+        self.records = int(dec.records)
+        # the warnings in the order a read by batches of `batch_size` records appends them:
+        # after each batch, damage first, then the first record above the snap length
+        notes = []
+        if stop == STOP_DAMAGED and not self.damaged:
+            notes.append((dec.records // batch_size, 0, self._note_damage))
+        if dec.over_snaplen and not self._snap_warned:
+            notes.append((dec.over_snaplen_record // batch_size, 1, self._note_snaplen))
+        for _, _, note in sorted(notes, key=lambda item: item[:2]):
+            note()
+
+    def resume(self, state: tuple[Any, ...]) -> None:
+        """Go on reading from a block's first record (`cut` gave its state)."""
+        self._decoder.restore(state)
 
     # --- summary -----------------------------------------------------------------------
     @property

@@ -1,0 +1,539 @@
+"""The driver of a classification on a Dask cluster (the design note is classifier.scale's).
+
+`ScaledRun.run(paths)` connects (or starts a local cluster), checks the workers' version, then
+walks the captures' blocks in a bounded window: for each block it submits the tasks of
+`classifier.scale.tasks` (decode; in stateful mode the fragment and state chains of its
+groups and, when it has later fragments, their rejoining; finish), then takes the finished
+blocks back in capture order, merging their statistics into the run's `SummaryBuilder` and
+yielding their `BatchResult`s. Between waits (at most `WATCH_S` each) it watches the cluster:
+a worker gone is noted once (its tasks run again elsewhere, by Dask's lineage), no worker or
+no scheduler for `SCHEDULER_TIMEOUT_S`, a task lost with its workers three times, a capture a
+worker cannot read or a version mismatch end the run with a `ClusterError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import signal
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from classifier.engine.columns import BatchEngine, BatchResult
+from classifier.engine.layouts import CLOCK_START
+from classifier.engine.stats import SummaryBuilder
+from classifier.errors import (
+    ClassifierError,
+    ClusterError,
+    PcapError,
+    UsageError,
+    WorkerCaptureError,
+)
+from classifier.scale import tasks
+from classifier.scale.blocks import FileDone, plan
+from classifier.scale.options import (
+    DEFAULT_BLOCKSIZE,
+    SCHEDULER_TIMEOUT_S,
+    check_blocksize,
+    check_workers,
+    parse_address,
+    require_dask,
+)
+from classifier.scale.tasks import Block
+
+WATCH_S = 0.25  # the longest wait between two looks at the cluster
+POLL_S = 1.0  # how often the workers are listed
+ALLOWED_FAILURES = 2  # a task lost with its worker a third time fails the run (local cluster)
+# task kinds in the order they run for one block: a block's later steps go before the next
+# block's earlier ones (Dask runs higher priorities first)
+RANKS = {name: rank for rank, name in enumerate(
+    ("decode", "meta", "join-part", "join", "join-out", "rejoin", "part", "state", "out", "finish")
+)}  # fmt: skip
+
+
+def _on_worker(function: Callable[..., Any], *args: Any) -> Any:
+    """Run a task; a capture this worker cannot read names the worker too."""
+    try:
+        return function(*args)
+    except PcapError as error:
+        from distributed import get_worker
+
+        raise WorkerCaptureError(f"{error} (on worker {get_worker().address})") from None
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+@dataclass
+class _BlockRun:
+    """The futures of one block in flight."""
+
+    block: Block
+    decoded: Any
+    meta: Any = None
+    finish: Any = None
+    others: list[Any] = field(default_factory=list)
+
+
+class ScaledRun:
+    """One classification on a cluster, for `classifier.engine.pipeline.Classification`.
+
+    `stats` (a SummaryBuilder) receives the merged statistics and the files' facts; `note`
+    is called with each note about the cluster (a lost worker)."""
+
+    def __init__(
+        self,
+        engine: BatchEngine,
+        stateful: bool,
+        stats: SummaryBuilder,
+        note: Callable[[str], None],
+        *,
+        workers: int | None = None,
+        client: Any = None,
+        blocksize: int = DEFAULT_BLOCKSIZE,
+        batch_size: int = 65536,
+        groups: int | None = None,
+        window: int | None = None,
+    ):
+        if workers is not None and client is not None:
+            raise UsageError("give workers (a local cluster) or client (a cluster), not both")
+        if workers is not None:
+            check_workers(workers)
+        if isinstance(client, str):
+            client = parse_address(client)
+        check_blocksize(blocksize)
+        self.engine, self.stateful, self.stats, self.note = engine, stateful, stats, note
+        self.workers, self.client, self.blocksize = workers, client, blocksize
+        self.batch_size, self.groups, self.window = batch_size, groups, window
+        require_dask()
+
+    def run(
+        self,
+        paths: Iterable[str],
+        progress: Callable[[str, int, int], None] | None = None,
+        results: bool = True,
+    ) -> Iterator[BatchResult]:
+        with _quiet_dask(), self._connect() as (client, address):
+            driver = _Driver(self, client, address)
+            try:
+                yield from driver.run(list(paths), progress, results)
+            except BaseException:  # failed, interrupted, or its consumer stopped early
+                driver.cancel()
+                raise
+            finally:
+                driver.futures.clear()
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[tuple[Any, str]]:
+        import dask
+
+        distributed: Any = require_dask()
+
+        if self.workers is not None:
+            with contextlib.ExitStack() as stack:
+                scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="sg-dask-"))
+                stack.enter_context(
+                    dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES})
+                )
+                try:
+                    cluster = distributed.LocalCluster(
+                        n_workers=self.workers,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        scheduler_port=0,
+                        dashboard_address=None,
+                        silence_logs=logging.CRITICAL,
+                        local_directory=scratch,
+                        preload=["classifier.scale.worker"],
+                    )
+                except Exception as error:  # noqa: BLE001 - any failure to start is one line
+                    raise ClusterError(f"cannot start a local Dask cluster: {error}") from None
+                stack.callback(_uninterrupted, cluster.close)
+                client = distributed.Client(cluster, set_as_default=False)
+                stack.callback(_uninterrupted, client.close)
+                yield client, cluster.scheduler_address
+            return
+        if isinstance(self.client, str):
+            try:
+                client = distributed.Client(
+                    self.client, timeout=SCHEDULER_TIMEOUT_S, set_as_default=False
+                )
+            except (OSError, TimeoutError) as error:
+                raise ClusterError(
+                    f"cannot reach the Dask scheduler at {self.client} within "
+                    f"{SCHEDULER_TIMEOUT_S:.0f} s ({type(error).__name__})"
+                ) from None
+            try:
+                yield client, self.client
+            finally:
+                _uninterrupted(client.close)
+            return
+        scheduler = getattr(self.client, "scheduler", None)
+        yield self.client, str(getattr(scheduler, "address", "the client's scheduler"))
+
+
+def _uninterrupted(close: Callable[[], Any]) -> None:
+    """Close a client or cluster; a second Ctrl-C waits until it is done (nothing is left
+    running halfway through shutting down)."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        with contextlib.suppress(Exception):
+            close()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Dask's own log lines (a worker restarted, a connection lost) are not this command's
+    output: the notes and errors say what matters, once."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "dask", "tornado")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="distributed")
+            warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+class _Driver:
+    def __init__(self, run: ScaledRun, client: Any, address: str):
+        self.distributed: Any = require_dask()
+        self.run_ = run
+        self.client, self.address = client, address
+        self.token = uuid.uuid4().hex[:10]
+        self.futures: set[Any] = set()  # everything submitted and not released
+        self.done = threading.Event()  # set when a future waited on is done
+        self.waited: set[str] = set()  # keys whose futures call it
+        self.lost_since: float | None = None
+        self.empty_since: float | None = None
+        self.last_poll = 0.0
+        workers = self._wait_for_workers()
+        self._check_versions(workers)
+        self.known = workers
+        self.groups = run.groups or max(1, len(workers))
+        self.window = run.window or 2 * max(1, len(workers)) + 2
+        self.lane_workers = sorted(workers)
+        self.state_lanes: list[Any] = [None] * self.groups
+        self.state_steps = [0] * self.groups
+        self.join_lanes: list[Any] = [None] * self.groups
+        self.join_steps = [0] * self.groups
+        self.carry = CLOCK_START
+
+    # --- the cluster ---------------------------------------------------------------------
+
+    def _running_workers(self) -> set[str] | None:
+        try:
+            info = self.client.sync(
+                self.client.scheduler.identity, n_workers=-1, callback_timeout=5
+            )
+        except Exception:  # noqa: BLE001 - any failure: the scheduler did not answer
+            return None
+        return {
+            address
+            for address, worker in info.get("workers", {}).items()
+            if worker.get("status", "running") == "running"
+        }
+
+    def _wait_for_workers(self) -> set[str]:
+        deadline = time.monotonic() + SCHEDULER_TIMEOUT_S
+        while True:
+            workers = self._running_workers()
+            if workers:
+                return workers
+            if time.monotonic() > deadline:
+                what = "no answer" if workers is None else "no worker"
+                raise ClusterError(
+                    f"the Dask scheduler at {self.address}: {what} within "
+                    f"{SCHEDULER_TIMEOUT_S:.0f} s"
+                )
+            time.sleep(0.1)
+
+    def _check_versions(self, workers: set[str]) -> None:
+        from classifier import __version__
+
+        found = self.client.run(tasks.version, workers=sorted(workers), on_error="return")
+        for worker, version in sorted(found.items()):
+            if isinstance(version, BaseException):
+                raise ClusterError(
+                    f"worker {worker} cannot run sg-classifier ({type(version).__name__}: "
+                    f"{version}); this command runs {__version__}: install it on every worker"
+                )
+            if version != __version__:
+                raise ClusterError(
+                    f"worker {worker} runs sg-classifier {version}, this command "
+                    f"{__version__}: install the same version on every worker"
+                )
+
+    def watch(self) -> None:
+        """Notes and failures of the cluster, looked at between waits."""
+        now = time.monotonic()
+        if self.client.status != "running":
+            self.lost_since = self.lost_since or now
+            if now - self.lost_since > SCHEDULER_TIMEOUT_S:
+                raise ClusterError(
+                    f"lost the Dask scheduler at {self.address}: no answer for "
+                    f"{SCHEDULER_TIMEOUT_S:.0f} s"
+                )
+            return
+        if now - self.last_poll < POLL_S:
+            return
+        self.last_poll = now
+        workers = self._running_workers()
+        if workers is None:
+            self.lost_since = self.lost_since or now
+            if now - self.lost_since > SCHEDULER_TIMEOUT_S:
+                raise ClusterError(
+                    f"lost the Dask scheduler at {self.address}: no answer for "
+                    f"{SCHEDULER_TIMEOUT_S:.0f} s"
+                )
+            return
+        self.lost_since = None
+        for worker in sorted(self.known - workers):
+            self.run_.note(f"worker {worker} was lost; its tasks run again on the other workers")
+        if workers - self.known:
+            self._check_versions(workers - self.known)
+        self.known = workers
+        if workers:
+            self.empty_since = None
+        else:
+            self.empty_since = self.empty_since or now
+            if now - self.empty_since > SCHEDULER_TIMEOUT_S:
+                raise ClusterError(
+                    f"no worker left on the Dask cluster at {self.address} for "
+                    f"{SCHEDULER_TIMEOUT_S:.0f} s"
+                )
+
+    def result(self, future: Any) -> Any:
+        """A finished task's value, or the run's failure."""
+        if future.status == "error":
+            error = future.exception()
+            if isinstance(error, ClassifierError):
+                raise error
+            if type(error).__name__ == "KilledWorker":
+                worker = getattr(getattr(error, "last_worker", None), "address", "?")
+                raise ClusterError(
+                    f"a task was lost with its worker {ALLOWED_FAILURES + 1} times or more "
+                    f"(last on worker {worker}): giving up"
+                )
+            raise ClusterError(f"a task failed on the cluster: {type(error).__name__}: {error}")
+        if future.status == "cancelled":
+            raise ClusterError(f"the Dask scheduler at {self.address} dropped a task")
+        return future.result()
+
+    def wait(self, futures: list[Any]) -> None:
+        """Until one of `futures` is done, or `WATCH_S`; then look at the cluster."""
+        self.done.clear()
+        for future in futures:
+            if future.key not in self.waited:
+                self.waited.add(future.key)
+                future.add_done_callback(lambda _: self.done.set())
+        if not any(future.done() for future in futures):
+            self.done.wait(WATCH_S)
+        self.watch()
+
+    def cancel(self) -> None:
+        """Cancel what is still running (an interrupted or failed run); release the rest."""
+        futures = [future for future in self.futures if not future.done()]
+        self.futures = set()
+        if futures and self.client.status == "running":
+            with contextlib.suppress(Exception):
+                self.client.cancel(futures)
+
+    # --- tasks ---------------------------------------------------------------------------
+
+    def submit(
+        self,
+        kind: str,
+        function: Callable[..., Any],
+        *args: Any,
+        block: int,
+        group: int = -1,
+        pin: bool = False,
+    ) -> Any:
+        """Submit one task; `pin`: a step of a group's chain, which prefers the worker of its
+        group (so chains spread over the workers and stay put; any other if it is gone)."""
+        options: dict[str, Any] = {}
+        if pin and self.lane_workers:
+            options = {
+                "workers": [self.lane_workers[group % len(self.lane_workers)]],
+                "allow_other_workers": True,
+            }
+        future = self.client.submit(
+            functools.partial(_on_worker, function),
+            *args,
+            key=f"sg-{kind}-{self.token}-{block}-{group}",
+            priority=-len(RANKS) * block + RANKS[kind],
+            **options,
+        )
+        self.futures.add(future)
+        return future
+
+    def release(self, futures: Iterable[Any]) -> None:
+        for future in futures:
+            if future is not None:
+                self.futures.discard(future)
+
+    def start(self, block: Block, engine: Any, results: bool) -> _BlockRun:
+        run = self.run_
+        n = block.number
+        decoded = self.submit(
+            "decode", tasks.decode, engine, block, run.stateful, run.batch_size, self.groups,
+            block=n,
+        )  # fmt: skip
+        br = _BlockRun(block, decoded)
+        if run.stateful:
+            br.meta = self.submit("meta", tasks.meta, decoded, block=n)
+        else:
+            br.finish = self.submit(
+                "finish", tasks.finish, engine, decoded, [], False, run.batch_size, results,
+                block=n,
+            )  # fmt: skip
+        return br
+
+    def chain_state(self, br: _BlockRun, meta: dict[str, Any], engine: Any, results: bool) -> None:
+        """Submit a block's fragment and state steps, at the capture's clock so far."""
+        n, carry = br.block.number, self.carry
+        if meta["max_ts"] is not None:
+            self.carry = max(self.carry, meta["max_ts"])
+        joined = []
+        for group, count in enumerate(meta["join"]):
+            if not count:
+                continue
+            part = self.submit(
+                "join-part", tasks.join_part, br.decoded, group, block=n, group=group
+            )
+            step = self.submit(
+                "join", tasks.join_step, self.join_lanes[group], part, carry,
+                self.join_steps[group], block=n, group=group, pin=True,
+            )  # fmt: skip
+            self.release([self.join_lanes[group]])
+            self.join_lanes[group] = step
+            self.join_steps[group] += 1
+            br.others.append(part)
+            if meta["later"]:
+                out = self.submit("join-out", tasks.output, step, block=n, group=group)
+                joined.append((group, out))
+                br.others.append(out)
+        decoded = br.decoded
+        counts = meta["state"]
+        if meta["later"]:
+            decoded = self.submit("rejoin", tasks.rejoin, engine, br.decoded, joined, block=n)
+            br.others.append(decoded)
+            counts = [1] * self.groups  # sorted on the worker: every group may have rows
+        outs = []
+        for group, count in enumerate(counts):
+            if not count:
+                continue
+            part = self.submit("part", tasks.state_part, decoded, group, block=n, group=group)
+            step = self.submit(
+                "state", tasks.state_step, self.state_lanes[group], part, carry,
+                self.state_steps[group], block=n, group=group, pin=True,
+            )  # fmt: skip
+            self.release([self.state_lanes[group]])
+            self.state_lanes[group] = step
+            self.state_steps[group] += 1
+            out = self.submit("out", tasks.output, step, block=n, group=group)
+            outs.append((group, out))
+            br.others += [part, out]
+        br.finish = self.submit(
+            "finish", tasks.finish, engine, decoded, outs, True, self.run_.batch_size, results,
+            block=n,
+        )  # fmt: skip
+
+    # --- the run -------------------------------------------------------------------------
+
+    def run(
+        self,
+        paths: list[str],
+        progress: Callable[[str, int, int], None] | None,
+        results: bool,
+    ) -> Iterator[BatchResult]:
+        run = self.run_
+        engine = self.client.submit(
+            _identity, run.engine, key=f"sg-engine-{self.token}", priority=1 << 30
+        )
+        self.futures.add(engine)
+        blocks = plan(paths, run.blocksize, run.batch_size)
+        queue: deque[_BlockRun | FileDone] = deque()  # in capture order
+        unplanned: deque[_BlockRun] = deque()  # stateful blocks waiting for their meta
+        slow_path: dict[int, int] = {}
+        in_flight, exhausted = 0, False
+        failure: ClassifierError | None = None
+        while True:
+            while not exhausted and in_flight < self.window:
+                try:
+                    item = next(blocks)
+                except StopIteration:
+                    exhausted = True
+                    break
+                except ClassifierError as error:  # a capture the command cannot read
+                    exhausted, failure = True, error
+                    break
+                if isinstance(item, FileDone):
+                    queue.append(item)
+                    continue
+                br = self.start(item, engine, results)
+                queue.append(br)
+                if run.stateful:
+                    unplanned.append(br)
+                in_flight += 1
+            progressed = False
+            while unplanned and unplanned[0].meta.done():
+                br = unplanned.popleft()
+                self.chain_state(br, self.result(br.meta), engine, results)
+                progressed = True
+            while queue:
+                head = queue[0]
+                if isinstance(head, FileDone):
+                    queue.popleft()
+                    run.stats.add_file(
+                        head.path, head.packets, list(head.warnings), head.damaged,
+                        slow_path.get(head.file_number, 0),
+                    )  # fmt: skip
+                    progressed = True
+                    continue
+                if head.finish is None or not head.finish.done():
+                    break
+                finished: tasks.Finished = self.result(head.finish)
+                queue.popleft()
+                in_flight -= 1
+                self.release([head.decoded, head.meta, head.finish, *head.others])
+                run.stats.merge(finished.stats)
+                number = head.block.file_number
+                slow_path[number] = slow_path.get(number, 0) + finished.slow_path
+                if progress is not None:
+                    progress(head.block.path, head.block.end, head.block.file_size)
+                progressed = True
+                if finished.result is not None:
+                    yield finished.result
+            if not queue and exhausted:
+                break
+            if not progressed:
+                waiting = [br.meta for br in list(unplanned)[:1]]
+                if queue and not isinstance(queue[0], FileDone) and queue[0].finish is not None:
+                    waiting.append(queue[0].finish)
+                self.wait(waiting)
+        if failure is not None:
+            raise failure
+
+    def __repr__(self) -> str:
+        return f"<scale driver {self.token} on {self.address}: {os.getpid()}>"
