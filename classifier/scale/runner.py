@@ -51,6 +51,7 @@ from classifier.scale.options import (
 from classifier.scale.tasks import Block
 
 WATCH_S = 0.25  # the longest wait between two looks at the cluster
+MAX_WINDOW = 256  # blocks in flight, at the most
 POLL_S = 1.0  # how often the workers are listed
 ALLOWED_FAILURES = 2  # a task lost with its worker a third time fails the run (local cluster)
 # task kinds in the order they run for one block: a block's later steps go before the next
@@ -230,7 +231,12 @@ class _Driver:
         self._check_versions(workers)
         self.known = workers
         self.groups = run.groups or max(1, len(workers))
-        self.window = run.window or 2 * max(1, len(workers)) + 2
+        # blocks in flight: two per worker and two more, and for small blocks as many as hold
+        # that many default blocks' bytes (tiny blocks are cheap; their round trips are not)
+        few = 2 * max(1, len(workers)) + 2
+        self.window = run.window or min(
+            max(few, few * DEFAULT_BLOCKSIZE // max(run.blocksize, 1)), MAX_WINDOW
+        )
         self.lane_workers = sorted(workers)
         self.state_lanes: list[Any] = [None] * self.groups
         self.state_steps = [0] * self.groups
@@ -338,6 +344,23 @@ class _Driver:
         if future.status == "cancelled":
             raise ClusterError(f"the Dask scheduler at {self.address} dropped a task")
         return future.result()
+
+    def gather(self, futures: list[Any]) -> list[Any]:
+        """The values of the leading futures that are done, in one round trip."""
+        ready = []
+        for future in futures:
+            if future is None or not future.done():
+                break
+            if future.status != "finished":
+                self.result(future)  # raises the run's failure
+            ready.append(future)
+        if not ready:
+            return []
+        try:
+            values: list[Any] = self.client.gather(ready)
+        except Exception:  # noqa: BLE001 - lost meanwhile: say which way, one by one
+            values = [self.result(future) for future in ready]
+        return values
 
     def wait(self, futures: list[Any]) -> None:
         """Until one of `futures` is done, or `WATCH_S`; then look at the cluster."""
@@ -497,10 +520,14 @@ class _Driver:
                     unplanned.append(br)
                 in_flight += 1
             progressed = False
-            while unplanned and unplanned[0].meta.done():
-                br = unplanned.popleft()
-                self.chain_state(br, self.result(br.meta), engine, results)
+            ready = self.gather([br.meta for br in unplanned])
+            for meta in ready:
+                self.chain_state(unplanned.popleft(), meta, engine, results)
                 progressed = True
+            done = self.gather([
+                item.finish for item in queue
+                if not isinstance(item, FileDone) and item.finish is not None
+            ])  # fmt: skip
             while queue:
                 head = queue[0]
                 if isinstance(head, FileDone):
@@ -511,9 +538,9 @@ class _Driver:
                     )  # fmt: skip
                     progressed = True
                     continue
-                if head.finish is None or not head.finish.done():
+                if not done:
                     break
-                finished: tasks.Finished = self.result(head.finish)
+                finished: tasks.Finished = done.pop(0)
                 queue.popleft()
                 in_flight -= 1
                 self.release([head.decoded, head.meta, head.finish, *head.others])
