@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
 
-.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools fuzz tools clean
+.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools fuzz tools clean cluster-test bench-scale
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -95,6 +95,11 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/pcap_throughput.py
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/lint_scale.py
+
+# the longer Dask cluster run (a few minutes): the failures that take the contract's 10 s,
+# more scenarios, a million packets in many blocks (make test runs the short cluster tests)
+cluster-test: $(STAMP)
+	SGCLASSIFY_CLUSTER_LONG=1 $(BIN)/python -m pytest -q tests/test_scale_cluster_long.py tests/test_scale_cluster.py
 
 fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz_pcap.py --seconds 600 --build-debug

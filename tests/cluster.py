@@ -84,7 +84,9 @@ class Scenario:
 def scenarios(draw: st.DrawFn, max_size: int = 30, blocksizes: tuple[int, ...] = ()) -> Scenario:
     policy, packets = draw(policy_and_sequences(max_size=max_size))
     files = draw(st.integers(1, 3))
-    cuts = sorted(draw(st.lists(st.integers(0, len(packets)), min_size=files - 1, max_size=files - 1)))
+    cuts = sorted(
+        draw(st.lists(st.integers(0, len(packets)), min_size=files - 1, max_size=files - 1))
+    )
     return Scenario(
         policy,
         packets,
@@ -159,8 +161,11 @@ def cli_run(scenario: Scenario, directory: Path, *extra: str) -> CliOutcome:
     argv += ["--stateless"] if scenario.stateless else []
     out, err = io.StringIO(), io.StringIO()
     code = main([*argv, *extra], out, err)
-    read = lambda path: path.read_bytes() if path.exists() else None  # noqa: E731
-    return CliOutcome(code, out.getvalue(), err.getvalue(), read(packets), read(summary))
+    return CliOutcome(code, out.getvalue(), err.getvalue(), _bytes(packets), _bytes(summary))
+
+
+def _bytes(path: Path) -> bytes | None:
+    return path.read_bytes() if path.exists() else None
 
 
 def without_cluster_notes(err: str) -> str:
@@ -188,6 +193,7 @@ class RealCluster:
     scheduler: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    logs: list[Any] = field(default_factory=list)
 
     def start_scheduler(self) -> None:
         file = self.directory / "scheduler.json"
@@ -224,7 +230,8 @@ class RealCluster:
     def _spawn(
         self, argv: list[str], name: str, env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
-        log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - closed by stop()
+        self.logs.append(log)
         environment = {**os.environ, **self.env, **(env or {})}
         return subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
@@ -244,6 +251,8 @@ class RealCluster:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=20)
+        for log in self.logs:
+            log.close()
 
 
 @contextlib.contextmanager

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classifier._twins import Twin
 from classifier.codes import STOP_DAMAGED, STOP_GROW_IFACES
 from classifier.errors import PcapError
 from classifier.packets import COLUMNS, PacketBatch
 from classifier.pcap import open_capture
-from classifier.pcap.kernels import reader_kernels
 from classifier.scale import blocks
+from classifier.scale.tasks import Block
 from tests.conftest import PCAPS_DEV, SAMPLE_PCAPS
 from tests.fuzz_pcap import mutate, seeds
 
@@ -118,7 +119,7 @@ def test_a_record_is_never_split_and_the_limit_holds(tmp_path: Path) -> None:
 
 def test_the_skip_twins_agree(tmp_path: Path) -> None:
     """The compiled framing and its twin stop at the same offsets with the same states."""
-    compiled, twin = reader_kernels.both()
+    compiled, twin = Twin("classifier.pcap._pcap").both()
     pool = seeds()
     rng = random.Random(7)
     for data in pool + [mutate(rng, d, pool) for d in pool]:
@@ -145,11 +146,11 @@ def test_the_skip_twins_agree(tmp_path: Path) -> None:
 def test_plan_walks_every_capture_in_order(tmp_path: Path) -> None:
     paths = [str(p) for p in sorted(SAMPLE_PCAPS.glob("*.pcap"))]
     items = list(blocks.plan(paths, 500))
-    numbers = [item.number for item in items if isinstance(item, blocks.Block)]
+    numbers = [item.number for item in items if isinstance(item, Block)]
     assert numbers == list(range(len(numbers)))
     done = [item for item in items if isinstance(item, blocks.FileDone)]
     assert [d.path for d in done] == paths
     for d in done:
-        mine = [i for i in items if isinstance(i, blocks.Block) and i.path == d.path]
+        mine = [i for i in items if isinstance(i, Block) and i.path == d.path]
         assert sum(b.records for b in mine) == d.packets
         assert all(b.location == str(Path(d.path).resolve()) for b in mine)

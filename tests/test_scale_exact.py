@@ -100,9 +100,7 @@ def test_a_capture_the_command_cannot_read_stops_the_run_as_in_one_process(
     scenario = Scenario(
         Policy({}, {}, {}), [], [], blocksize=500, policy_path=str(tmp_path / "p.yaml")
     )
-    (tmp_path / "p.yaml").write_text(
-        (SAMPLE_PCAPS.parent / "examples" / "web-db.yaml").read_text()
-    )
+    (tmp_path / "p.yaml").write_text((SAMPLE_PCAPS.parent / "examples" / "web-db.yaml").read_text())
     scenario.paths = [str(SAMPLE_PCAPS / "web.pcap"), str(bad), str(SAMPLE_PCAPS / "admin.pcap")]
     one = api_run(scenario)
     assert one.failure is not None and "not a pcap or pcapng file" in one.failure
@@ -118,7 +116,9 @@ def _addresses_in_other_groups() -> tuple[str, str, str]:
     by R -> H) are then routed to different groups unless the rejoining does its work."""
     for last in range(2, 250):
         h, x, r = "10.0.0.1", "203.0.113.9", f"198.51.100.{last}"
-        col = [np.frombuffer(address_to_bytes(ipaddress.ip_address(a)), np.uint8) for a in (h, x, r)]
+        col = [
+            np.frombuffer(address_to_bytes(ipaddress.ip_address(a)), np.uint8) for a in (h, x, r)
+        ]
         hx = pair_groups(col[0][None], col[1][None], 2)[0]
         rh = pair_groups(col[2][None], col[0][None], 2)[0]
         if hx != rh:
@@ -135,8 +135,12 @@ def test_a_fragmented_icmp_error_is_related_in_every_part(client: Any, tmp_path:
     H, X, R = (ipaddress.ip_address(a) for a in (h, x, r))
     vm = Instance("vm", (H,), ("sg",))
     egress = Rule("sg/1", "sg", 1, "egress", 100, ip_version=4)
-    policy = Policy(groups={"sg": SecurityGroup("sg", (egress,))}, address_groups={}, instances={"vm": vm})
-    syn = Packet(ts_ns=T0, ip_version=4, src=H, dst=X, protocol=6, sport=40000, dport=443, tcp_flags=2)
+    policy = Policy(
+        groups={"sg": SecurityGroup("sg", (egress,))}, address_groups={}, instances={"vm": vm}
+    )
+    syn = Packet(
+        ts_ns=T0, ip_version=4, src=H, dst=X, protocol=6, sport=40000, dport=443, tcp_flags=2
+    )
     error = Packet(
         ts_ns=T0 + 1_000_000,
         ip_version=4,
@@ -153,7 +157,9 @@ def test_a_fragmented_icmp_error_is_related_in_every_part(client: Any, tmp_path:
         ts_ns=T0 + 2_000_000, ip_version=4, src=R, dst=H, protocol=1, fragment=FRAGMENT_LATER,
         ip_id=7, frag_offset=185,
     )  # fmt: skip
-    reply = dataclasses.replace(syn, ts_ns=T0 + 3_000_000, src=X, dst=H, sport=443, dport=40000, tcp_flags=18)
+    reply = dataclasses.replace(
+        syn, ts_ns=T0 + 3_000_000, src=X, dst=H, sport=443, dport=40000, tcp_flags=18
+    )
     packets = [dataclasses.replace(p, index=i) for i, p in enumerate((syn, error, later, reply))]
     for cuts in ([], [1], [2], [1, 2], [2, 3]):
         scenario = Scenario(policy, packets, cuts, blocksize=1)
@@ -203,6 +209,8 @@ def test_joined_fragments_are_judged_again_by_the_rules(
         scenario = Scenario(policy, [first, later], cuts, blocksize=1)
         scenario.write(tmp_path)
         one = api_run(scenario)
-        got = list(zip(one.columns["verdict"].tolist(), one.columns["reason"].tolist(), strict=True))
+        got = list(
+            zip(one.columns["verdict"].tolist(), one.columns["reason"].tolist(), strict=True)
+        )
         assert got == expected
         assert_same(one, api_run(scenario, client=client, blocksize=1, groups=2))

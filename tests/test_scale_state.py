@@ -33,9 +33,11 @@ def stateful_columns(
     tracker.join_fragments(batch, times=times)
     v = engine.classify(batch)
     created, midstream = np.zeros(len(batch), np.int8), np.zeros(len(batch), np.int8)
-    arrays = [v.verdict, v.reason, v.rule, v.instance, v.direction]
-    tracker.apply(batch, *arrays, v.new_instance, v.new_direction, created, midstream, times=times)
-    return [*arrays, created, midstream]
+    tracker.apply(
+        batch, v.verdict, v.reason, v.rule, v.instance, v.direction, v.new_instance,
+        v.new_direction, created, midstream, times=times,
+    )  # fmt: skip
+    return [v.verdict, v.reason, v.rule, v.instance, v.direction, created, midstream]
 
 
 @SLOW

@@ -131,9 +131,11 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 raise
             except ClassifierError as error:
                 failure = error
-    except (ClusterError, KeyboardInterrupt):
-        # a cluster's failure or an interrupt: no partial result (scale.md section 5)
-        if scaled and args.packets:
+    except BaseException as error:
+        # a cluster's failure, an interrupt, anything but the capture errors one process has
+        # too: no partial result (scale.md section 5)
+        ours = isinstance(error, ClusterError) or not isinstance(error, ClassifierError)
+        if scaled and args.packets and ours:
             with contextlib.suppress(OSError):
                 os.remove(args.packets)
         raise

@@ -13,8 +13,33 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from classifier.errors import UsageError
 from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
 from classifier.scale.tasks import Block
+
+# magic numbers of compressed files: a stream has no positions a worker could seek to
+COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"\xfd7zXZ": "xz", b"BZh": "bzip2"}
+
+
+def _refuse_streams(path: str) -> None:
+    """Standard input and compressed captures cannot be cut into blocks that workers read
+    at a position: one line, exit 2 (one process reads them, where the reader can)."""
+    if path == "-":
+        raise UsageError(
+            "-: standard input cannot be cut into blocks for the workers; save it to a file "
+            "or run in one process (without --workers/--scheduler)"
+        )
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(6)
+    except OSError:
+        return  # open_capture says what is wrong, as in one process
+    for magic, name in COMPRESSED.items():
+        if head.startswith(magic):
+            raise UsageError(
+                f"{path}: a {name}-compressed capture cannot be cut into blocks for the "
+                "workers; decompress it first or run in one process"
+            )
 
 
 @dataclass(frozen=True)
@@ -37,6 +62,7 @@ def plan(
     number = 0
     for file_number, path in enumerate(paths):
         location = os.path.abspath(path)
+        _refuse_streams(path)
         with open_capture(path) as capture:
             for cut in capture.cut(blocksize, batch_size):
                 yield Block(

@@ -7,7 +7,6 @@ its absence into one line naming the extra to install.
 from __future__ import annotations
 
 import re
-from types import ModuleType
 from typing import Any
 
 from classifier.errors import UsageError
@@ -56,8 +55,8 @@ def check_blocksize(blocksize: Any) -> int:
     return blocksize
 
 
-def require_dask(what: str = "a run on a cluster") -> ModuleType:
-    """`distributed`, or a UsageError naming the extra that brings it."""
+def require_dask(what: str = "a run on a cluster") -> Any:
+    """The `distributed` module, or a UsageError naming the extra that brings it."""
     try:
         import distributed
     except ImportError:

@@ -128,6 +128,13 @@ class ScaledRun:
             driver = _Driver(self, client, address)
             try:
                 yield from driver.run(list(paths), progress, results)
+            except (OSError, TimeoutError) as error:  # Dask's connections are OSErrors
+                driver.cancel()
+                if client.status == "running":
+                    raise ClusterError(
+                        f"the Dask cluster at {address} failed: {type(error).__name__}: {error}"
+                    ) from None
+                raise ClusterError(f"lost the Dask scheduler at {address}") from None
             except BaseException:  # failed, interrupted, or its consumer stopped early
                 driver.cancel()
                 raise
@@ -146,21 +153,27 @@ class ScaledRun:
                 stack.enter_context(
                     dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES})
                 )
-                try:
-                    cluster = distributed.LocalCluster(
-                        n_workers=self.workers,
-                        threads_per_worker=1,
-                        processes=True,
-                        host="127.0.0.1",
-                        scheduler_port=0,
-                        dashboard_address=None,
-                        silence_logs=logging.CRITICAL,
-                        local_directory=scratch,
-                        preload=["classifier.scale.worker"],
-                    )
-                except Exception as error:  # noqa: BLE001 - any failure to start is one line
-                    raise ClusterError(f"cannot start a local Dask cluster: {error}") from None
-                stack.callback(_uninterrupted, cluster.close)
+                tracker = _resource_tracker()
+                tracker_was_running = tracker is not None and tracker._fd is not None
+                with _deferred_interrupts():  # no half-started cluster left behind
+                    try:
+                        cluster = distributed.LocalCluster(
+                            n_workers=self.workers,
+                            threads_per_worker=1,
+                            processes=True,
+                            host="127.0.0.1",
+                            scheduler_port=0,
+                            dashboard_address=None,
+                            silence_logs=logging.CRITICAL,
+                            local_directory=scratch,
+                            preload=["classifier.scale.worker"],
+                        )
+                    except Exception as error:  # noqa: BLE001 - any failure to start: one line
+                        raise ClusterError(f"cannot start a local Dask cluster: {error}") from None
+                    if tracker is not None and not tracker_was_running:
+                        # the process multiprocessing started for the workers exits with them
+                        stack.callback(_uninterrupted, tracker._stop)
+                    stack.callback(_uninterrupted, cluster.close)
                 client = distributed.Client(cluster, set_as_default=False)
                 stack.callback(_uninterrupted, client.close)
                 yield client, cluster.scheduler_address
@@ -184,6 +197,34 @@ class ScaledRun:
         yield self.client, str(getattr(scheduler, "address", "the client's scheduler"))
 
 
+def _resource_tracker() -> Any:
+    """multiprocessing's resource tracker (a process it starts with the first spawned one)."""
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker, "_resource_tracker", None)
+    return tracker if hasattr(tracker, "_stop") and hasattr(tracker, "_fd") else None
+
+
+@contextlib.contextmanager
+def _deferred_interrupts() -> Iterator[None]:
+    """Ctrl-C (and SIGTERM) wait until the block is done, then interrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {
+        number: signal.signal(number, lambda signum, frame: caught.append(signum))
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _uninterrupted(close: Callable[[], Any]) -> None:
     """Close a client or cluster; a second Ctrl-C waits until it is done (nothing is left
     running halfway through shutting down)."""
@@ -201,18 +242,25 @@ def _uninterrupted(close: Callable[[], Any]) -> None:
 def _quiet_dask() -> Iterator[None]:
     """Dask's own log lines (a worker restarted, a connection lost) are not this command's
     output: the notes and errors say what matters, once."""
-    loggers = [logging.getLogger(name) for name in ("distributed", "dask", "tornado")]
-    levels = [logger.level for logger in loggers]
+    names = [
+        name
+        for name in ("distributed", "dask", "tornado", "asyncio", *logging.root.manager.loggerDict)
+        if name.split(".")[0] in ("distributed", "dask", "tornado", "asyncio")
+    ]
+    loggers = [logging.getLogger(name) for name in dict.fromkeys(names)]
+    levels = [(logger.level, logger.disabled) for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL + 1)
+        logger.disabled = True
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", module="distributed")
             warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
             yield
     finally:
-        for logger, level in zip(loggers, levels, strict=True):
+        for logger, (level, disabled) in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+            logger.disabled = disabled
 
 
 class _Driver:
@@ -278,6 +326,8 @@ class _Driver:
 
         found = self.client.run(tasks.version, workers=sorted(workers), on_error="return")
         for worker, version in sorted(found.items()):
+            if isinstance(version, OSError | TimeoutError):
+                continue  # it went away meanwhile: a lost worker, noted as such
             if isinstance(version, BaseException):
                 raise ClusterError(
                     f"worker {worker} cannot run sg-classifier ({type(version).__name__}: "
@@ -341,7 +391,9 @@ class _Driver:
                     f"(last on worker {worker}): giving up"
                 )
             raise ClusterError(f"a task failed on the cluster: {type(error).__name__}: {error}")
-        if future.status == "cancelled":
+        if future.status == "cancelled":  # the client lost the scheduler, and it the tasks
+            if self.client.status != "running":
+                raise ClusterError(f"lost the Dask scheduler at {self.address}")
             raise ClusterError(f"the Dask scheduler at {self.address} dropped a task")
         return future.result()
 
@@ -356,10 +408,17 @@ class _Driver:
             ready.append(future)
         if not ready:
             return []
-        try:
-            values: list[Any] = self.client.gather(ready)
+        try:  # bounded: data on a worker that died meanwhile would be waited for forever
+            values: list[Any] = self.client.sync(
+                self.client._gather, ready, callback_timeout=SCHEDULER_TIMEOUT_S / 2
+            )
+        except TimeoutError:
+            return []  # not there now: look at the cluster, and try again
         except Exception:  # noqa: BLE001 - lost meanwhile: say which way, one by one
-            values = [self.result(future) for future in ready]
+            for future in ready:
+                if future.status != "finished":
+                    self.result(future)
+            return []
         return values
 
     def wait(self, futures: list[Any]) -> None:
@@ -374,12 +433,12 @@ class _Driver:
         self.watch()
 
     def cancel(self) -> None:
-        """Cancel what is still running (an interrupted or failed run); release the rest."""
-        futures = [future for future in self.futures if not future.done()]
+        """An interrupted or failed run: release every task of the run, which the scheduler
+        then forgets (the running ones are stopped with their results dropped). Not
+        `Client.cancel`: it trips over dependents that no client wants any more."""
         self.futures = set()
-        if futures and self.client.status == "running":
-            with contextlib.suppress(Exception):
-                self.client.cancel(futures)
+        self.state_lanes = [None] * self.groups
+        self.join_lanes = [None] * self.groups
 
     # --- tasks ---------------------------------------------------------------------------
 
@@ -559,6 +618,8 @@ class _Driver:
                 if queue and not isinstance(queue[0], FileDone) and queue[0].finish is not None:
                     waiting.append(queue[0].finish)
                 self.wait(waiting)
+        self.last_poll = 0.0
+        self.watch()  # a worker lost in the last moments is noted too
         if failure is not None:
             raise failure
 
