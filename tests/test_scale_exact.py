@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier.codes import FRAGMENT_FIRST, FRAGMENT_LATER
-from classifier.packets import Packet, QuotedHeader, address_to_bytes
+from classifier.packets import Packet, PacketBatch, QuotedHeader
 from classifier.policy import Instance, Policy, Rule, SecurityGroup
-from classifier.scale.tasks import pair_groups
+from classifier.scale.tasks import _groups_of
 from tests.cluster import Scenario, api_run, assert_same, dask_or_skip, scenarios
 from tests.conftest import PCAPS_DEV, SAMPLE_PCAPS
 from tests.strategies import T0
@@ -116,12 +116,14 @@ def _addresses_in_other_groups() -> tuple[str, str, str]:
     by R -> H) are then routed to different groups unless the rejoining does its work."""
     for last in range(2, 250):
         h, x, r = "10.0.0.1", "203.0.113.9", f"198.51.100.{last}"
-        col = [
-            np.frombuffer(address_to_bytes(ipaddress.ip_address(a)), np.uint8) for a in (h, x, r)
-        ]
-        hx = pair_groups(col[0][None], col[1][None], 2)[0]
-        rh = pair_groups(col[2][None], col[0][None], 2)[0]
-        if hx != rh:
+        H, X, R = (ipaddress.ip_address(a) for a in (h, x, r))
+        pairs = PacketBatch.from_packets(
+            [
+                Packet(ip_version=4, src=H, dst=X, protocol=6),
+                Packet(ip_version=4, src=R, dst=H, protocol=6),
+            ]
+        )
+        if len(_groups_of(pairs, np.zeros(2, np.uint8), 2)[0]) == 1:  # one each
             return h, x, r
     raise AssertionError("no such addresses")
 

@@ -11,13 +11,14 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from classifier._twins import Twin
 from classifier.engine import Engine
 from classifier.engine.conntrack import ConnectionTracker
 from classifier.engine.pipeline import Classification
 from classifier.engine.stats import SummaryBuilder
 from classifier.packets import Packet, PacketBatch
 from classifier.policy import Policy
-from classifier.scale.tasks import address_hash, pair_groups
+from classifier.scale.tasks import _groups_of
 from tests.strategies import policy_and_sequences
 
 SLOW = settings(
@@ -135,14 +136,45 @@ def test_summaries_merge_exactly(
     assert json.dumps(merged.summary(top=3)) == whole
 
 
-def test_pair_groups_are_symmetric_and_spread() -> None:
+def test_state_groups_twins_agree_symmetric_and_spread() -> None:
+    """Both twins put every row in the same group (a cluster may mix them), the two
+    directions of a pair together, an ICMP error quoting a header with that header's pair,
+    and spread pairs evenly."""
+    compiled, twin = Twin("classifier.scale._scale").both()
     rng = np.random.default_rng(16)
-    a = rng.integers(0, 256, (5000, 16), dtype=np.uint8)
-    b = rng.integers(0, 256, (5000, 16), dtype=np.uint8)
+    n = 5000
+    batch = PacketBatch.zeros(n)
+    batch.src[...] = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    batch.dst[...] = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    batch.inner_src[...] = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    batch.inner_dst[...] = rng.integers(0, 256, (n, 16), dtype=np.uint8)
+    batch.ip_version[...] = rng.choice((4, 6), n)
+    batch.protocol[...] = np.where(batch.ip_version == 4, 1, 58) * rng.integers(0, 2, n)
+    batch.icmp_type[...] = rng.integers(0, 13, n)
+    batch.l4[...] = rng.integers(0, 256, n)
+    verdict = rng.integers(0, 5, n).astype(np.uint8)
     for groups in (1, 2, 7, 64):
-        forward, backward = pair_groups(a, b, groups), pair_groups(b, a, groups)
-        assert np.array_equal(forward, backward)
-        assert forward.max() < groups
+        found = []
+        for module in (compiled, twin):
+            group, order = np.empty(n, np.uint16), np.empty(n, np.int32)
+            bounds = np.empty(groups + 1, np.int64)
+            total = module.state_groups(
+                verdict, batch.ip_version, batch.protocol, batch.l4, batch.icmp_type,
+                batch.src, batch.dst, batch.inner_src, batch.inner_dst, groups, group, order,
+                bounds,
+            )  # fmt: skip
+            found.append((group.copy(), order[:total].copy(), bounds.copy()))
+        assert all(np.array_equal(a, b) for a, b in zip(*found, strict=True))
+        group, order, bounds = found[0]
+        assert set(order.tolist()) == set(np.flatnonzero(verdict <= 1).tolist())
+        for g in range(groups):  # each group in row order, its rows in it
+            rows = order[bounds[g] : bounds[g + 1]]
+            assert np.all(np.diff(rows) > 0) and np.all(group[rows] == g)
         if groups > 1:
-            assert np.bincount(forward, minlength=groups).min() > 5000 / groups / 2
-    assert not np.array_equal(address_hash(a), address_hash(b))
+            assert np.bincount(group[order], minlength=groups).min() > len(order) / groups / 2
+    swapped = PacketBatch(**batch.columns())
+    swapped.src, swapped.dst = batch.dst, batch.src
+    swapped.inner_src, swapped.inner_dst = batch.inner_dst, batch.inner_src
+    assert [r.tolist() for r in _groups_of(batch, verdict, 7)] == [
+        r.tolist() for r in _groups_of(swapped, verdict, 7)
+    ]

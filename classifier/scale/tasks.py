@@ -8,15 +8,19 @@ never changed in place, with one exception kept safe on purpose: a lane's tracke
 is advanced by the next step of its chain, and `Lane.steps` checks that each step sees it
 exactly as the previous step left it (else `LaneError`, never a silently different result).
 
-Groups. A row of a block takes part in connection state when the rules judged it (verdict
-allow or deny); its group is a symmetric hash of the two addresses its state key is made of:
-the quoted header's source and destination for an ICMP error that quotes one (the `related`
-check reads that connection), the outer source and destination otherwise. So every packet of
-a connection, both directions, and every error quoting it fall in one group (semantics
-section 4; scale.md section 3). Fragments are joined per group of the outer addresses (a
-datagram has one source and destination), in a chain of their own before that: the first
-fragment of an ICMP error carries the quoted header and lands, for state, in the quoted
-connection's group, while its later fragments are known as errors only once joined.
+A decoded block is kept as pieces of one process's batch size (`Decoded.pieces`), each with
+its stateless verdicts and its rows per group: the reader, the engine and the statistics then
+work on batches that stay in the caches, as in one process, and memory is reused from block
+to block.
+
+Groups (`classifier.scale._scale`): a row the rules judged (verdict allow or deny) takes part
+in connection state, in the group of the two addresses its state key is made of (an ICMP
+error's quoted header's, else its own), so a connection, both directions, and every error
+quoting it fall in one group (semantics section 4; scale.md section 3). Fragments are joined
+per group of their outer addresses (a datagram has one source and destination) in a chain of
+their own first: the first fragment of an ICMP error carries the quoted header and lands, for
+state, in the quoted connection's group, while its later fragments are known as errors only
+once joined (`rejoin`).
 """
 
 from __future__ import annotations
@@ -28,16 +32,11 @@ import numpy as np
 
 from classifier.codes import (
     FRAGMENT_LATER,
-    ICMP_ERROR_TYPES,
-    L4_ICMP,
     L4_INNER,
-    PROTO_ICMP,
-    PROTO_ICMPV6,
     REASON_ESTABLISHED,
     STATUS_L4_TRUNCATED,
     STATUS_OK,
     VERDICT_ALLOW,
-    VERDICT_DENY,
 )
 from classifier.engine.columns import BatchEngine, BatchResult, StatelessVerdicts
 from classifier.engine.conntrack import ConnectionTracker
@@ -45,10 +44,10 @@ from classifier.engine.stats import SummaryBuilder
 from classifier.errors import PcapError
 from classifier.packets import COLUMNS, PacketBatch
 from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
+from classifier.scale.kernels import scale_kernels
 
-# the columns connection tracking reads for `apply` (and that a state part carries)
-STATE_COLUMNS = ("ip_version", "protocol", "l4", "sport", "dport", "icmp_type", "icmp_id",
-                 "tcp_flags")  # fmt: skip
+# the columns connection tracking reads for `apply` (and that a state part carries as is)
+STATE_COLUMNS = ("protocol", "l4", "sport", "dport", "icmp_type", "icmp_id", "tcp_flags")
 INNER_COLUMNS = ("inner_protocol", "inner_src", "inner_dst", "inner_sport", "inner_dport",
                  "inner_icmp_type", "inner_icmp_id")  # fmt: skip
 # the columns fragment joining writes into later fragments
@@ -56,6 +55,9 @@ JOINED_COLUMNS = ("l4", "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "
                   "protocol", *INNER_COLUMNS)  # fmt: skip
 VERDICT_COLUMNS = ("verdict", "reason", "rule", "instance", "direction", "new_instance",
                    "new_direction", "egress_rule", "ingress_rule")  # fmt: skip
+# what connection state may change (finish copies these, per piece)
+FINAL_COLUMNS = ("verdict", "reason", "rule", "instance", "direction", "egress_rule",
+                 "ingress_rule")  # fmt: skip
 V4_MAPPED_WORD = np.array([0, 0, 0xFF, 0xFF], np.uint8).view(np.uint32)[0]  # bytes 8..11
 # what a state step hands back per row, packed in one byte
 OUT_REASON_MASK, OUT_CREATED, OUT_MIDSTREAM = 0x07, 0x08, 0x10
@@ -86,30 +88,39 @@ class Decoded:
     """A block decoded and judged by the rules, as it stays on its worker until finished."""
 
     block: Block
-    batch: PacketBatch
-    verdicts: StatelessVerdicts
+    pieces: list[PacketBatch]  # consecutive batches of at most one process's batch size
+    verdicts: list[StatelessVerdicts]  # per piece
+    clocks: list[np.ndarray]  # per piece: int64 running maximum of the block's timestamps
     slow_path: int  # records decoded through scapy
-    clock: np.ndarray  # int64 running maximum of the block's timestamps
     groups: int
-    state_rows: list[np.ndarray] = field(default_factory=list)  # block rows per state group
-    join_rows: list[np.ndarray] = field(default_factory=list)  # fragment rows per join group
-    later: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # later fragments
+    state: list[list[np.ndarray]] = field(default_factory=list)  # [piece][group] rows (int32)
+    join: list[list[np.ndarray]] = field(default_factory=list)  # [piece][group] fragment rows
+    later: list[np.ndarray] = field(default_factory=list)  # [piece] later fragments' rows
 
     def __sizeof__(self) -> int:  # what Dask counts (and weighs before moving it)
-        arrays = [*self.batch.columns().values(), self.clock, *self.state_rows, *self.join_rows]
-        arrays += [getattr(self.verdicts, name) for name in VERDICT_COLUMNS]
-        return sum(a.nbytes for a in arrays) + 1024
+        size = 4096
+        for piece, verdicts, clock in zip(self.pieces, self.verdicts, self.clocks, strict=True):
+            size += sum(a.nbytes for a in piece.columns().values()) + clock.nbytes
+            size += sum(getattr(verdicts, name).nbytes for name in VERDICT_COLUMNS)
+        return size
 
     def meta(self) -> dict[str, Any]:
         """The small facts the driver needs to plan the block's next steps."""
         return {
-            "records": len(self.batch),
-            "max_ts": int(self.clock[-1]) if len(self.clock) else None,
+            "records": sum(len(piece) for piece in self.pieces),
+            "max_ts": int(self.clocks[-1][-1]) if self.pieces else None,
             "slow_path": self.slow_path,
-            "state": [len(rows) for rows in self.state_rows],
-            "join": [len(rows) for rows in self.join_rows],
-            "later": len(self.later),
+            "state": _counts(self.state, self.groups),
+            "join": _counts(self.join, self.groups),
+            "later": sum(len(rows) for rows in self.later),
         }
+
+
+def _counts(rows: list[list[np.ndarray]], groups: int) -> list[int]:
+    """Rows per group over every piece ([] when the rows are not sorted into groups)."""
+    if not rows:
+        return []
+    return [sum(len(per_piece[g]) for per_piece in rows) for g in range(groups)]
 
 
 @dataclass
@@ -132,66 +143,37 @@ class LaneStep:
         return int(core.flows.nbytes + core.fragments.nbytes) + 1024
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """murmur3's 64-bit finaliser, in place."""
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(0xFF51AFD7ED558CCD)
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(0xC4CEB9FE1A85EC53)
-    x ^= x >> np.uint64(33)
-    return x
+def _groups_of(
+    batch: PacketBatch, verdict: np.ndarray, groups: int, l4: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """The rows of `verdict` allow/deny, by state group (`_scale.state_groups`), each in row
+    order. With `l4` zeros: by the pair of outer addresses (fragment groups)."""
+    n = len(batch)
+    group, order = np.empty(n, np.uint16), np.empty(n, np.int32)
+    bounds = np.empty(groups + 1, np.int64)
+    scale_kernels.state_groups(
+        verdict, batch.ip_version, batch.protocol, batch.l4 if l4 is None else l4,
+        batch.icmp_type, batch.src, batch.dst, batch.inner_src, batch.inner_dst, groups, group,
+        order, bounds,
+    )  # fmt: skip
+    return [order[bounds[g] : bounds[g + 1]] for g in range(groups)]
 
 
-def address_hash(addresses: np.ndarray) -> np.ndarray:
-    """A 64-bit hash (uint64) of each row of a (n, 16) uint8 address column."""
-    words = np.ascontiguousarray(addresses).view(np.uint64)
-    high = _mix(words[:, 1].copy())
-    high ^= words[:, 0]
-    return _mix(high)
-
-
-def pair_groups(a: np.ndarray, b: np.ndarray, groups: int) -> np.ndarray:
-    """The group (0..groups-1, uint16) of each row's unordered pair of 16-byte addresses: a
-    symmetric hash (the two addresses' hashes summed, mixed again), modulo `groups`."""
-    h = address_hash(a)
-    h += address_hash(b)
-    return _group_of(h, groups)
-
-
-def _group_of(pair_hash: np.ndarray, groups: int) -> np.ndarray:
-    return (_mix(pair_hash) % np.uint64(groups)).astype(np.uint16)
-
-
-def _gather(column: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return np.take(column, rows, axis=0)  # 4x faster than column[rows] on (n, 16) columns
+def _gather(column: np.ndarray, parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The rows `rows` of each piece's `column` (pairs (column, rows)), concatenated."""
+    n = sum(len(rows) for _, rows in parts)
+    out = np.empty((n, *column.shape[1:]), column.dtype)
+    at = 0
+    for piece_column, rows in parts:
+        np.take(piece_column, rows, axis=0, out=out[at : at + len(rows)])  # 4x column[rows]
+        at += len(rows)
+    return out
 
 
 def take(batch: PacketBatch, rows: np.ndarray, names: tuple[str, ...] = tuple(COLUMNS)) -> Any:
     """The given rows of the named columns: a PacketBatch for every column, else a dict."""
-    columns = {name: _gather(getattr(batch, name), rows) for name in names}
+    columns = {name: np.take(getattr(batch, name), rows, axis=0) for name in names}
     return PacketBatch(**columns) if len(names) == len(COLUMNS) else columns
-
-
-def _split(rows: np.ndarray, group: np.ndarray, groups: int) -> list[np.ndarray]:
-    """`rows` by their group (uint16), each in capture order (a stable radix sort)."""
-    order = np.argsort(group, kind="stable")
-    bounds = np.searchsorted(group[order], np.arange(groups + 1))
-    ordered = rows[order]
-    return [ordered[bounds[g] : bounds[g + 1]] for g in range(groups)]
-
-
-def _quoting_errors(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
-    """Which of the rows are ICMP errors with a captured quoted header (the tracker looks
-    up the quoted header's key for them: semantics section 4, step 2)."""
-    version, protocol, t = batch.ip_version[rows], batch.protocol[rows], batch.icmp_type[rows]
-    l4 = batch.l4[rows]
-    v4, v6 = version == 4, version == 6
-    icmp = (v4 & (protocol == PROTO_ICMP)) | (v6 & (protocol == PROTO_ICMPV6))
-    error = (v4 & np.isin(t, sorted(ICMP_ERROR_TYPES[4]))) | (
-        v6 & np.isin(t, sorted(ICMP_ERROR_TYPES[6]))
-    )
-    known: np.ndarray = icmp & error & ((l4 & L4_ICMP) != 0) & ((l4 & L4_INNER) != 0)
-    return known
 
 
 # --- decode --------------------------------------------------------------------------------
@@ -205,56 +187,47 @@ def decode(
     try:
         with open_capture(block.location) as capture:
             capture.resume(block.state)
-            batches = list(capture.batches(max(block.records, 1), end=block.end))
+            pieces = list(capture.batches(batch_size, end=block.end))
             slow_path = capture.slow_path
     except PcapError as error:
         raise PcapError(str(error).replace(block.location, block.path, 1)) from None
-    batch = batches[0] if len(batches) == 1 else PacketBatch.concatenate(batches)
-    if len(batch) != block.records:
+    records = sum(len(piece) for piece in pieces)
+    if records != block.records:
         raise PcapError(
-            f"{block.path}: the file changed while it was read: {len(batch)} records from byte "
+            f"{block.path}: the file changed while it was read: {records} records from byte "
             f"offset {block.start}, not {block.records}"
         )
-    verdicts = _classify(engine, batch, batch_size)
-    decoded = Decoded(block, batch, verdicts, slow_path, np.maximum.accumulate(batch.ts_ns), groups)
-    if stateful:
-        usable = (batch.status == STATUS_OK) | (batch.status == STATUS_L4_TRUNCATED)
-        fragments = np.flatnonzero(usable & (batch.fragment != 0))
-        if len(fragments):
-            join = pair_groups(_gather(batch.src, fragments), _gather(batch.dst, fragments), groups)
-            decoded.join_rows = _split(fragments, join, groups)
-            decoded.later = fragments[batch.fragment[fragments] == FRAGMENT_LATER]
-        if not len(decoded.later):
-            _sort_state_rows(decoded)
+    verdicts = [engine.classify(piece) for piece in pieces]
+    clocks, latest = [], np.iinfo(np.int64).min
+    for piece in pieces:
+        clock = np.maximum.accumulate(piece.ts_ns)
+        np.maximum(clock, latest, out=clock)
+        latest = int(clock[-1])
+        clocks.append(clock)
+    decoded = Decoded(block, pieces, verdicts, clocks, slow_path, groups)
+    if not stateful:
+        return decoded
+    for piece in pieces:
+        usable = (piece.status == STATUS_OK) | (piece.status == STATUS_L4_TRUNCATED)
+        fragments = np.flatnonzero(usable & (piece.fragment != 0))
+        decoded.later.append(fragments[piece.fragment[fragments] == FRAGMENT_LATER])
+        decoded.join.append(_join_groups(piece, fragments, groups))
+    if not any(len(rows) for per_piece in decoded.join for rows in per_piece):
+        decoded.join = []
+    if not sum(len(rows) for rows in decoded.later):
+        decoded.state = [
+            _groups_of(p, v.verdict, groups) for p, v in zip(pieces, verdicts, strict=True)
+        ]
     return decoded
 
 
-def _classify(engine: BatchEngine, batch: PacketBatch, batch_size: int) -> StatelessVerdicts:
-    """The engine's stateless verdicts, `batch_size` rows at a time (as one process)."""
-    n = len(batch)
-    if n <= batch_size:
-        return engine.classify(batch)
-    parts = [engine.classify(batch.slice(i, i + batch_size)) for i in range(0, n, batch_size)]
-    return StatelessVerdicts(
-        **{name: np.concatenate([getattr(p, name) for p in parts]) for name in VERDICT_COLUMNS}
-    )
-
-
-def _sort_state_rows(decoded: Decoded) -> None:
-    """The rows the rules judged, by state group: the pair of outer addresses, or for an ICMP
-    error that quotes a header, the pair of the quoted header's addresses."""
-    batch, verdict = decoded.batch, decoded.verdicts.verdict
-    rows = np.flatnonzero((verdict == VERDICT_ALLOW) | (verdict == VERDICT_DENY))
-    h = address_hash(batch.src)
-    h += address_hash(batch.dst)
-    h = h[rows]
-    quoting = np.flatnonzero(_quoting_errors(batch, rows))
-    if len(quoting):
-        inner = rows[quoting]
-        q = address_hash(_gather(batch.inner_src, inner))
-        q += address_hash(_gather(batch.inner_dst, inner))
-        h[quoting] = q
-    decoded.state_rows = _split(rows, _group_of(h, decoded.groups), decoded.groups)
+def _join_groups(piece: PacketBatch, fragments: np.ndarray, groups: int) -> list[np.ndarray]:
+    """A piece's usable fragments by the pair of their outer addresses."""
+    if not len(fragments):
+        return [fragments.astype(np.int32)] * groups
+    rows = take(piece, fragments)
+    zeros = np.zeros(len(fragments), np.uint8)  # "allow": every one grouped, none quoting
+    return [fragments[g].astype(np.int32) for g in _groups_of(rows, zeros, groups, l4=zeros)]
 
 
 def meta(decoded: Decoded) -> dict[str, Any]:
@@ -266,8 +239,17 @@ def meta(decoded: Decoded) -> dict[str, Any]:
 
 def join_part(decoded: Decoded, group: int) -> tuple[PacketBatch, np.ndarray]:
     """The fragment rows of one join group (every column) and their block-local clock."""
-    rows = decoded.join_rows[group]
-    return take(decoded.batch, rows), decoded.clock[rows]
+    rows = [per_piece[group] for per_piece in decoded.join]
+    batch = PacketBatch(
+        **{
+            name: _gather(getattr(decoded.pieces[0], name), [
+                (getattr(piece, name), r) for piece, r in zip(decoded.pieces, rows, strict=True)
+            ])
+            for name in COLUMNS
+        }
+    )  # fmt: skip
+    clock = _gather(decoded.clocks[0], list(zip(decoded.clocks, rows, strict=True)))
+    return batch, clock
 
 
 def join_step(
@@ -298,92 +280,115 @@ def output(done: LaneStep) -> Any:
 
 
 def rejoin(engine: BatchEngine, decoded: Decoded, joined: list[tuple[int, Any]]) -> Decoded:
-    """The block with its later fragments joined (`joined`: per join group, the output of its
-    join step) and judged again by the rules, then sorted into state groups. A new Decoded:
-    the columns it changes are copies."""
-    batch = PacketBatch(**decoded.batch.columns())
-    for name in JOINED_COLUMNS:
-        setattr(batch, name, getattr(batch, name).copy())
-    for group, columns in joined:
-        rows = decoded.join_rows[group]
-        later = rows[batch.fragment[rows] == FRAGMENT_LATER]
+    """The block with its later fragments joined (`joined`: per fragment group, the output of
+    its join step) and judged again by the rules, then sorted into state groups. A new
+    Decoded: the pieces and verdicts it changes are copies."""
+    outputs = dict(joined)
+    taken = {group: 0 for group in outputs}
+    pieces, verdicts = list(decoded.pieces), list(decoded.verdicts)
+    for p, later in enumerate(decoded.later):
+        if not len(later):
+            continue
+        piece = PacketBatch(**pieces[p].columns())
         for name in JOINED_COLUMNS:
-            getattr(batch, name)[later] = columns[name]
-    verdicts = StatelessVerdicts(
-        **{name: getattr(decoded.verdicts, name).copy() for name in VERDICT_COLUMNS}
-    )
-    again = engine.classify(take(batch, decoded.later))
-    for name in VERDICT_COLUMNS:
-        getattr(verdicts, name)[decoded.later] = getattr(again, name)
+            setattr(piece, name, getattr(piece, name).copy())
+        for group, columns in outputs.items():
+            rows = decoded.join[p][group]
+            rows = rows[piece.fragment[rows] == FRAGMENT_LATER]
+            lo, taken[group] = taken[group], taken[group] + len(rows)
+            for name in JOINED_COLUMNS:
+                getattr(piece, name)[rows] = columns[name][lo : taken[group]]
+        judged = StatelessVerdicts(
+            **{name: getattr(verdicts[p], name).copy() for name in VERDICT_COLUMNS}
+        )
+        again = engine.classify(take(piece, later))
+        for name in VERDICT_COLUMNS:
+            getattr(judged, name)[later] = getattr(again, name)
+        pieces[p], verdicts[p] = piece, judged
     fixed = Decoded(
-        decoded.block,
-        batch,
-        verdicts,
-        decoded.slow_path,
-        decoded.clock,
-        decoded.groups,
-        join_rows=decoded.join_rows,
-        later=decoded.later,
-    )
-    _sort_state_rows(fixed)
+        decoded.block, pieces, verdicts, decoded.clocks, decoded.slow_path, decoded.groups,
+        join=decoded.join, later=decoded.later,
+    )  # fmt: skip
+    fixed.state = [
+        _groups_of(p, v.verdict, fixed.groups) for p, v in zip(pieces, verdicts, strict=True)
+    ]
     return fixed
 
 
 # --- connection state ----------------------------------------------------------------------
 
 
-def state_part(decoded: Decoded, group: int) -> dict[str, np.ndarray]:
-    """What a group's tracker needs of the block's rows in it: the columns of its keys and
-    flags, the stateless verdict and rule, the block-local clock; IPv4 addresses as 4 bytes
-    when every row is IPv4; the quoted header only for the ICMP errors that have one."""
-    rows = decoded.state_rows[group]
-    batch = decoded.batch
-    part: dict[str, np.ndarray] = take(batch, rows, STATE_COLUMNS)
-    part["clock"] = decoded.clock[rows]
-    part["verdict"] = decoded.verdicts.verdict[rows]
-    part["rule"] = decoded.verdicts.rule[rows]
-    wide = bool((part["ip_version"] != 4).any())
+def state_part(decoded: Decoded, group: int) -> dict[str, Any]:
+    """What a group's tracker needs of the block's rows in it, compactly: the columns of their
+    keys and flags, the stateless verdict and rule, the block-local clock as increments; IPv4
+    addresses as their 4-byte words (IPv6 ones whole, apart); the quoted header only for the
+    rows that have one."""
+    rows = [per_piece[group] for per_piece in decoded.state]
+    pieces = decoded.pieces
+
+    def gather(name: str, columns: list[np.ndarray] | None = None) -> np.ndarray:
+        columns = columns if columns is not None else [getattr(p, name) for p in pieces]
+        return _gather(columns[0], list(zip(columns, rows, strict=True)))
+
+    part: dict[str, Any] = {name: gather(name) for name in STATE_COLUMNS}
+    part["verdict"] = gather("", [v.verdict for v in decoded.verdicts])
+    rule = gather("", [v.rule for v in decoded.verdicts])
+    part["rule"] = rule.astype(np.int16) if len(rule) and rule.max() < 2**15 else rule
+    clock = gather("", decoded.clocks)
+    steps = np.diff(clock, prepend=clock[:1])
+    small = len(steps) == 0 or int(steps.max()) < 2**32
+    part["clock"] = (
+        int(clock[0]) if len(clock) else 0,
+        steps.astype(np.uint32) if small else steps,
+    )
+    version = gather("ip_version")
+    wide = np.flatnonzero(version != 4)
+    part["wide"] = wide.astype(np.int32)
     for name in ("src", "dst"):
-        column = getattr(batch, name)
-        # IPv4 as its 4-byte word (bytes 12..15 of the mapped address), when all are IPv4
-        part[name] = _gather(column if wide else column.view(np.uint32)[:, 3], rows)
-    quoting = np.flatnonzero((batch.l4[rows] & L4_INNER) != 0)
-    part["quoting"] = quoting
-    part.update(take(batch, rows[quoting], INNER_COLUMNS))
+        column = gather(name)
+        part[name] = np.ascontiguousarray(column.view(np.uint32)[:, 3])
+        part[name + "6"] = np.take(column, wide, axis=0)
+    quoting = np.flatnonzero((part["l4"] & L4_INNER) != 0)
+    part["quoting"] = quoting.astype(np.int32)
+    for name in INNER_COLUMNS:
+        part[name] = np.take(gather(name), quoting, axis=0)
     return part
 
 
-def _part_batch(part: dict[str, np.ndarray]) -> PacketBatch:
+def _part_batch(part: dict[str, Any]) -> tuple[PacketBatch, np.ndarray]:
+    """The part as a batch for the tracker (columns it does not read are zeros), and the
+    rows' block-local clock."""
     n = len(part["verdict"])
     batch = PacketBatch.zeros(n)
     for name in STATE_COLUMNS:
         setattr(batch, name, part[name])
+    batch.ip_version[...] = 4
+    batch.ip_version[part["wide"]] = 6
     for name in ("src", "dst"):
-        if part[name].ndim == 2:
-            setattr(batch, name, part[name])
-        else:  # 4-byte IPv4 words back into mapped addresses
-            words = getattr(batch, name).view(np.uint32)
-            words[:, 2] = V4_MAPPED_WORD
-            words[:, 3] = part[name]
-    quoting = part["quoting"]
+        words = getattr(batch, name).view(np.uint32)
+        words[:, 2] = V4_MAPPED_WORD
+        words[:, 3] = part[name]
+        getattr(batch, name)[part["wide"]] = part[name + "6"]
     for name in INNER_COLUMNS:
-        getattr(batch, name)[quoting] = part[name]
-    return batch
+        getattr(batch, name)[part["quoting"]] = part[name]
+    base, steps = part["clock"]
+    clock = np.cumsum(steps, dtype=np.int64)
+    clock += base
+    return batch, clock
 
 
-def state_step(
-    previous: LaneStep | None, part: dict[str, np.ndarray], carry: int, step: int
-) -> LaneStep:
+def state_step(previous: LaneStep | None, part: dict[str, Any], carry: int, step: int) -> LaneStep:
     """Apply connection state to one block's rows of a group, at the capture's clock (`carry`:
     the largest timestamp of every block before). Output per row: the state's reason
     (established / related, or 0) | created | midstream bits."""
     lane = _lane(previous, step)
-    n = len(part["verdict"])
-    verdict, rule = part["verdict"].copy(), part["rule"].copy()
+    batch, clock = _part_batch(part)
+    n = len(batch)
+    verdict, rule = part["verdict"].copy(), part["rule"].astype(np.int32)
     reason = np.zeros(n, np.uint8)
     created, midstream = np.zeros(n, np.int8), np.zeros(n, np.int8)
     side = np.zeros(n, np.int32), np.zeros(n, np.uint8)
-    batch, times = _part_batch(part), np.maximum(part["clock"], carry)
+    times = np.maximum(clock, carry)
     # by batches of one process's size: the tracker makes room for a batch's creations
     for i in range(0, n, DEFAULT_BATCH_SIZE):
         at = slice(i, i + DEFAULT_BATCH_SIZE)
@@ -393,9 +398,9 @@ def state_step(
             times=times[at],
         )  # fmt: skip
     lane.steps += 1
-    out = (
-        reason | (created.view(np.uint8) * OUT_CREATED) | (midstream.view(np.uint8) * OUT_MIDSTREAM)
-    )
+    out = reason
+    out |= created.view(np.uint8) * np.uint8(OUT_CREATED)
+    out |= midstream.view(np.uint8) * np.uint8(OUT_MIDSTREAM)
     return LaneStep(lane, out)
 
 
@@ -404,16 +409,16 @@ def state_step(
 
 @dataclass
 class Finished:
-    """A finished block: its statistics and, when asked for, its per-packet result."""
+    """A finished block: its statistics and, when asked for, its per-packet results."""
 
     stats: SummaryBuilder
-    result: BatchResult | None
+    results: list[BatchResult]
     slow_path: int
 
     def __sizeof__(self) -> int:
         size = self.stats.timeline.counts.nbytes + 64 * len(self.stats.denied.keys) + 4096
-        if self.result is not None:
-            size += sum(a.nbytes for a in self.result.batch.columns().values())
+        for result in self.results:
+            size += sum(a.nbytes for a in result.batch.columns().values())
         return int(size)
 
 
@@ -426,50 +431,50 @@ def finish(
     results: bool,
 ) -> Finished:
     """Write the state's answers (`outs`: per state group, its step's output) into the block's
-    verdicts as one process's tracker would have, then count the block's statistics."""
-    v = StatelessVerdicts(
-        **{name: getattr(decoded.verdicts, name).copy() for name in VERDICT_COLUMNS}
-    )
-    n = len(decoded.batch)
-    created, midstream = np.zeros(n, np.int8), np.zeros(n, np.int8)
-    for group, out in outs:
-        rows = decoded.state_rows[group]
-        reason = out & OUT_REASON_MASK
-        created[rows] = (out & OUT_CREATED) != 0
-        midstream[rows] = (out & OUT_MIDSTREAM) != 0
-        by_state = rows[reason >= REASON_ESTABLISHED]
-        v.verdict[by_state] = VERDICT_ALLOW
-        v.reason[by_state] = reason[reason >= REASON_ESTABLISHED]
-        v.rule[by_state] = -1
-        v.instance[by_state] = v.new_instance[by_state]
-        v.direction[by_state] = v.new_direction[by_state]
-        # packets allowed by state were not decided by any rule on either side
-        v.egress_rule[by_state] = -1
-        v.ingress_rule[by_state] = -1
+    verdicts as one process's tracker would have, piece by piece, then count the pieces'
+    statistics."""
     stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
-    batch = decoded.batch
-    for i in range(0, n, batch_size):
-        at = slice(i, i + batch_size)
-        stats.add(
-            batch.slice(i, i + batch_size),
-            v.verdict[at],
-            v.reason[at],
-            v.rule[at],
-            v.instance[at],
-            v.direction[at],
-            created[at] if stateful else None,
-            midstream[at] if stateful else None,
-            side_rules=(v.egress_rule[at], v.ingress_rule[at]),
-        )
-    stats.rules, stats.instance_ids = [], []  # the driver's builder has them: need not travel
+    done: list[BatchResult] = []
+    taken = {group: 0 for group, _ in outs}
     block = decoded.block
-    result = (
-        BatchResult(block.path, block.file_number, batch, v.verdict, v.reason, v.rule,
-                    v.instance, v.direction, created, midstream, v.egress_rule, v.ingress_rule)
-        if results
-        else None
-    )  # fmt: skip
-    return Finished(stats, result, decoded.slow_path)
+    for p, (piece, judged) in enumerate(zip(decoded.pieces, decoded.verdicts, strict=True)):
+        v = {name: getattr(judged, name) for name in VERDICT_COLUMNS}
+        v.update({name: v[name].copy() for name in FINAL_COLUMNS})
+        n = len(piece)
+        created, midstream = np.zeros(n, np.int8), np.zeros(n, np.int8)
+        for group, out in outs:
+            rows = decoded.state[p][group]
+            lo, taken[group] = taken[group], taken[group] + len(rows)
+            mine = out[lo : taken[group]]
+            reason = mine & OUT_REASON_MASK
+            created[rows] = (mine & OUT_CREATED) != 0
+            midstream[rows] = (mine & OUT_MIDSTREAM) != 0
+            by_state = reason >= REASON_ESTABLISHED
+            at = rows[by_state]
+            v["verdict"][at] = VERDICT_ALLOW
+            v["reason"][at] = reason[by_state]
+            v["rule"][at] = -1
+            v["instance"][at] = v["new_instance"][at]
+            v["direction"][at] = v["new_direction"][at]
+            # packets allowed by state were not decided by any rule on either side
+            v["egress_rule"][at] = -1
+            v["ingress_rule"][at] = -1
+        for i in range(0, n, batch_size):
+            s = slice(i, i + batch_size)
+            stats.add(
+                piece.slice(i, i + batch_size), v["verdict"][s], v["reason"][s], v["rule"][s],
+                v["instance"][s], v["direction"][s], created[s] if stateful else None,
+                midstream[s] if stateful else None,
+                side_rules=(v["egress_rule"][s], v["ingress_rule"][s]),
+            )  # fmt: skip
+        if results:
+            done.append(
+                BatchResult(block.path, block.file_number, piece, v["verdict"], v["reason"],
+                            v["rule"], v["instance"], v["direction"], created, midstream,
+                            v["egress_rule"], v["ingress_rule"])
+            )  # fmt: skip
+    stats.rules, stats.instance_ids = [], []  # the driver's builder has them: need not travel
+    return Finished(stats, done, decoded.slow_path)
 
 
 def version() -> str:
