@@ -8,9 +8,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
+SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/*/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
 
-.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools fuzz tools clean cluster-test bench-scale
+.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools bench-check bench-baseline fuzz tools clean cluster-test bench-scale
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,12 +18,16 @@ $(STAMP): $(SOURCES)
 	$(BIN)/python -m pip install -q -e '.[test,dask]'
 	touch $@
 
-# tshark is the outside oracle for decoding, and Debian's chromium + chromium-driver render the
-# HTML report in its browser tests; install them where missing and possible (root + apt).
+# tshark is the outside oracle for decoding, Debian's chromium + chromium-driver render the
+# HTML report in its browser tests, zsh parses the zsh completion and groff renders the man
+# page; install them where missing and possible (root + apt).
 tools:
 	@command -v tshark >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark) >/dev/null 2>&1; } || \
 	  echo "tshark not available: the Wireshark comparison tests will be skipped"
+	@{ command -v zsh >/dev/null 2>&1 && command -v groff >/dev/null 2>&1; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zsh groff-base) >/dev/null 2>&1; } || \
+	  echo "zsh/groff not available: the completion and man page tests will be skipped in part"
 	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } || \
@@ -42,7 +46,7 @@ demo: $(STAMP)
 screenshot: demo tools
 	$(BIN)/python -m tests.browser out/report.html docs/report-demo.png
 
-PY_SOURCES := classifier tests benchmarks pcaps/make_samples.py setup.py
+PY_SOURCES := classifier tests benchmarks pcaps/make_samples.py examples/make_classbench_sample.py setup.py
 DEBUG_TREE := build/debug
 
 test: lint typecheck test-compiled test-pure test-debug
@@ -100,6 +104,17 @@ bench: $(STAMP) bench-tools
 # more scenarios, a million packets in many blocks (make test runs the short cluster tests)
 cluster-test: $(STAMP)
 	SGCLASSIFY_CLUSTER_LONG=1 $(BIN)/python -m pytest -q tests/test_scale_cluster_long.py tests/test_scale_cluster.py
+
+# The CI gate (run by .ci/run after `make test`, about half a minute): the tracked ratios
+# (end to end / decode only, core / rte_acl where dpdk-test-acl is present, import numpy /
+# one-packet start-up) must stay within 25 % of benchmarks/baseline.json.
+bench-check: $(STAMP)
+	$(BIN)/python benchmarks/bench_check.py
+
+# Refresh benchmarks/baseline.json (on a quiet machine, after a deliberate change; commit it
+# with a line in benchmarks/RESULTS.md saying why).
+bench-baseline: $(STAMP) bench-tools
+	$(BIN)/python benchmarks/bench_check.py --write-baseline --rounds 9
 
 fuzz: $(STAMP)
 	$(BIN)/python tests/fuzz_pcap.py --seconds 600 --build-debug

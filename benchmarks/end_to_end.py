@@ -43,13 +43,20 @@ def instance_ip(i: int) -> str:
     return f"10.{i // 200}.{(i % 200) // 50 + 1}.{i % 50 + 10}"
 
 
-def build_policy_data(n_instances: int = N_INSTANCES) -> dict[str, Any]:
-    """A policy a large tenant could have: tiers of groups, ports, ranges, CIDRs, remote groups."""
+def build_policy_data(
+    n_instances: int = N_INSTANCES,
+    n_groups: int = N_GROUPS,
+    rules_per_group: int = RULES_PER_GROUP,
+) -> dict[str, Any]:
+    """A policy a large tenant could have: tiers of groups, ports, ranges, CIDRs, remote groups.
+
+    The issue-15 workloads: 100 instances, 15 groups of 35 rules (525 rules); 400 instances,
+    100 groups of 50 rules (5,000 rules)."""
     groups = []
     ports = [22, 25, 53, 80, 123, 443, 3389, 8080, 5432, 6379]
-    for g in range(N_GROUPS):
+    for g in range(n_groups):
         rules: list[dict[str, Any]] = []
-        for r in range(RULES_PER_GROUP - 2):
+        for r in range(rules_per_group - 2):
             kind = r % 6
             rule: dict[str, Any] = {
                 "id": f"sg{g}-r{r}",
@@ -71,7 +78,7 @@ def build_policy_data(n_instances: int = N_INSTANCES) -> dict[str, Any]:
                     "remote_ip_prefix": f"{(r * 37) % 223 + 1}.{g}.0.0/16",
                 }
             elif kind == 3:
-                rule |= {"protocol": "tcp", "remote_group_id": f"sg{(g + 1) % N_GROUPS}"}
+                rule |= {"protocol": "tcp", "remote_group_id": f"sg{(g + 1) % n_groups}"}
             elif kind == 4:
                 rule |= {"protocol": "icmp", "icmp_type": 8, "remote_ip_prefix": "0.0.0.0/0"}
             else:
@@ -96,7 +103,7 @@ def build_policy_data(n_instances: int = N_INSTANCES) -> dict[str, Any]:
         {
             "id": f"vm{i}",
             "ips": [instance_ip(i)] + ([f"2001:db8:1::{i + 16:x}"] if i % 4 == 0 else []),
-            "security_groups": [f"sg{i % N_GROUPS}", f"sg{(i + 3) % N_GROUPS}"],
+            "security_groups": [f"sg{i % n_groups}", f"sg{(i + 3) % n_groups}"],
         }
         for i in range(n_instances)
     ]
@@ -134,6 +141,29 @@ def classify(engine: Engine, path: str, stateful: bool) -> int:
         n += len(result.batch)
     summary = run.summary()
     assert summary["packets"] == n == sum(summary["verdicts"].values())
+    return n
+
+
+def changed_policy_data() -> dict[str, Any]:
+    """The benchmark policy with a change someone could make: every seventh rule's action
+    flipped (the diff benchmark's NEW policy)."""
+    data = build_policy_data()
+    for group in data["security_groups"]:
+        for number, rule in enumerate(group["rules"]):
+            if number % 7 == 3:
+                rule["action"] = "allow" if rule.get("action") == "deny" else "deny"
+    return data
+
+
+def diff(old: Engine, new: Engine, path: str) -> int:
+    """`sgclassify diff` without printing: both classifications of one decoding."""
+    from classifier.report.diff import PolicyDiff
+
+    run = PolicyDiff(old, new)
+    n = 0
+    for step in run.run([path]):
+        n += len(step.old.batch)
+    assert run.builder.packets == n
     return n
 
 
@@ -231,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                 *median_rate(lambda: classify(engine, path, True), args.repeats),
             ),
         ]
+        changed = Engine(load_policy_data(changed_policy_data(), "changed-policy"))
+        rows.append(
+            ("diff (stateful)", *median_rate(lambda: diff(engine, changed, path), args.repeats))
+        )
         ref = reference_rate(policy, path, args.reference_packets)
         rss = [(args.packets, size, peak_rss_mb(path))]
         if args.rss_packets:
@@ -244,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, rate, _ in rows:
         print(f"{name:<24}{rate / 1e6:>10.2f}{rate / decode_rate:>12.2f}{rate / ref:>14.0f}x")
     print(f"{'reference (Python)':<24}{ref / 1e6:>10.4f}")
+    print(f"diff / classify (stateful): {rows[3][1] / rows[2][1]:.2f}x (target: >= 0.6x)")
     print()
     for packets, file_size, peak in rss:
         print(

@@ -16,9 +16,39 @@ through them: `policy`, `acl`, `pcap`, `engine`, `analysis`, `report`, `cli` (AR
 has the map).
 """
 
-from typing import TYPE_CHECKING
+import _signal  # type: ignore[import-not-found]  # builtin: cheaper than `signal`
+import sys
+from typing import Any
 
-from classifier.errors import ClassifierError, PcapError, PolicyError, Problem, UsageError
+
+def _quit_at_start_up(number: int, frame: Any) -> None:
+    """Ctrl-C while the package or the command line loads (what `sgclassify` does first):
+    one line and exit 130, never a traceback (SystemExit prints none)."""
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    print("interrupted", file=sys.stderr)
+    raise SystemExit(130)
+
+
+def _guard_start_up() -> Any:
+    """Install `_quit_at_start_up`; returns the handler to restore (None off the main thread).
+    Each module that guards its own import restores the handler at its end."""
+    try:
+        return _signal.signal(_signal.SIGINT, _quit_at_start_up)
+    except ValueError:  # not the main thread
+        return None
+
+
+_PREVIOUS_HANDLER = _guard_start_up()
+
+from typing import TYPE_CHECKING  # noqa: E402
+
+from classifier.errors import (  # noqa: E402
+    ClassifierError,
+    PcapError,
+    PolicyError,
+    Problem,
+    UsageError,
+)
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from classifier.analysis.lint import lint
@@ -58,3 +88,6 @@ __all__ = [
     "lint",
     "load_policy",
 ]
+
+if _PREVIOUS_HANDLER is not None:
+    _signal.signal(_signal.SIGINT, _PREVIOUS_HANDLER)

@@ -6,6 +6,7 @@ Every error a user can cause is a ClassifierError. The CLI prints `str(error)` a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -39,8 +40,9 @@ class Problem:
 class PolicyError(ClassifierError):
     """A policy file that cannot be loaded; carries every problem found, not just the first."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], warnings: Sequence[str] = ()):
         self.problems = list(problems)
+        self.warnings = tuple(warnings)  # what loaded with a warning, printed beside the errors
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from classifier.codes import (
+    FRAGMENT_LATER,
     FRAGMENT_NONE,
     L4_ICMP,
     L4_ICMP_ID,
@@ -308,3 +309,63 @@ class Packet:
             cap_len=int(batch.cap_len[i]),
             index=int(batch.index[i]),
         )
+
+
+# --- the record's own fields, as reported (section 6) ------------------------------------------
+
+
+def has_ip(batch: PacketBatch) -> np.ndarray:
+    """Rows whose outermost IP header was read (the others are not-ip or malformed)."""
+    ip: np.ndarray = (batch.status == STATUS_OK) | (batch.status == STATUS_L4_TRUNCATED)
+    return ip
+
+
+def own_fields(batch: PacketBatch) -> dict[str, np.ndarray]:
+    """`ip_version`, `protocol`, `sport`, `dport`, `icmp_type` and `icmp_code` as the record
+    itself carries them: int64 columns, -1 where the field is empty (semantics section 6).
+
+    Fragment joining (connection tracking) writes a first fragment's ports, ICMP fields and
+    upper-layer protocol into its later fragments; what is reported is the record's own: a
+    non-first fragment has no ports or ICMP fields, and its protocol is the one it shows (the
+    fragment header's Next Header, `frag_next_header`), joined or not. So the columns are the
+    same before and after joining, in stateful and stateless runs alike.
+    """
+    ip = has_ip(batch)
+    own = ip & (batch.fragment != FRAGMENT_LATER)
+    l4 = batch.l4
+    ports = own & ((l4 & L4_PORTS) != 0)
+    icmp = own & ((l4 & L4_ICMP) != 0)
+    code = icmp & ((l4 & L4_ICMP_NO_CODE) == 0)
+    protocol = np.where(own, batch.protocol, batch.frag_next_header)
+    empty = np.int64(-1)
+    return {
+        "ip_version": np.where(ip, batch.ip_version.astype(np.int64), empty),
+        "protocol": np.where(ip, protocol.astype(np.int64), empty),
+        "sport": np.where(ports, batch.sport.astype(np.int64), empty),
+        "dport": np.where(ports, batch.dport.astype(np.int64), empty),
+        "icmp_type": np.where(icmp, batch.icmp_type.astype(np.int64), empty),
+        "icmp_code": np.where(code, batch.icmp_code.astype(np.int64), empty),
+    }
+
+
+def address_labels(
+    column: np.ndarray, version: np.ndarray, known: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A 16-byte address column as text, dictionary-encoded: `(codes, labels)` with row i's
+    text `labels[codes[i]]` (dotted decimal for IPv4, RFC 5952 for IPv6) and `labels[0]` the
+    empty text of rows not `known`. Each distinct address is formatted once (np.unique), since
+    a capture holds few distinct addresses and many packets."""
+    codes = np.zeros(len(column), np.int64)
+    labels: list[str] = [""]
+    keys = np.ascontiguousarray(column).view(np.dtype((np.void, 16))).ravel()
+    for v in (4, 6):
+        sel = known & (version == v)
+        if not sel.any():
+            continue
+        uniq, inverse = np.unique(keys[sel], return_inverse=True)
+        codes[sel] = inverse.ravel() + len(labels)
+        if v == 4:
+            labels += [str(ipaddress.IPv4Address(bytes(u)[12:])) for u in uniq]
+        else:
+            labels += [str(ipaddress.IPv6Address(bytes(u))) for u in uniq]
+    return codes, np.array(labels, dtype=object)

@@ -360,6 +360,10 @@ def _reply(packet: Packet) -> Packet:
     flags = packet.tcp_flags
     if flags == TCP_SYN:
         flags = TCP_SYN | TCP_ACK
+    if packet.fragment == FRAGMENT_LATER:
+        # the other way, still a later fragment: its protocol may be an IPv6 extension
+        # header's number (the fragment header's Next Header), which no whole packet carries
+        return dataclasses.replace(packet, src=packet.dst, dst=packet.src)
     return dataclasses.replace(
         packet,
         src=packet.dst,
@@ -371,6 +375,7 @@ def _reply(packet: Packet) -> Packet:
         fragment=FRAGMENT_NONE,
         ip_id=0,
         frag_offset=0,
+        frag_next_header=None,  # a whole packet: the fragment key's protocol is its own
     )
 
 
@@ -416,7 +421,9 @@ def packet_sequences(
             flags = earlier.tcp_flags
             if earlier.protocol == 6 and earlier.sport is not None:
                 flags = draw(st.sampled_from((*TCP_FLAG_SETS, None)))
-            packet = dataclasses.replace(earlier, tcp_flags=flags, fragment=FRAGMENT_NONE, ip_id=0)
+            packet = dataclasses.replace(
+                earlier, tcp_flags=flags, fragment=FRAGMENT_NONE, ip_id=0, frag_next_header=None
+            )
             if earlier.fragment == FRAGMENT_LATER:
                 packet = earlier
         elif kind == "error":
@@ -475,3 +482,36 @@ def policy_and_packets(draw: st.DrawFn) -> tuple[Policy, Packet]:
 def policy_and_sequences(draw: st.DrawFn, max_size: int = 30) -> tuple[Policy, list[Packet]]:
     policy = draw(policies())
     return policy, draw(packet_sequences(policy, max_size=max_size))
+
+
+@st.composite
+def changed_policies(draw: st.DrawFn, policy: Policy) -> Policy:
+    """A change someone could make to `policy`: rules flipped between allow and deny,
+    enabled or disabled, re-prioritised or removed, and an instance's group sequence
+    reordered or shortened. The same groups, address groups and instance addresses."""
+    groups = {}
+    for gid, group in policy.groups.items():
+        rules_after = []
+        for rule in group.rules:
+            change = draw(
+                st.sampled_from(("keep", "keep", "keep", "flip", "toggle", "prio", "drop"))
+            )
+            if change == "flip":
+                rule = dataclasses.replace(
+                    rule, action="deny" if rule.action == "allow" else "allow"
+                )
+            elif change == "toggle":
+                rule = dataclasses.replace(rule, enabled=not rule.enabled)
+            elif change == "prio":
+                rule = dataclasses.replace(rule, priority=draw(st.sampled_from((1, 2, 50, 100))))
+            elif change == "drop":
+                continue
+            rules_after.append(rule)
+        groups[gid] = dataclasses.replace(group, rules=tuple(rules_after))
+    instances = {}
+    for iid, instance in policy.instances.items():
+        sequence = list(instance.security_groups)
+        if sequence and draw(st.integers(0, 3)) == 0:
+            sequence = list(draw(st.permutations(sequence)))[: draw(st.integers(0, len(sequence)))]
+        instances[iid] = dataclasses.replace(instance, security_groups=tuple(sequence))
+    return dataclasses.replace(policy, groups=groups, instances=instances)

@@ -81,3 +81,23 @@ def test_rule_counts_are_line_counts() -> None:
     for path in (STANDARD / "acl1_10k", STANDARD / "fw1_1k"):
         lines = sum(1 for line in require(path).read_text().splitlines() if line.strip())
         assert len(acl.read_classbench_rules(path)) == lines
+
+
+def test_bundled_sample_agrees_with_a_linear_scan() -> None:
+    """The README's snippet, on the set the package carries (no ../shared needed)."""
+    rules = acl.read_classbench_rules(acl.SAMPLE_RULES)
+    trace = acl.read_classbench_trace(acl.SAMPLE_TRACE)
+    assert len(rules) == 500 and len(trace) == 5000
+    hits = acl.compile(rules).match(trace)
+    r = rules.rules
+    for packet, hit in zip(trace[:400], hits[:400], strict=True):
+        matches = (
+            (r["src_lo"] <= packet["src"]) & (packet["src"] <= r["src_hi"])
+            & (r["dst_lo"] <= packet["dst"]) & (packet["dst"] <= r["dst_hi"])
+            & (r["sport_lo"] <= packet["sport"]) & (packet["sport"] <= r["sport_hi"])
+            & (r["dport_lo"] <= packet["dport"]) & (packet["dport"] <= r["dport_hi"])
+            & ((packet["proto"] & r["proto_mask"]) == (r["proto"] & r["proto_mask"]))
+        )  # fmt: skip
+        first = np.flatnonzero(matches)
+        assert hit == (first[0] if len(first) else -1)
+    assert (hits >= 0).all()  # the set ends with a catch-all

@@ -80,3 +80,16 @@ def test_lint_scale_script(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["findings"]
+
+
+def test_bench_check_script() -> None:
+    out = run_script(
+        "benchmarks/bench_check.py",
+        "--packets",
+        "20000",
+        "--rounds",
+        "1",
+        "--report-only",
+        "--no-dpdk",
+    )
+    assert "e2e_over_decode" in out and "numpy_over_startup" in out

@@ -15,7 +15,7 @@ import struct
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
 from scapy.layers.l2 import ARP, Ether
@@ -233,6 +233,9 @@ def expected_rows(
 @given(scenario=strategies.policy_and_sequences(max_size=25))
 def test_capture_file_verdicts_equal_the_reference(scenario: tuple[Policy, list[Packet]]) -> None:
     policy, packets = scenario
+    # the frame writer puts the upper layer right after an IPv6 fragment header: it cannot
+    # write a datagram whose fragment header names an extension header (frag_next_header)
+    assume(all(p.frag_next_header == p.protocol for p in packets if p.fragment))
     with tempfile.TemporaryDirectory() as tmp:
         policy_path = Path(tmp) / "policy.yaml"
         capture = Path(tmp) / "capture.pcap"

@@ -18,6 +18,7 @@ import pytest
 
 from classifier.cli import main
 from classifier.engine import Engine
+from classifier.engine.columns import PACKET_COLUMNS
 from classifier.policy import load_policy
 from tests.conftest import EXAMPLES, PCAPS_DEV, ROOT, SAMPLE_PCAPS, require
 
@@ -71,16 +72,7 @@ def test_samples_match_the_hand_labels(twin_mode: str, tmp_path: Path) -> None:
     expected = expected_rows()
     with packets_csv.open() as stream:
         rows = list(csv.DictReader(stream))
-    assert list(rows[0]) == [
-        "file",
-        "index",
-        "verdict",
-        "reason",
-        "instance",
-        "direction",
-        "group",
-        "rule",
-    ]
+    assert list(rows[0]) == [name for name, _ in PACKET_COLUMNS]
     got = {
         (Path(r["file"]).name, int(r["index"])): (r["verdict"], r["reason"], r["rule"])
         for r in rows
@@ -111,8 +103,12 @@ def test_python_api_columns_equal_the_csv(tmp_path: Path) -> None:
     with packets_csv.open() as stream:
         rows = list(csv.DictReader(stream))
     assert len(rows) == len(named["index"])
-    for name in ("file", "index", "verdict", "reason", "instance", "direction", "group", "rule"):
-        assert [str(v) for v in named[name]] == [row[name] for row in rows], name
+    assert list(named) == [name for name, _ in PACKET_COLUMNS]
+    for name, kind in PACKET_COLUMNS:
+        text = [str(v) if kind == "text" or v >= 0 else "" for v in named[name]]
+        assert text == [row[name] for row in rows], name
+    frame = result.to_pandas()
+    assert list(frame.columns) == list(named) and len(frame) == len(rows)
 
 
 @pytest.mark.parametrize(
@@ -152,17 +148,18 @@ def test_empty_capture_and_policy_errors(tmp_path: Path) -> None:
     assert code == 2 and "direction" in err and "Traceback" not in err
 
 
-def test_unreadable_second_capture_keeps_the_first_files_results(tmp_path: Path) -> None:
+def test_unreadable_second_capture_stops_before_the_run(tmp_path: Path) -> None:
+    """Every capture's header is read before any record is classified: no summary of zeros,
+    no output file."""
     garbage = tmp_path / "garbage.pcap"
     garbage.write_bytes(b"not a capture" * 20)
-    code, out, err, _, summary_json = classify(
+    code, out, err, packets_csv, summary_json = classify(
         tmp_path, pcaps=[str(SAMPLE_PCAPS / "web.pcap"), str(garbage)]
     )
-    assert code == 2
-    assert str(garbage) in err and "Traceback" not in err
-    summary = json.loads(summary_json.read_text())
-    assert summary["packets"] == 77  # web.pcap was classified, summarised and written
-    assert "77 packets" in out
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {garbage}: not a pcap or pcapng file") and "Traceback" not in err
+    assert not summary_json.exists() and not packets_csv.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.pcap"]
 
 
 def test_user_text_in_ids_stays_text(tmp_path: Path) -> None:
@@ -186,8 +183,8 @@ def test_user_text_in_ids_stays_text(tmp_path: Path) -> None:
     assert code == 0, err
     with packets_csv.open(newline="") as stream:
         rows = list(csv.reader(stream))
-    assert len(rows) == 1 + 77 and {len(row) for row in rows} == {8}
-    assert any(row[7] == weird_rule and row[4] == weird_instance for row in rows)
+    assert len(rows) == 1 + 77 and {len(row) for row in rows} == {len(PACKET_COLUMNS)}
+    assert any(row[17] == weird_rule and row[14] == weird_instance for row in rows)
     assert "[/x]" in out
 
 

@@ -63,14 +63,16 @@ def test_stateless_engine_equals_reference(twin_mode: str, data: st.DataObject) 
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(scenario=strategies.policy_and_sequences())
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "pieces"])
 def test_stateful_pipeline_equals_reference(
-    twin_mode: str, scenario: tuple[Policy, list[Packet]]
+    twin_mode: str, fused: bool, scenario: tuple[Policy, list[Packet]]
 ) -> None:
+    """Both paths of the pipeline: the fused pass (the default) and the pieces it fuses."""
     policy, packets = scenario
     engine = Engine(policy)
     oracle = reference.StatefulReference(policy)
     expected = [reference_row(oracle.process(packet)) for packet in packets]
-    run = Classification(engine, stateful=True, batch_size=7)
+    run = Classification(engine, stateful=True, batch_size=7, fused=fused)
     got: list[Row] = []
     batch = PacketBatch.from_packets(packets)
     for start in range(0, len(packets), 7):  # several batches: state must carry across them

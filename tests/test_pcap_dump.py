@@ -14,7 +14,13 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
 from scapy.layers.l2 import ARP, Ether
 
 from classifier import pcap
-from classifier.codes import FRAGMENT_NAMES, STATUS_NAMES, STATUS_OK
+from classifier.codes import (
+    FRAGMENT_NAMES,
+    MALFORMED_REASONS,
+    STATUS_MALFORMED,
+    STATUS_NAMES,
+    STATUS_OK,
+)
 from classifier.errors import PcapError
 from classifier.packets import Packet
 from classifier.pcap.dump import CSV_COLUMNS, dump_packets
@@ -50,11 +56,11 @@ def test_csv_exact(tmp_path: Path) -> None:
     assert summary.records == 5 and summary.files == 1 and not summary.warnings
     assert out.getvalue().splitlines() == [
         ",".join(CSV_COLUMNS),
-        "0,1000005000,54,4,10.0.0.1,10.0.0.2,6,1,80,,,none,ok",
-        "1,2000000000,70,6,2001:db8::1,2001:db8::1:0:0:2,17,,,,,later,ok",
-        "2,3000000000,42,4,10.0.0.2,10.0.0.1,1,,,3,1,none,ok",
-        "3,4000000000,42,,,,,,,,,,not-ip",
-        "4,5000000000,34,,,,,,,,,,malformed",
+        "0,1000005000,54,4,10.0.0.1,10.0.0.2,6,1,80,,,none,ok,",
+        "1,2000000000,70,6,2001:db8::1,2001:db8::1:0:0:2,17,,,,,later,ok,",
+        "2,3000000000,42,4,10.0.0.2,10.0.0.1,1,,,3,1,none,ok,",
+        "3,4000000000,42,,,,,,,,,,not-ip,",
+        "4,5000000000,34,,,,,,,,,,malformed,IPv4 header length below 20 bytes",
     ]
 
 
@@ -69,6 +75,7 @@ def _reference_row(p: Packet) -> list[str]:
         str(p.ip_version) if ip else "", text(p.src) if ip else "", text(p.dst) if ip else "",
         str(p.protocol) if ip else "", text(p.sport), text(p.dport), text(p.icmp_type),
         text(p.icmp_code), FRAGMENT_NAMES[p.fragment] if ip else "", STATUS_NAMES[p.status],
+        MALFORMED_REASONS[p.malformed_reason] if p.status == STATUS_MALFORMED else "",
     ]  # fmt: skip
 
 

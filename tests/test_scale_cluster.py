@@ -119,13 +119,20 @@ def start_command(policy: str, capture: str, directory: Path, *extra: str) -> su
 
 
 def wait_for_rows(directory: Path, command: subprocess.Popen[str], rows: int = 20_000) -> None:
-    """Until the command has written some rows of its CSV: the run is under way."""
-    csv = directory / "packets.csv"
+    """Until the command has written some rows of its CSV (under its temporary name until
+    the run completes: `classifier.report.outputs.open_output`): the run is under way."""
     deadline = time.monotonic() + 120
-    while not csv.exists() or csv.stat().st_size < rows * 30:
+    while sum(_size(p) for p in directory.glob(".packets.csv.*.partial")) < rows * 30:
         assert command.poll() is None, command.communicate()
         assert time.monotonic() < deadline, "the run did not start"
         time.sleep(0.05)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:  # renamed into place meanwhile
+        return 0
 
 
 def one_process(policy: str, capture: str, directory: Path) -> tuple[str, str, bytes, bytes]:

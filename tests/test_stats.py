@@ -21,6 +21,16 @@ def denied_packets(draw: st.DrawFn) -> Packet:
     version = draw(st.sampled_from((4, 6)))
     pool = ADDRESSES if version == 4 else ADDRESSES6
     port = draw(st.one_of(st.none(), st.sampled_from((22, 80, 65535))))
+    if draw(st.integers(0, 3)) == 0:  # ICMP: the type and code tell the tuples apart
+        icmp_type = draw(st.one_of(st.none(), st.sampled_from((0, 3, 8))))
+        return Packet(
+            ip_version=version,
+            src=draw(st.sampled_from(pool)),
+            dst=draw(st.sampled_from(pool)),
+            protocol=1 if version == 4 else 58,
+            icmp_type=icmp_type,
+            icmp_code=None if icmp_type is None else draw(st.sampled_from((0, 3))),
+        )
     return Packet(
         ip_version=version,
         src=draw(st.sampled_from(pool)),
@@ -32,7 +42,15 @@ def denied_packets(draw: st.DrawFn) -> Packet:
 
 
 def key(p: Packet) -> tuple[object, ...]:
-    return (str(p.src), str(p.dst), p.ip_version, p.protocol, -1 if p.dport is None else p.dport)
+    return (
+        str(p.src),
+        str(p.dst),
+        p.ip_version,
+        p.protocol,
+        -1 if p.dport is None else p.dport,
+        -1 if p.icmp_type is None else p.icmp_type,
+        -1 if p.icmp_code is None else p.icmp_code,
+    )
 
 
 @settings(
@@ -50,13 +68,13 @@ def test_denied_counter_is_exact(twin_mode: str, batches: list[list[Packet]]) ->
         expected.update(key(p) for p in packets)
     rows, counts = counter.most_common(1000)
     got = {}
-    for (src, dst, version, protocol, dport), count in zip(
+    for (src, dst, version, protocol, dport, icmp_type, icmp_code), count in zip(
         rows.tolist(), counts.tolist(), strict=True
     ):
         raw_src, raw_dst = src.ljust(16, b"\0"), dst.ljust(16, b"\0")
         a = ipaddress.IPv4Address(raw_src[12:]) if version == 4 else ipaddress.IPv6Address(raw_src)
         b = ipaddress.IPv4Address(raw_dst[12:]) if version == 4 else ipaddress.IPv6Address(raw_dst)
-        got[(str(a), str(b), version, protocol, dport)] = count
+        got[(str(a), str(b), version, protocol, dport, icmp_type, icmp_code)] = count
     assert got == dict(expected)
     assert len(counter) == len(expected)
     assert list(counts) == sorted(counts, reverse=True)

@@ -7,7 +7,7 @@ design note), the lookup kernel twins `_lookup.pyx` / `_lookup_py.py` with their
 `classbench` (the field's rule and trace files). May import `classifier.errors` and
 `classifier.codes` only: it knows nothing of security groups.
 
-ClassBench files::
+ClassBench files (`acl.SAMPLE_RULES` / `acl.SAMPLE_TRACE`: a small bundled set)::
 
     from classifier import acl
     rules = acl.read_classbench_rules(path)     # RuleSet, len(rules) == rule lines
@@ -56,7 +56,13 @@ rule set whose build would exhaust memory.  The compiled kernel or its pure-Pyth
 """
 
 from classifier.acl.build import PORT_MAX, RULE_V4_DTYPE, RULE_V6_DTYPE, RuleSetTooLarge
-from classifier.acl.classbench import read_classbench_rules, read_classbench_trace, read_firstmatch
+from classifier.acl.classbench import (
+    SAMPLE_RULES,
+    SAMPLE_TRACE,
+    read_classbench_rules,
+    read_classbench_trace,
+    read_firstmatch,
+)
 from classifier.acl.matcher import (
     PACKET_V4_DTYPE,
     PACKET_V6_DTYPE,
@@ -73,6 +79,8 @@ from classifier.acl.matcher import (
 from classifier.codes import PORT_UNKNOWN
 
 __all__ = [
+    "SAMPLE_RULES",
+    "SAMPLE_TRACE",
     "PACKET_V4_DTYPE",
     "PACKET_V6_DTYPE",
     "PORT_ANY_HI",

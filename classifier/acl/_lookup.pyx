@@ -8,19 +8,9 @@ names is classifier/acl/_lookup_py.py.  Arrays arrive validated and C-contiguous
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 
 
-cdef extern from "acl_lookup.h" nogil:
-    int acl_isa_cap
-    int acl_isa_level()
-    void acl_match_v4(const int64_t *field, const int64_t *group, int64_t ngroups,
-                      const uint32_t *tree, const uint32_t *gtab, const uint64_t *summary,
-                      const uint32_t *rank,
-                      int64_t nsumm, const uint64_t *words, const int32_t *rule_of, int identity,
-                      const uint32_t *keys, int64_t n, int32_t *out)
-    void acl_match_v6(const int64_t *field, const int64_t *group, int64_t ngroups,
-                      const uint64_t *tree, const uint32_t *gtab, const uint64_t *summary,
-                      const uint32_t *rank,
-                      int64_t nsumm, const uint64_t *words, const int32_t *rule_of, int identity,
-                      const uint64_t *keys, int64_t n, int32_t *out)
+from classifier.acl.acl_lookup cimport acl_isa_level, acl_match_v4, acl_match_v6
+
+cimport classifier.acl.acl_lookup as kernel
 
 
 _ISA_NAMES = {0: "generic", 3: "x86-64-v3", 4: "x86-64-v4"}
@@ -34,8 +24,7 @@ def isa() -> str:
 
 def cap_isa(name: str | None) -> None:
     """Use at most this kernel ("generic", "x86-64-v3"; None = the best) - for tests."""
-    global acl_isa_cap
-    acl_isa_cap = _ISA_CAPS[name]
+    kernel.acl_isa_cap = _ISA_CAPS[name]
 
 
 def match_v4(const int64_t[:, ::1] field, const int64_t[:, ::1] group,

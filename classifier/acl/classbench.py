@@ -5,6 +5,10 @@
     answers = read_firstmatch(path)         # int32: the first matching rule (0-based) or -1
 
 Errors name the file and the line (`RuleFileError`, `TraceFileError`).
+
+`SAMPLE_RULES` and `SAMPLE_TRACE` are a small set in the same format that the package carries
+(500 filters, 5,000 packets; `examples/make_classbench_sample.py` writes them), for examples
+and a first try without the field's data sets.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from classifier.acl.matcher import (
     RuleSet,
     TraceFileError,
 )
+
+SAMPLE_RULES = Path(__file__).resolve().parent / "data" / "sample_rules"
+SAMPLE_TRACE = Path(__file__).resolve().parent / "data" / "sample_trace"
 
 _RULE_RE = re.compile(
     rb"@(\d+)\.(\d+)\.(\d+)\.(\d+)/(\d+)\s+(\d+)\.(\d+)\.(\d+)\.(\d+)/(\d+)\s+"

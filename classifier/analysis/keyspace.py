@@ -411,7 +411,7 @@ class KeySpace:
     def candidates(
         self, sequence: Sequence[str], direction: Direction, version: int
     ) -> tuple[int, ...]:
-        """semantics.md section 2 steps 1-2: the enabled rules of the sequence's groups with
+        """docs/semantics.md section 2 steps 1-2: the enabled rules of the sequence's groups with
         this direction and ethertype, by (group position, priority, deny first, position)."""
         cache_key = (tuple(sequence), direction, version)
         cached = self._candidates.get(cache_key)

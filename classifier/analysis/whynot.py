@@ -1,7 +1,7 @@
 """`check --why-not` (analysis.md section 5): per evaluated side, the near misses and the
 pre-empted rules of one packet.
 
-Each candidate of the side (semantics.md section 2, steps 1-2) is judged on the three
+Each candidate of the side (docs/semantics.md section 2, steps 1-2) is judged on the three
 conditions separately: `protocol`, `port` and `remote`. A near miss fails exactly one; a
 candidate that fails none matches, the first such decides, and the later ones are pre-empted.
 The conditions are read off the same match sets as lint (`KeySpace`), so the three together
@@ -122,7 +122,7 @@ def explain_side(
 
 
 def explain(space: KeySpace, packet: Packet) -> tuple[SideWhyNot, ...]:
-    """Every evaluated side of the packet (semantics.md section 3), the sender's egress first."""
+    """Every evaluated side of the packet (docs/semantics.md section 3), egress first."""
     assert packet.src is not None and packet.dst is not None
     sides: list[SideWhyNot] = []
     policy = space.policy

@@ -1,10 +1,26 @@
 """The command-line room: `sgclassify`, argument parsing and printing only.
 
-One module per command (`validate`, `check`, `packets`, `classify`), each with `add_parser`
-and `run`; `main` assembles the parser and turns every `ClassifierError` into one line and an
-exit code. May import every other room; nothing imports this but `classifier.__main__`.
+One module per command (`validate`, `check`, `packets`, `classify`, `diff`, `lint`,
+`exposure`, `completion`, `manpage`), each with `add_parser` and `run`; `main` assembles the
+parser and turns every `ClassifierError` into one line and an exit code. May import every
+other room; nothing imports this but `classifier.__main__` and the `sgclassify` script.
+
+Importing this module (what the `sgclassify` script does first) loads the command modules
+under a Ctrl-C handler that prints one line and exits 130, the same as a Ctrl-C later in
+`main`; the previous handler is restored at the end of the import.
 """
 
-from classifier.cli.main import build_parser, main
+from __future__ import annotations
+
+import signal
+
+from classifier import _guard_start_up
+
+_PREVIOUS_HANDLER = _guard_start_up()  # restored at the end of this module
+
+from classifier.cli.main import build_parser, main  # noqa: E402
 
 __all__ = ["build_parser", "main"]
+
+if _PREVIOUS_HANDLER is not None:
+    signal.signal(signal.SIGINT, _PREVIOUS_HANDLER)

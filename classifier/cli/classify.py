@@ -1,23 +1,45 @@
 """`sgclassify classify`: run the pipeline, show progress, write the outputs, print the summary.
 
-A capture that cannot be read stops the run with exit code 2, but the summary of what was
-classified before it is still printed and written.
+Before any record is classified: the policy loads (with `--strict`, without a warning), every
+capture's header reads, and every output can be written (`-` is standard output, once at most;
+a `.parquet` output needs pyarrow). A capture that becomes unreadable during the run stops it
+with exit code 2, but the summary of what was classified before it is still printed and
+written, that file listed `unreadable` in the JSON's `files`. Outputs are renamed into place
+when complete: an interrupted run (Ctrl-C, exit 130) leaves none behind.
+
+`--workers N` / `--scheduler ADDRESS` run the same classification on a Dask cluster
+(`classifier.scale`, docs/scale.md) with the same outputs; a cluster's own failure (exit 1,
+or 2 for a capture a worker cannot read) writes no output at all.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from classifier.cli.common import bounded_int, count, print_warnings
+from classifier.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    add_captures,
+    add_strict,
+    bounded_int,
+    capture_gaps,
+    check_captures,
+    count,
+    load_policy,
+    print_warnings,
+    progress_bar,
+)
 from classifier.errors import ClassifierError, ClusterError, UsageError
+
+STDOUT = "-"
+
+DEFAULT_TOP = 10  # rows of the top-denied table without --top
 
 
 def add_parser(commands: Any) -> None:
@@ -26,14 +48,21 @@ def add_parser(commands: Any) -> None:
         help="verdicts and statistics for whole captures",
         description="Classify every packet of the captures (in the order given, as one "
         "continuous capture) against the policy, with connection tracking unless --stateless, "
-        "and print a summary: verdicts, reasons, hits per rule, rules never hit, top denied.",
+        "and print a summary: verdicts, reasons, hits per rule, rules never hit, top denied. "
+        "An output given as '-' is written to standard output (one output at most), and the "
+        "printed summary is then left out.",
     )
     parser.add_argument("--policy", required=True, metavar="POLICY", help="policy file")
-    parser.add_argument("pcaps", nargs="+", metavar="PCAP", help="capture files")
+    add_captures(parser)
     parser.add_argument(
         "--stateless", action="store_true", help="judge every packet by the rules alone"
     )
-    parser.add_argument("--packets", metavar="OUT.csv", help="write one row per packet")
+    parser.add_argument(
+        "--packets",
+        metavar="OUT",
+        help="write one row per packet: CSV, or JSON Lines (.jsonl) or Parquet (.parquet) "
+        "by the extension",
+    )
     parser.add_argument("--json", metavar="OUT.json", help="write the summary as JSON")
     parser.add_argument(
         "--report",
@@ -43,11 +72,14 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--top",
         type=count,
-        default=10,
+        default=None,
         metavar="N",
-        help="rows of the top-denied table (0..1000000)",
+        help="rows of the top-denied table, printed and in --json/--report (0..1000000, "
+        "default 10); when given, also the most rows of the printed per-rule and "
+        "per-instance tables (the N most hit; --json and --report keep every row)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_strict(parser)
     scale = parser.add_argument_group(
         "on a Dask cluster (the same results as one process; needs the extra: "
         "pip install 'sg-classifier[dask]')"
@@ -97,66 +129,73 @@ def _blocksize(text: str) -> int:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.engine import Classification, Engine
-    from classifier.policy import load_policy
-    from classifier.report.outputs import PacketCsvWriter, check_outputs, open_output
+    from classifier.engine.columns import Labels, result_table
+    from classifier.report.outputs import check_outputs, open_output
     from classifier.report.summary import print_summary
+    from classifier.report.tables import check_table_output
 
-    for path in args.pcaps:
-        if not os.path.exists(path):
-            raise UsageError(f"{path}: no such capture file")
-        if not os.path.isfile(path):
-            raise UsageError(
-                f"{path}: not a regular file (a directory, pipe or device): give a capture file"
-            )
-    check_outputs([args.policy, *args.pcaps], [args.packets, args.json, args.report])
+    outputs = [args.packets, args.json, args.report]
+    check_outputs([args.policy, *args.pcaps], outputs)
+    check_table_output(args.packets, "--packets")
     scaled = _scale_options(args)
-    policy = load_policy(args.policy)
-    print_warnings(policy.warnings, err)
+    policy = load_policy(args.policy, err, args.strict)
+    repeated = check_captures(args.pcaps)
+    print_warnings(repeated.values(), err)
     engine = Engine(policy)
-    run = Classification(engine, stateful=not args.stateless, **scaled)
-    run.on_note = lambda note: print_warnings([note], err)
+    classification = Classification(engine, stateful=not args.stateless, **scaled)
+    classification.on_note = lambda note: print_warnings([note], err)
+    labels = Labels.of_engine(engine)
     failure: ClassifierError | None = None
-    try:
-        with (
-            _terminate_as_interrupt(bool(scaled)),
-            open_output(args.packets) as packets_stream,
-            _progress(args, err) as progress,
-        ):
-            writer = PacketCsvWriter(packets_stream, engine) if packets_stream else None
-            try:
-                for result in run.run(args.pcaps, progress, results=writer is not None):
-                    if writer is not None:
-                        writer.write(result)
-            except ClusterError:
-                raise
-            except ClassifierError as error:
-                failure = error
-    except BaseException as error:
-        # a cluster's failure, an interrupt, anything but the capture errors one process has
-        # too: no partial result (scale.md section 5)
-        ours = isinstance(error, ClusterError) or not isinstance(error, ClassifierError)
-        if scaled and args.packets and ours:
-            with contextlib.suppress(OSError):
-                os.remove(args.packets)
-        raise
-    summary = run.summary(args.top)
-    for file in summary["files"]:
+    with (
+        _terminate_as_interrupt(bool(scaled)),
+        _packets_output(args.packets, out) as table,
+        progress_bar(args.pcaps, args.quiet, err) as progress,
+    ):
+        try:
+            for result in classification.run(args.pcaps, progress, results=table is not None):
+                if table is not None:
+                    table.write(result_table(result, labels))
+        except ClusterError:
+            raise  # no partial result from a failed cluster (scale.md section 5)
+        except ClassifierError as error:
+            failure = error
+    summary = classification.summary(DEFAULT_TOP if args.top is None else args.top)
+    files = summary["files"]
+    gaps = capture_gaps(files)
+    for position, file in enumerate(files):
         print_warnings(file["warnings"], err)
+        print_warnings([gaps[position]] if position in gaps else [], err)
+    _add_warnings(files, repeated, gaps)
     if args.json:
-        with open_output(args.json) as json_stream:
+        with open_output(args.json, out) as json_stream:
             assert json_stream is not None
             json.dump(summary, json_stream, indent=2)
             json_stream.write("\n")
     if args.report:
         from classifier.report.html import write_report
 
-        with open_output(args.report) as report_stream:
+        with open_output(args.report, out) as report_stream:
             assert report_stream is not None
             write_report(summary, report_stream, args.policy)
-    print_summary(summary, out)
+    if STDOUT not in outputs:
+        print_summary(summary, out, cap=args.top)
     if failure is not None:
         raise failure
-    return 0
+    if args.strict and any(file["warnings"] for file in summary["files"]):
+        print("error: capture warnings (--strict: warnings are errors)", file=err)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def _add_warnings(
+    files: list[dict[str, Any]], repeated: dict[int, str], gaps: dict[int, str]
+) -> None:
+    """The warnings about the combination of captures (a repeated capture, a gap of more than
+    a day), added to the `files` entries they concern (by position)."""
+    for found in (repeated, gaps):
+        for position, warning in found.items():
+            if position < len(files):
+                files[position]["warnings"].append(warning)
 
 
 def _scale_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -197,36 +236,12 @@ def _terminate_as_interrupt(active: bool) -> Iterator[None]:
 
 
 @contextmanager
-def _progress(args: argparse.Namespace, err: TextIO) -> Iterator[Any]:
-    """A progress bar by bytes read, on a terminal only, and never with -q."""
-    if args.quiet or not err.isatty():
+def _packets_output(path: str | None, out: TextIO) -> Iterator[Any]:
+    if path is None:
         yield None
         return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from classifier.engine.columns import PACKET_COLUMNS
+    from classifier.report.tables import open_table
 
-    total = sum(os.path.getsize(path) for path in args.pcaps)
-    offsets: dict[str, int] = {}
-    running = 0
-    for path in args.pcaps:
-        offsets[path] = running
-        running += os.path.getsize(path)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=Console(file=err),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("classifying", total=total)
-
-        def update(path: str, position: int, size: int) -> None:
-            bar.update(
-                task,
-                completed=offsets.get(path, 0) + position,
-                description=escape(os.path.basename(path)),
-            )
-
-        yield update
+    with open_table(path, PACKET_COLUMNS, out=out, option="--packets") as table:
+        yield table

@@ -15,7 +15,13 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO, TextIO
 
-from classifier.cli.common import EXIT_OK, print_warnings
+from classifier.cli.common import (
+    EXIT_OK,
+    add_strict,
+    check_captures,
+    load_policy,
+    print_warnings,
+)
 from classifier.cli.text import short, table, write_json
 from classifier.errors import UsageError
 
@@ -47,6 +53,7 @@ def add_parser(commands: Any) -> None:
         metavar="OUT",
         help="also write the JSON document to OUT ('-': on stdout, instead of the table)",
     )
+    add_strict(parser)
 
 
 def _read_sockets_file(path: str, stdin: BinaryIO | None) -> bytes:
@@ -177,7 +184,6 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: BinaryIO | No
     from classifier.analysis.exposure import capture_exposure, find_instance, sockets_exposure
     from classifier.analysis.keyspace import KeySpace
     from classifier.analysis.sockets import parse_sockets
-    from classifier.policy import load_policy
 
     if args.instance is not None:
         if len(args.inputs) != 1:
@@ -189,28 +195,20 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO, stdin: BinaryIO | No
             from classifier.report.outputs import check_outputs
 
             check_outputs(inputs, [args.json])
-        policy = load_policy(args.policy)
-        print_warnings(policy.warnings, err)
+        policy = load_policy(args.policy, err, args.strict)
         find_instance(policy, args.instance)
         data = _read_sockets_file(args.inputs[0], stdin)
         listing = parse_sockets(data, args.inputs[0])
         result: Any = sockets_exposure(policy, args.instance, listing, KeySpace(policy))
         lines = sockets_table(result)
     else:
-        for path in args.inputs:
-            if not os.path.exists(path):
-                raise UsageError(f"{path}: no such capture file")
-            if not os.path.isfile(path):
-                raise UsageError(
-                    f"{path}: not a regular file (a directory, pipe or device): give a capture file"
-                )
         inputs = [args.policy, *args.inputs]
         if args.json not in (None, "-"):
             from classifier.report.outputs import check_outputs
 
             check_outputs(inputs, [args.json])
-        policy = load_policy(args.policy)
-        print_warnings(policy.warnings, err)
+        policy = load_policy(args.policy, err, args.strict)
+        print_warnings(check_captures(args.inputs).values(), err)
         from classifier.engine import Engine
 
         engine = Engine(policy)

@@ -10,7 +10,7 @@ import argparse
 import json
 from typing import Any, TextIO
 
-from classifier.cli.common import EXIT_OK, print_warnings
+from classifier.cli.common import EXIT_OK, add_strict, load_policy
 from classifier.cli.text import short, table, write_json
 
 EXIT_FINDINGS = 1
@@ -36,6 +36,7 @@ def add_parser(commands: Any) -> None:
         metavar="LEVEL",
         help="exit 1 when a finding of LEVEL or higher exists (error > warning > info)",
     )
+    add_strict(parser)
 
 
 def _lint_details(finding: Any) -> str:
@@ -86,10 +87,8 @@ def lint_table(report: Any) -> list[str]:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.analysis.lint import lint
-    from classifier.policy import load_policy
 
-    policy = load_policy(args.policy)
-    print_warnings(policy.warnings, err)
+    policy = load_policy(args.policy, err, args.strict)
     report = lint(policy)
     document = report.to_json(args.policy)
     if args.json == "-":

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
-from classifier.cli import check, classify, exposure, lint, packets, validate
+from classifier.cli import (
+    check,
+    classify,
+    completion,
+    diff,
+    exposure,
+    lint,
+    manpage,
+    packets,
+    validate,
+)
 from classifier.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERNAL,
@@ -29,8 +40,11 @@ COMMANDS: dict[str, Command] = {
     "check": check,
     "packets": packets,
     "classify": classify,
+    "diff": diff,
     "lint": lint,
     "exposure": exposure,
+    "completion": completion,
+    "manpage": manpage,
 }
 
 DESCRIPTION = """\
@@ -48,10 +62,15 @@ examples:
   sgclassify packets pcaps/web.pcap --csv web-packets.csv
   sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap --json summary.json
   sgclassify classify --policy examples/web-db.yaml pcaps/*.pcap --report report.html
-  sgclassify lint examples/web-db.yaml --fail-on warning
+  sgclassify diff --old examples/web-db.yaml --new candidate.yaml pcaps/*.pcap
+  sgclassify lint examples/web-db.yaml --fail-on warning --strict
   sgclassify exposure --policy examples/web-db.yaml --instance web-1 listening.txt
 
-exit codes: 0 ok, 2 bad input (policy, capture or arguments), 1 internal error.
+An output given as '-' is standard output. --strict (every command that loads a policy)
+turns warnings into errors: use it in CI.
+
+exit codes: 0 ok, 2 bad input (policy, capture or arguments), 1 internal error (diff: 1 means
+packets change, and every failure is 2; lint --fail-on: 1 means findings), 130 interrupted.
 """
 
 
@@ -77,19 +96,47 @@ def main(
     # a closed stdout/stderr (`sgclassify ... >&-`) leaves None: write nowhere, not crash
     out = out or sys.stdout or open(os.devnull, "w")  # noqa: SIM115
     err = err or sys.stderr or open(os.devnull, "w")  # noqa: SIM115
+    previous = _interrupt_once()
     try:
-        args = build_parser().parse_args(argv)
-        if args.command is None:
-            build_parser().print_help(out)
-            return EXIT_OK
-        return COMMANDS[args.command].run(args, out, err)
+        return _main(argv, out, err)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_once() -> Any:
+    """The first Ctrl-C raises KeyboardInterrupt and the next ones are ignored, so the way
+    out (removing partial outputs, printing one line) cannot itself be interrupted. Returns
+    the handler to restore (None off the main thread, where signals cannot be handled)."""
+
+    def handler(number: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        return None
+
+
+def _main(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
+    command: str | None = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        if command is None:
+            parser.print_usage(err)
+            print("error: give a command (sgclassify --help lists them)", file=err)
+            return EXIT_BAD_INPUT
+        args.root_parser = parser  # for the commands that describe the command line
+        return COMMANDS[command].run(args, out, err)
     except ClassifierError as error:
         for line in str(error).splitlines() or [type(error).__name__]:
             print(f"error: {line}", file=err)
         return error.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=err)
-        return EXIT_INTERRUPTED
+        return interrupted(err)
     except BrokenPipeError:
         # `sgclassify packets x.pcap | head`: the reader went away; that is not an error.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -107,7 +154,19 @@ def main(
             "(please report it; SGCLASSIFY_DEBUG=1 shows the traceback)",
             file=err,
         )
-        return EXIT_INTERNAL
+        module = COMMANDS.get(command or "")
+        return int(getattr(module, "EXIT_ON_INTERNAL_ERROR", EXIT_INTERNAL))
+
+
+def interrupted(err: TextIO) -> int:
+    """Ctrl-C: one line and exit 130, never a traceback. Outputs being written were removed
+    on the way out (`classifier.report.outputs.open_output`); a second Ctrl-C now is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        print("interrupted", file=err)
+    except (OSError, ValueError):
+        pass
+    return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from classifier.cli.common import EXIT_OK, print_warnings
+from classifier.cli.common import EXIT_OK, check_captures, print_warnings
+from classifier.pcap.dump import CSV_COLUMNS
 
 
 def add_parser(commands: Any) -> None:
@@ -13,23 +14,25 @@ def add_parser(commands: Any) -> None:
         "packets",
         help="decode a capture: one row per record",
         description="Decode PCAP (pcap or pcapng, any supported link type) and print one CSV "
-        "row per record: index,ts_ns,wire_len,ip_version,src,dst,protocol,sport,dport,"
-        "icmp_type,icmp_code,fragment,status. Empty cells where a field does not apply.",
+        f"row per record: {','.join(CSV_COLUMNS)}. Empty cells where a field does not "
+        "apply; `reason` says why a malformed row is malformed.",
     )
     parser.add_argument("pcap", metavar="PCAP", help="capture file")
-    parser.add_argument("--csv", metavar="OUT", help="write the rows to OUT instead of stdout")
+    parser.add_argument(
+        "--csv", metavar="OUT", help="write the rows to OUT instead of stdout ('-': stdout)"
+    )
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.pcap.dump import dump_packets
     from classifier.report.outputs import check_outputs, open_output
 
-    if args.csv:
-        check_outputs([args.pcap], [args.csv])
-        with open_output(args.csv) as stream:
-            assert stream is not None
-            summary = dump_packets([args.pcap], stream)
-    else:
-        summary = dump_packets([args.pcap], out)
+    check_outputs([args.pcap], [args.csv])
+    check_captures([args.pcap])
+    with open_output(args.csv or "-", out) as stream:
+        assert stream is not None
+        summary = dump_packets([args.pcap], stream)
     print_warnings(summary.warnings, err)
+    if summary.records == 0 and not summary.damaged:
+        print(f"warning: {args.pcap}: the capture holds no records", file=err)
     return EXIT_OK

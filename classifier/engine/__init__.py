@@ -4,8 +4,9 @@ Owns: the build phase (`build`: per-sequence tables packed into chunk matchers, 
 table), the run phase (`engine`: stateless verdicts of a batch), the result columns
 (`columns`), connection tracking (`conntrack` over the `_conntrack` twins, tables in
 `layouts`), the statistics (`stats`: the summary document), and the pipeline that strings
-reader, engine, state and statistics together (`pipeline`). `kernels` picks the compiled
-modules or their pure twins.
+reader, engine, state and statistics together (`pipeline`), by default through the fused pass
+(`_fused`: owners, lookups, state and counters in one set of C loops per block, equal to the
+pieces one after the other). `kernels` picks the compiled modules or their pure twins.
 
 May import `classifier.errors`, `classifier.codes`, `classifier.packets`, `classifier.policy`,
 `classifier.acl` and `classifier.pcap`; never the reports or the command line.

@@ -61,7 +61,6 @@ from classifier._codes cimport (
     FRAGMENT_FIRST,
     FRAGMENT_LATER,
     FRAGMENT_WINDOW_NS,
-    ICMP_TIMEOUT_NS,
     L4_ICMP,
     L4_ICMP_ID,
     L4_ICMP_NO_CODE,
@@ -70,158 +69,17 @@ from classifier._codes cimport (
     L4_INNER_PORTS,
     L4_PORTS,
     L4_TCP_FLAGS,
-    OTHER_ONE_WAY_TIMEOUT_NS,
-    OTHER_TIMEOUT_NS,
-    PROTO_ICMP,
-    PROTO_ICMPV6,
-    PROTO_TCP,
     REASON_ESTABLISHED,
     REASON_RELATED,
     STATUS_L4_TRUNCATED,
     STATUS_OK,
-    TCP_ACK,
-    TCP_CLOSING_TIMEOUT_NS,
-    TCP_FIN,
-    TCP_RST,
-    TCP_SYN,
-    TCP_TIMEOUT_NS,
     VERDICT_ALLOW,
     VERDICT_DENY,
-    code_carries_ports,
 )
 from classifier.engine import layouts
 from classifier.engine.layouts import FLOW_DTYPE, FRAGMENT_DTYPE
 
-# the flow table's own constants: compile-time copies of classifier.engine.layouts, checked
-# against it below (a mismatch fails the import)
-cdef enum:
-    KIND_PORTS = 1
-    KIND_ICMP = 2
-    KIND_ADDR = 3
-    FLAG_FIN_RST = 1
-    FLAG_BOTH = 2
-    FLAG_INIT_LOW = 4
-    FLAG_MIDSTREAM = 8
-    MIN_CAPACITY = 64
-    PREFETCH_AHEAD = 8  # packets between a slot's prefetch and its use
-    LOOKUP_OWN = 1  # the packet's own key
-    LOOKUP_QUOTED = 2  # an ICMP error: the key of the header it quotes
-
 cdef int64_t CLOCK_START = INT64_MIN
-
-cdef extern from *:
-    void __builtin_prefetch(const void* address) noexcept nogil
-
-
-cdef struct Key:
-    uint64_t w[5]  # meta, lo0, lo1, hi0, hi1 (flow) / meta, src0, src1, dst0, dst1 (fragment)
-    bint from_low  # flow keys: the packet's source is the lo endpoint
-
-
-cdef inline uint64_t _mix(uint64_t h, uint64_t word) noexcept nogil:
-    cdef uint64_t x = h ^ word
-    x ^= x >> 33
-    x *= 0xFF51AFD7ED558CCDULL
-    x ^= x >> 33
-    x *= 0xC4CEB9FE1A85EC53ULL
-    x ^= x >> 33
-    return x
-
-
-cdef inline uint64_t _hash(const uint64_t* w) noexcept nogil:
-    cdef uint64_t h = 0x9E3779B97F4A7C15ULL
-    cdef int k
-    for k in range(5):
-        h = _mix(h, w[k])
-    return h
-
-
-cdef inline uint64_t _word(const uint8_t* p) noexcept nogil:
-    """Eight bytes, big-endian (so that word order is address order)."""
-    cdef uint64_t x = 0
-    cdef int k
-    for k in range(8):
-        x = (x << 8) | p[k]
-    return x
-
-
-cdef inline bint _is_icmp(uint8_t version, uint8_t protocol) noexcept nogil:
-    return (version == 4 and protocol == PROTO_ICMP) or (version == 6 and protocol == PROTO_ICMPV6)
-
-
-cdef inline bint _is_query(uint8_t version, uint8_t t) noexcept nogil:
-    if version == 4:
-        return t == 0 or t == 8 or (13 <= t <= 18)
-    return t == 128 or t == 129
-
-
-cdef inline bint _is_error(uint8_t version, uint8_t t) noexcept nogil:
-    if version == 4:
-        return t == 3 or t == 4 or t == 5 or t == 11 or t == 12
-    return 1 <= t <= 4
-
-
-cdef inline int64_t _timeout(uint64_t meta, uint8_t flags) noexcept nogil:
-    cdef uint64_t protocol = (meta >> 48) & 0xFF
-    cdef uint64_t kind = (meta >> 40) & 0xFF
-    if protocol == PROTO_TCP:
-        return TCP_CLOSING_TIMEOUT_NS if flags & FLAG_FIN_RST else TCP_TIMEOUT_NS
-    if kind == KIND_ICMP:
-        return ICMP_TIMEOUT_NS
-    return OTHER_TIMEOUT_NS if flags & FLAG_BOTH else OTHER_ONE_WAY_TIMEOUT_NS
-
-
-cdef inline bint _make_key(
-    Key* key,
-    uint8_t version,
-    uint8_t protocol,
-    const uint8_t* src,
-    const uint8_t* dst,
-    bint ports_known,
-    uint64_t sport,
-    uint64_t dport,
-    bint query_known,
-    uint8_t icmp_type,
-    uint64_t icmp_id,
-) noexcept nogil:
-    """The canonical flow key; False when the packet has none (ICMP other than queries)."""
-    cdef uint64_t kind, s0, s1, d0, d1, plo, phi
-    if _is_icmp(version, protocol):
-        if not (query_known and _is_query(version, icmp_type)):
-            return False
-        kind = KIND_ICMP
-        sport = 0
-        dport = 0
-    elif code_carries_ports(protocol) and ports_known:
-        kind = KIND_PORTS
-    else:
-        kind = KIND_ADDR
-        sport = 0
-        dport = 0
-    s0 = _word(src)
-    s1 = _word(src + 8)
-    d0 = _word(dst)
-    d1 = _word(dst + 8)
-    key.from_low = s0 < d0 or (s0 == d0 and (s1 < d1 or (s1 == d1 and sport <= dport)))
-    if key.from_low:
-        key.w[1], key.w[2], key.w[3], key.w[4], plo, phi = s0, s1, d0, d1, sport, dport
-    else:
-        key.w[1], key.w[2], key.w[3], key.w[4], plo, phi = d0, d1, s0, s1, dport, sport
-    if kind == KIND_ICMP:
-        plo = icmp_id
-        phi = 0
-    key.w[0] = (
-        (<uint64_t>version << 56) | (<uint64_t>protocol << 48) | (kind << 40) | (plo << 16) | phi
-    )
-    return True
-
-
-cdef inline bint _same(const uint64_t* a, const uint64_t* b) noexcept nogil:
-    return a[0] == b[0] and a[1] == b[1] and a[2] == b[2] and a[3] == b[3] and a[4] == b[4]
-
-
-cdef inline bint _is_bare_syn(bint known, uint8_t flags) noexcept nogil:
-    return known and (flags & (TCP_SYN | TCP_ACK | TCP_FIN | TCP_RST)) == TCP_SYN
 
 
 def _capacity_for(Py_ssize_t entries):
@@ -229,36 +87,6 @@ def _capacity_for(Py_ssize_t entries):
     while capacity < 4 * entries:
         capacity *= 2
     return capacity
-
-
-cdef struct Flow:  # layout of FLOW_DTYPE
-    uint64_t key[5]
-    int64_t last
-    int32_t rule
-    uint8_t used
-    uint8_t flags
-    uint8_t pad[10]
-
-
-cdef struct Fragment:  # layout of FRAGMENT_DTYPE
-    uint64_t key[5]
-    int64_t ts
-    uint16_t sport
-    uint16_t dport
-    uint16_t icmp_id
-    uint16_t inner_sport
-    uint16_t inner_dport
-    uint16_t inner_icmp_id
-    uint8_t icmp_type
-    uint8_t icmp_code
-    uint8_t l4
-    uint8_t used
-    uint8_t protocol
-    uint8_t inner_protocol
-    uint8_t inner_icmp_type
-    uint8_t inner_src[16]
-    uint8_t inner_dst[16]
-    uint8_t pad[29]
 
 
 if not (
@@ -273,31 +101,9 @@ if not (
     raise ImportError("classifier.engine._conntrack disagrees with its layouts module: rebuild")
 
 
-cdef inline bint _flow_expired(const Flow* f, int64_t t) noexcept nogil:
-    return t - f.last > _timeout(f.key[0], f.flags)
-
-
-cdef inline void _copy_key(uint64_t* to, const uint64_t* w) noexcept nogil:
-    cdef int k
-    for k in range(5):
-        to[k] = w[k]
-
-
 cdef class Tracker:
-    """Connection state and the first-fragment table, carried across batches."""
-
-    cdef public int64_t clock_ns
-    cdef public int64_t fragment_clock_ns
-    cdef public int64_t connections_created
-    cdef public int64_t midstream_created
-    cdef public Py_ssize_t flow_count  # occupied flow slots, expired ones included
-    cdef public Py_ssize_t frag_count
-    cdef readonly object flows  # numpy FLOW_DTYPE array (inspectable, picklable)
-    cdef readonly object fragments  # numpy FRAGMENT_DTYPE array
-    cdef Flow* _flows  # the arrays' data; valid while the arrays above are held
-    cdef Py_ssize_t _flow_mask
-    cdef Fragment* _frags
-    cdef Py_ssize_t _frag_mask
+    """Connection state and the first-fragment table, carried across batches (fields: the
+    .pxd, shared with the fused pass)."""
 
     def __init__(self, Py_ssize_t capacity=MIN_CAPACITY):
         self.clock_ns = CLOCK_START
@@ -319,24 +125,7 @@ cdef class Tracker:
     cdef Py_ssize_t _flow_find(
         self, const uint64_t* w, uint64_t h, int64_t t, Py_ssize_t* free
     ) noexcept nogil:
-        """The slot holding the key (hash `h`) or -1; `free` = where it would go (the first
-        expired slot of the probe chain, or the empty slot that ends it)."""
-        cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>self._flow_mask)
-        cdef Flow* f
-        free[0] = -1
-        while True:
-            f = &self._flows[i]
-            if not f.used:
-                break
-            if _same(f.key, w):
-                free[0] = i
-                return i
-            if free[0] < 0 and _flow_expired(f, t):
-                free[0] = i
-            i = (i + 1) & self._flow_mask
-        if free[0] < 0:
-            free[0] = i
-        return -1
+        return flow_find(self._flows, self._flow_mask, w, h, t, free)
 
     def _flow_reserve(self, Py_ssize_t more, int64_t t):
         """Room for `more` insertions at load <= 1/2; `t` = the batch's first effective time
@@ -522,35 +311,21 @@ cdef class Tracker:
         int8_t[::1] midstream,
         times=None,
     ):
+        cdef Columns c
         cdef const int64_t[::1] ts = batch.ts_ns if times is None else times
-        cdef const uint8_t[::1] version = batch.ip_version
-        cdef const uint8_t[:, ::1] src = batch.src
-        cdef const uint8_t[:, ::1] dst = batch.dst
-        cdef const uint8_t[::1] protocol = batch.protocol
-        cdef const uint8_t[::1] l4 = batch.l4
-        cdef const uint16_t[::1] sport = batch.sport
-        cdef const uint16_t[::1] dport = batch.dport
-        cdef const uint8_t[::1] icmp_type = batch.icmp_type
-        cdef const uint16_t[::1] icmp_id = batch.icmp_id
-        cdef const uint8_t[::1] tcp_flags = batch.tcp_flags
-        cdef const uint8_t[::1] inner_protocol = batch.inner_protocol
-        cdef const uint8_t[:, ::1] inner_src = batch.inner_src
-        cdef const uint8_t[:, ::1] inner_dst = batch.inner_dst
-        cdef const uint16_t[::1] inner_sport = batch.inner_sport
-        cdef const uint16_t[::1] inner_dport = batch.inner_dport
-        cdef const uint8_t[::1] inner_icmp_type = batch.inner_icmp_type
-        cdef const uint16_t[::1] inner_icmp_id = batch.inner_icmp_id
-        cdef Py_ssize_t n = ts.shape[0], i, found, slot, allowed = 0
+        cdef Py_ssize_t n = verdict.shape[0], i, found, slot, allowed = 0
         cdef int64_t t
-        cdef uint8_t bits, state_reason
-        cdef bint flags_known, closing, mid
+        cdef uint8_t state_reason
+        cdef bint mid, live
         cdef Flow* f
         cdef Key* key
         if n == 0:
             return
+        columns_of(batch, &c)
+        c.ts_ns = &ts[0]  # the effective times, when given (the scale-out's groups)
         for i in range(n):
             allowed += verdict[i] == VERDICT_ALLOW
-        self._flow_reserve(allowed, max(ts[0], self.clock_ns))
+        self._flow_reserve(allowed, max(c.ts_ns[0], self.clock_ns))
         # Pass 1 (sequential): what each packet looks up. Pass 2 then prefetches the table
         # slot of packet i + PREFETCH_AHEAD while it handles packet i: with many connections
         # the table is far bigger than the caches, and one miss per packet would dominate.
@@ -561,52 +336,17 @@ cdef class Tracker:
         cdef uint64_t[::1] home = np.zeros(n, np.uint64)  # the key's hash
         with nogil:
             for i in range(n):
-                if verdict[i] != VERDICT_ALLOW and verdict[i] != VERDICT_DENY:
-                    continue
-                bits = l4[i]
-                key = &keys[i]
-                if (
-                    _is_icmp(version[i], protocol[i])
-                    and bits & L4_ICMP
-                    and _is_error(version[i], icmp_type[i])
-                ):
-                    if bits & L4_INNER and _make_key(
-                        key,
-                        version[i],
-                        inner_protocol[i],
-                        &inner_src[i, 0],
-                        &inner_dst[i, 0],
-                        (bits & L4_INNER_PORTS) != 0,
-                        inner_sport[i],
-                        inner_dport[i],
-                        (bits & L4_INNER_ICMP_ID) != 0,
-                        inner_icmp_type[i],
-                        inner_icmp_id[i],
-                    ):
-                        lookup[i] = LOOKUP_QUOTED
-                elif _make_key(
-                    key,
-                    version[i],
-                    protocol[i],
-                    &src[i, 0],
-                    &dst[i, 0],
-                    (bits & L4_PORTS) != 0,
-                    sport[i],
-                    dport[i],
-                    (bits & L4_ICMP) != 0 and (bits & L4_ICMP_ID) != 0,
-                    icmp_type[i],
-                    icmp_id[i],
-                ):
-                    lookup[i] = LOOKUP_OWN
-                if lookup[i]:
-                    home[i] = _hash(key.w)
+                if verdict[i] == VERDICT_ALLOW or verdict[i] == VERDICT_DENY:
+                    lookup[i] = packet_key(&keys[i], &c, i)
+                    if lookup[i]:
+                        home[i] = _hash(keys[i].w)
 
             for i in range(n):
                 if i + PREFETCH_AHEAD < n and lookup[i + PREFETCH_AHEAD]:
                     __builtin_prefetch(
                         &self._flows[home[i + PREFETCH_AHEAD] & <uint64_t>self._flow_mask]
                     )
-                t = ts[i] if ts[i] > self.clock_ns else self.clock_ns
+                t = c.ts_ns[i] if c.ts_ns[i] > self.clock_ns else self.clock_ns
                 self.clock_ns = t
                 created[i] = 0
                 midstream[i] = 0
@@ -614,46 +354,25 @@ cdef class Tracker:
                     continue  # not judged (unmanaged, ...), or an ICMP message with no key
                 state_reason = 0
                 key = &keys[i]
-                found = self._flow_find(key.w, home[i], t, &slot)
+                found = flow_find(self._flows, self._flow_mask, key.w, home[i], t, &slot)
+                live = found >= 0 and not _flow_expired(&self._flows[found], t)
                 if lookup[i] == LOOKUP_QUOTED:
                     # related: the quoted header alone decides; never creates or refreshes
-                    if found >= 0 and not _flow_expired(&self._flows[found], t):
+                    if live:
                         state_reason = REASON_RELATED
-                else:
-                    bits = l4[i]
-                    flags_known = (bits & L4_TCP_FLAGS) != 0
-                    closing = (
-                        protocol[i] == PROTO_TCP and flags_known
-                        and (tcp_flags[i] & (TCP_FIN | TCP_RST)) != 0
-                    )
-                    if found >= 0 and not _flow_expired(&self._flows[found], t):
-                        f = &self._flows[found]
-                        f.last = t
-                        if closing:
-                            f.flags |= FLAG_FIN_RST
-                        if key.from_low != ((f.flags & FLAG_INIT_LOW) != 0):
-                            f.flags |= FLAG_BOTH
-                        state_reason = REASON_ESTABLISHED
-                    elif verdict[i] == VERDICT_ALLOW:
-                        f = &self._flows[slot]
-                        if not f.used:
-                            self.flow_count += 1
-                        mid = protocol[i] == PROTO_TCP and not _is_bare_syn(
-                            flags_known, tcp_flags[i]
-                        )
-                        f.used = 1
-                        _copy_key(f.key, key.w)
-                        f.last = t
-                        f.flags = (
-                            (FLAG_INIT_LOW if key.from_low else 0)
-                            | (FLAG_FIN_RST if closing else 0)
-                            | (FLAG_MIDSTREAM if mid else 0)
-                        )
-                        f.rule = rule[i]
-                        created[i] = 1
-                        midstream[i] = mid
-                        self.connections_created += 1
-                        self.midstream_created += mid
+                elif live:
+                    flow_refresh(&self._flows[found], key, t, is_closing(&c, i))
+                    state_reason = REASON_ESTABLISHED
+                elif verdict[i] == VERDICT_ALLOW:
+                    f = &self._flows[slot]
+                    if not f.used:
+                        self.flow_count += 1
+                    mid = is_midstream(&c, i)
+                    flow_create(f, key, t, is_closing(&c, i), mid, rule[i])
+                    created[i] = 1
+                    midstream[i] = mid
+                    self.connections_created += 1
+                    self.midstream_created += mid
                 if state_reason:
                     verdict[i] = VERDICT_ALLOW
                     reason[i] = state_reason

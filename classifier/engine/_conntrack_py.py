@@ -66,19 +66,25 @@ LENT = (
 )
 
 
-def _mix(h: int, word: int) -> int:
-    """One round of a 64-bit multiply-xorshift hash (murmur3's finaliser on h ^ word)."""
-    x = (h ^ word) & M64
+_HASH_MULTIPLIERS = (
+    0x9E3779B97F4A7C15,
+    0xC2B2AE3D27D4EB4F,
+    0x165667B19E3779F9,
+    0xD6E8FEB86659FD93,
+    0xFF51AFD7ED558CCD,
+)
+
+
+def _hash(meta: int, a0: int, a1: int, b0: int, b1: int) -> int:
+    """The words times odd constants, summed mod 2**64, then murmur3's 64-bit finaliser."""
+    words = (meta, a0, a1, b0, b1)
+    x = sum(w * k for w, k in zip(words, _HASH_MULTIPLIERS, strict=True)) & M64
     x ^= x >> 33
     x = (x * 0xFF51AFD7ED558CCD) & M64
     x ^= x >> 33
     x = (x * 0xC4CEB9FE1A85EC53) & M64
     x ^= x >> 33
     return x
-
-
-def _hash(meta: int, a0: int, a1: int, b0: int, b1: int) -> int:
-    return _mix(_mix(_mix(_mix(_mix(0x9E3779B97F4A7C15, meta), a0), a1), b0), b1)
 
 
 def _words(address: np.ndarray) -> tuple[int, int]:

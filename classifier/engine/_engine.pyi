@@ -41,6 +41,8 @@ def count_tuples(
     protocol: np.ndarray,
     l4: np.ndarray,
     dport: np.ndarray,
+    icmp_type: np.ndarray,
+    icmp_code: np.ndarray,
     rows: np.ndarray,
     slot_key: np.ndarray,
     slot_index: np.ndarray,

@@ -23,14 +23,6 @@ from classifier._codes cimport (
     DIRECTION_EGRESS,
     DIRECTION_INGRESS,
     DIRECTION_NONE,
-    ICMP_CODE_UNKNOWN,
-    ICMP_PORT_BASE,
-    L4_ICMP,
-    L4_ICMP_NO_CODE,
-    L4_PORTS,
-    PORT_UNKNOWN,
-    PROTO_ICMP,
-    PROTO_ICMPV6,
     REASON_IMPLICIT_DENY,
     REASON_NONE,
     REASON_RULE,
@@ -41,28 +33,12 @@ from classifier._codes cimport (
     VERDICT_MALFORMED,
     VERDICT_NOT_IP,
     VERDICT_UNMANAGED,
-    code_carries_ports,
 )
-
-
-cdef inline uint64_t _word(const uint8_t* p) noexcept nogil:
-    """8 bytes, big-endian, as an integer (the key half of a 16-byte address)."""
-    return ((<uint64_t>p[0] << 56) | (<uint64_t>p[1] << 48) | (<uint64_t>p[2] << 40)
-            | (<uint64_t>p[3] << 32) | (<uint64_t>p[4] << 24) | (<uint64_t>p[5] << 16)
-            | (<uint64_t>p[6] << 8) | <uint64_t>p[7])
-
-
-cdef inline uint64_t _hash(uint64_t hi, uint64_t lo, uint64_t version) noexcept nogil:
-    cdef uint64_t h = hi * 0x9E3779B97F4A7C15ULL ^ lo * 0xC2B2AE3D27D4EB4FULL ^ version
-    h ^= h >> 29
-    h *= 0xBF58476D1CE4E5B9ULL
-    h ^= h >> 32
-    return h
 
 
 def address_hash(uint64_t hi, uint64_t lo, uint64_t version):
     """The slot hash of an address, for the table builder (the same function as the loop's)."""
-    return _hash(hi, lo, version)
+    return address_slot_hash(hi, lo, version)
 
 
 def owners(
@@ -78,22 +54,10 @@ def owners(
     Rows whose ip_version is neither 4 nor 6 get -1."""
     cdef Py_ssize_t i, n = addresses.shape[0]
     cdef uint64_t mask = slot_owner.shape[0] - 1
-    cdef uint64_t hi, lo, slot
-    cdef uint8_t version
     with nogil:
         for i in range(n):
-            out[i] = -1
-            version = ip_version[i]
-            if version != 4 and version != 6:
-                continue
-            hi = _word(&addresses[i, 0])
-            lo = _word(&addresses[i, 8])
-            slot = _hash(hi, lo, version) & mask
-            while slot_owner[slot] >= 0:
-                if slot_hi[slot] == hi and slot_lo[slot] == lo and slot_version[slot] == version:
-                    out[i] = slot_owner[slot]
-                    break
-                slot = (slot + 1) & mask
+            out[i] = owner_of(&addresses[i, 0], ip_version[i], &slot_hi[0], &slot_lo[0],
+                              &slot_version[0], &slot_owner[0], mask)
 
 
 def port_column(
@@ -105,21 +69,9 @@ def port_column(
     uint32_t[::1] out,
 ):
     cdef Py_ssize_t i, n = protocol.shape[0]
-    cdef uint8_t p
     with nogil:
         for i in range(n):
-            p = protocol[i]
-            if code_carries_ports(p) and (l4[i] & L4_PORTS):
-                out[i] = dport[i]
-            elif (p == PROTO_ICMP or p == PROTO_ICMPV6) and (l4[i] & L4_ICMP):
-                # type*512 + code; 256 in the code's place when the code is unknown, which
-                # a type-only rule's block [type*512, type*512+511] holds and no code equals
-                # (both arms uint32: Cython would give the conditional icmp_code's uint8 type)
-                out[i] = ICMP_PORT_BASE + <uint32_t>icmp_type[i] * 512 + (
-                    <uint32_t>ICMP_CODE_UNKNOWN if l4[i] & L4_ICMP_NO_CODE
-                    else <uint32_t>icmp_code[i])
-            else:
-                out[i] = PORT_UNKNOWN
+            out[i] = port_value(protocol[i], l4[i], dport[i], icmp_type[i], icmp_code[i])
 
 
 def combine_sides(
@@ -185,27 +137,6 @@ def combine_sides(
                 new_direction[i] = DIRECTION_EGRESS
 
 
-cdef inline uint64_t _le_word(const uint8_t* p) noexcept nogil:
-    """8 bytes, little-endian, as an integer (what numpy's '<u8' view of the same bytes reads)."""
-    return ((<uint64_t>p[7] << 56) | (<uint64_t>p[6] << 48) | (<uint64_t>p[5] << 40)
-            | (<uint64_t>p[4] << 32) | (<uint64_t>p[3] << 24) | (<uint64_t>p[2] << 16)
-            | (<uint64_t>p[1] << 8) | <uint64_t>p[0])
-
-
-cdef inline uint64_t _tuple_hash(
-    const uint8_t* src, const uint8_t* dst, uint64_t rest
-) noexcept nogil:
-    cdef uint64_t h = (_le_word(src) * 0x9E3779B97F4A7C15ULL
-                       ^ _le_word(src + 8) * 0xC2B2AE3D27D4EB4FULL
-                       ^ _le_word(dst) * 0x165667B19E3779F9ULL
-                       ^ _le_word(dst + 8) * 0xD6E8FEB86659FD93ULL
-                       ^ rest * 0xFF51AFD7ED558CCDULL)
-    h ^= h >> 29
-    h *= 0x9E3779B97F4A7C15ULL
-    h ^= h >> 32
-    return h
-
-
 def count_tuples(
     const uint8_t[:, ::1] src,
     const uint8_t[:, ::1] dst,
@@ -213,6 +144,8 @@ def count_tuples(
     const uint8_t[::1] protocol,
     const uint8_t[::1] l4,
     const uint16_t[::1] dport,
+    const uint8_t[::1] icmp_type,
+    const uint8_t[::1] icmp_code,
     const int64_t[::1] rows,
     uint64_t[::1] slot_key,
     int64_t[::1] slot_index,
@@ -223,18 +156,17 @@ def count_tuples(
     """Packets per (source, destination, version, protocol, port) tuple among `rows`.
 
     A 64-bit hash names a tuple; an open-addressing table (`slot_index` all -1 on entry,
-    capacity a power of two at least twice len(rows)) finds its output position. Writes the
-    distinct tuples in order of first appearance (key, count, first row); returns how many.
+    capacity a power of two at least twice len(rows)) finds its output position, and is all -1
+    again on return (only the slots used are reset). Writes the distinct tuples in order of
+    first appearance (key, count, first row); returns how many.
     """
     cdef Py_ssize_t i, row, n = rows.shape[0], distinct = 0
-    cdef uint64_t mask = slot_index.shape[0] - 1, key, slot, port
+    cdef uint64_t mask = slot_index.shape[0] - 1, key, slot
     with nogil:
         for i in range(n):
             row = rows[i]
-            port = dport[row] if (l4[row] & L4_PORTS) else (1 << 20)
-            key = _tuple_hash(&src[row, 0], &dst[row, 0],
-                              port | (<uint64_t>protocol[row] << 40)
-                              | (<uint64_t>ip_version[row] << 48))
+            key = tuple_key(&src[row, 0], &dst[row, 0], ip_version[row], protocol[row], l4[row],
+                            dport[row], icmp_type[row], icmp_code[row])
             slot = key & mask
             while slot_index[slot] >= 0 and slot_key[slot] != key:
                 slot = (slot + 1) & mask
@@ -246,6 +178,7 @@ def count_tuples(
                 out_row[distinct] = row
                 distinct += 1
             out_count[slot_index[slot]] += 1
+        tuples_reset(&slot_key[0], &slot_index[0], mask, &out_key[0], distinct)
     return distinct
 
 

@@ -163,6 +163,8 @@ def count_tuples(
     protocol: np.ndarray,
     l4: np.ndarray,
     dport: np.ndarray,
+    icmp_type: np.ndarray,
+    icmp_code: np.ndarray,
     rows: np.ndarray,
     slot_key: np.ndarray,
     slot_index: np.ndarray,
@@ -173,7 +175,11 @@ def count_tuples(
     mask = len(slot_index) - 1
     distinct = 0
     for row in rows.tolist():
-        port = int(dport[row]) if l4[row] & L4_PORTS else 1 << 20
+        port = 1 << 20  # no port (not TCP/UDP/SCTP/ICMP, or not known)
+        if l4[row] & L4_PORTS:
+            port = int(dport[row])
+        elif l4[row] & L4_ICMP:  # an ICMP packet's "port": its type and code
+            port = int(icmp_type[row]) * 256 + int(icmp_code[row])
         rest = port | int(protocol[row]) << 40 | int(ip_version[row]) << 48
         key = _tuple_hash(bytes(src[row]), bytes(dst[row]), rest)
         slot = key & mask
@@ -184,6 +190,11 @@ def count_tuples(
             out_key[distinct], out_count[distinct], out_row[distinct] = key, 0, row
             distinct += 1
         out_count[slot_index[slot]] += 1
+    for d in range(distinct):  # all -1 again: only the slots used are reset
+        slot = int(out_key[d]) & mask
+        while slot_index[slot] < 0 or int(slot_key[slot]) != int(out_key[d]):
+            slot = (slot + 1) & mask
+        slot_index[slot] = -1
     return distinct
 
 

@@ -237,27 +237,33 @@ class _Builder:
         self.table_local = np.array([t.local_id for t in self.tables] or [0], dtype=np.uint32)
 
     def _compile_chunk(self, tables: list[SideTable]) -> None:
-        rows = acl.RuleRows(tables[0].version)
-        row_rule: list[int] = []
-        row_allow: list[bool] = []
+        """The tables' rows as one rule array (column by column: a 5,000-rule policy has
+        tens of thousands of rows, too many to add one by one), compiled into one matcher."""
+        version = tables[0].version
+        rows = [row for table in tables for row in table.rows]
+        tags = [local_id for local_id, table in enumerate(tables) for _ in table.rows]
         for local_id, table in enumerate(tables):
             table.chunk, table.local_id = len(self.chunks), local_id
-            for lo, hi, port_lo, port_hi, proto, mask, rule in table.rows:
-                rows.add(
-                    src=(lo, hi),
-                    sport=(local_id, local_id),
-                    dport=(port_lo, port_hi),
-                    proto=proto,
-                    proto_mask=mask,
-                )
-                row_rule.append(rule)
-                row_allow.append(self.rules[rule].action == "allow")
+        rules = acl.wildcard_rules(len(rows), version)
+        columns = np.array([row[2:] for row in rows], dtype=np.int64).reshape(-1, 5)
+        if version == 4:
+            rules["src_lo"] = [row[0] for row in rows]
+            rules["src_hi"] = [row[1] for row in rows]
+        else:
+            low = (1 << 64) - 1
+            rules["src_lo"] = [(row[0] >> 64, row[0] & low) for row in rows]
+            rules["src_hi"] = [(row[1] >> 64, row[1] & low) for row in rows]
+        rules["sport_lo"] = rules["sport_hi"] = tags
+        rules["dport_lo"], rules["dport_hi"] = columns[:, 0], columns[:, 1]
+        rules["proto"], rules["proto_mask"] = columns[:, 2], columns[:, 3]
+        row_rule = columns[:, 4].astype(np.int32)
+        allows = np.array([rule.action == "allow" for rule in self.rules], bool)
         self.chunks.append(
             Chunk(
-                tables[0].version,
-                acl.compile(rows),
-                np.array(row_rule, np.int32),
-                np.array(row_allow, bool),
+                version,
+                acl.compile(acl.RuleSet(rules, version)),
+                row_rule,
+                allows[row_rule] if len(row_rule) else np.zeros(0, bool),
             )
         )
 
@@ -309,9 +315,14 @@ class _Builder:
             group = self.policy.address_groups[rule.remote_address_group_id]
             return merge_ranges([(int(e.first), int(e.last)) for e in group.entries])
         if rule.remote_prefixes:
+            # the last address from the prefix length (ipaddress's broadcast_address property
+            # costs tens of microseconds a network, which thousands of rules notice)
             return merge_ranges(
                 [
-                    (int(net.network_address), int(net.broadcast_address))
+                    (
+                        int(net.network_address),
+                        int(net.network_address) | ((1 << (net.max_prefixlen - net.prefixlen)) - 1),
+                    )
                     for net in rule.remote_prefixes
                 ]
             )

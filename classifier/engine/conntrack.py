@@ -50,8 +50,8 @@ APPLY_ARRAYS: dict[str, Any] = {
     "midstream": np.int8,
 }
 
-# batch columns the core reads (and, for the first group, join_fragments writes)
-_JOIN_WRITES = (
+# the batch columns join_fragments writes (in the rows of non-first fragments only)
+JOIN_WRITES = (
     "l4", "sport", "dport", "icmp_type", "icmp_code", "icmp_id", "tcp_flags", "protocol",
     "inner_protocol", "inner_src", "inner_dst", "inner_sport", "inner_dport",
     "inner_icmp_type", "inner_icmp_id",
@@ -77,7 +77,7 @@ def _check_batch(batch: PacketBatch, writes: bool = False) -> None:
             raise ValueError(f"batch column {name!r} has shape {column.shape}, not {(n, *shape)}")
         if not column.flags.c_contiguous:
             raise ValueError(f"batch column {name!r} must be C-contiguous")
-    for name in _JOIN_WRITES if writes else ():
+    for name in JOIN_WRITES if writes else ():
         if not getattr(batch, name).flags.writeable:
             raise ValueError(f"batch column {name!r} must be writeable")
 
@@ -92,6 +92,12 @@ class ConnectionTracker:
         if capacity < 1:
             raise ValueError("capacity must be positive")
         self._core = conntrack_kernels.Tracker(int(capacity))
+
+    @property
+    def core(self) -> Any:
+        """The `Tracker` of the kernel module chosen when this tracker was built (the fused
+        pass works on it directly; the arrays it is given are the pass's to check)."""
+        return self._core
 
     @property
     def implementation(self) -> str:

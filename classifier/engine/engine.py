@@ -35,7 +35,7 @@ from classifier.codes import (
 )
 from classifier.engine.build import compile_policy
 from classifier.engine.columns import StatelessVerdicts
-from classifier.engine.kernels import engine_kernels
+from classifier.engine.kernels import engine_kernels, fused_kernels
 from classifier.engine.pipeline import DEFAULT_BLOCKSIZE, ClassifyResult, classify_pcap
 from classifier.packets import Packet, PacketBatch
 from classifier.pcap import DEFAULT_BATCH_SIZE
@@ -75,6 +75,23 @@ class Engine:
         self.instance_ids = self.compiled.instance_ids
         self.mode = self.compiled.mode
         self.tables = self.compiled.tables
+        self._fused: dict[type, object] = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickles without the fused pass's pointers (rebuilt on first use where unpickled)."""
+        state = dict(self.__dict__)
+        state["_fused"] = {}
+        return state
+
+    def fused_policy(self) -> fused_kernels.FusedPolicy:
+        """The compiled policy as the fused pass reads it (`classifier.engine._fused`, or its
+        twin's form when the twins are selected), built on first use and kept."""
+        kind = fused_kernels.FusedPolicy
+        if kind not in self._fused:
+            self._fused[kind] = kind(self)
+        policy = self._fused[kind]
+        assert isinstance(policy, kind)
+        return policy
 
     def classify_pcap(
         self,

@@ -1,5 +1,10 @@
 """Captures in, verdicts out: reader -> fragment joining -> engine -> connection state -> stats.
 
+Each batch goes through the fused pass (`classifier.engine._fused`: engine, state and the
+summary's counters in one set of C loops) when the engine offers it (`Engine.fused_policy`),
+else through the pieces one after the other (`Classification(..., fused=False)`); both give
+the same columns, state and summary.
+
 The streaming form (`Classification.run`) yields one `BatchResult` per decoded batch, so a
 capture larger than memory is classified in flat memory; `classify_pcap` collects the
 per-packet columns for scripts. Several captures are one continuous capture for connection
@@ -21,17 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from classifier.codes import (
-    DIRECTION_NAMES,
-    REASON_ESTABLISHED,
-    REASON_NAMES,
-    VERDICT_NAMES,
-    names,
+from classifier.codes import REASON_ESTABLISHED
+from classifier.engine.columns import (
+    PACKET_COLUMNS,
+    BatchEngine,
+    BatchResult,
+    Labels,
+    decoded,
+    verdict_columns,
 )
-from classifier.engine.columns import BatchEngine, BatchResult
 from classifier.engine.conntrack import ConnectionTracker
+from classifier.engine.kernels import fused_kernels
 from classifier.engine.stats import SummaryBuilder
-from classifier.packets import PacketBatch
+from classifier.errors import ClassifierError
+from classifier.packets import PacketBatch, address_labels, own_fields
 from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
 
 DEFAULT_BLOCKSIZE = 64 * 2**20  # bytes of capture per task on a cluster
@@ -58,16 +66,26 @@ class Classification:
         engine: BatchEngine,
         stateful: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        summarize: bool = True,
+        fused: bool = True,
         *,
         workers: int | None = None,
         client: Any = None,
         blocksize: int = DEFAULT_BLOCKSIZE,
     ):
+        """`summarize=False` tells the run that only the per-packet columns are wanted: the
+        unfused path then skips the statistics of each batch (the fused pass counts them in
+        the same loop at no extra cost), and the summary must not be read. `fused=False` runs
+        the pieces one after the other (engine.classify, tracker.apply, stats.add)."""
         self.engine = engine
         self.stateful = stateful
         self.batch_size = batch_size
+        self.summarize = summarize
         self.tracker = ConnectionTracker() if stateful else None
         self.stats = SummaryBuilder(engine.rules, engine.instance_ids, stateful)
+        # the fused pass (classifier.engine._fused) when the engine offers it; else the
+        # pieces one after the other: engine.classify, tracker.apply, stats.add
+        self.fused = fused and hasattr(engine, "fused_policy")
         self.notes: list[str] = []
         self.on_note: Callable[[str], None] | None = None
         self._scaled = None
@@ -87,6 +105,8 @@ class Classification:
     ) -> BatchResult:
         if self.tracker is not None:
             self.tracker.join_fragments(batch)
+        if self.fused:
+            return self._classify_fused(batch, file, file_number)
         stateless = self.engine.classify(batch)
         n = len(batch)
         created = np.zeros(n, np.int8)
@@ -122,6 +142,8 @@ class Classification:
             stateless.egress_rule,
             stateless.ingress_rule,
         )
+        if not self.summarize:
+            return result
         self.stats.add(
             batch,
             result.verdict,
@@ -135,6 +157,49 @@ class Classification:
         )
         return result
 
+    def _classify_fused(self, batch: PacketBatch, file: str, file_number: int) -> BatchResult:
+        """The same columns, state and statistics as the pieces, in one fused pass."""
+        n = len(batch)
+        result = BatchResult(
+            file,
+            file_number,
+            batch,
+            np.empty(n, np.uint8),
+            np.empty(n, np.uint8),
+            np.empty(n, np.int32),
+            np.empty(n, np.int32),
+            np.empty(n, np.uint8),
+            np.empty(n, np.int8),
+            np.empty(n, np.int8),
+            np.empty(n, np.int32),
+            np.empty(n, np.int32),
+        )
+        if n == 0:
+            return result
+        low, shift = self.stats.frame(batch)
+        scratch = self.stats.denied.scratch(n)
+        distinct = fused_kernels.classify_batch(
+            self.engine.fused_policy(),  # type: ignore[attr-defined]
+            batch,
+            self.tracker.core if self.tracker is not None else None,
+            result.verdict,
+            result.reason,
+            result.rule,
+            result.instance,
+            result.direction,
+            result.created,
+            result.midstream,
+            result.egress_rule,
+            result.ingress_rule,
+            self.stats,
+            low,
+            shift,
+            *scratch,
+        )
+        if distinct:
+            self.stats.denied.add_distinct(batch, scratch, distinct)
+        return result
+
     def run(
         self,
         paths: Iterable[str],
@@ -144,26 +209,46 @@ class Classification:
     ) -> Iterator[BatchResult]:
         """Classify the captures in order; `progress(path, bytes_done, bytes_total)` per batch.
         `results=False`: only `summary()` is wanted, and a run on a cluster yields nothing
-        (the per-packet columns stay on the workers)."""
+        (the per-packet columns stay on the workers).
+
+        Every capture is listed in the summary's `files` with its status (`FILE_STATUSES`):
+        one that cannot be opened raises its PcapError after it is listed `unreadable` and the
+        ones after it `not read`; a run stopped while reading one lists it `interrupted`."""
         if self._scaled is not None:
             yield from self._scaled.run(paths, progress, results)
             return
-        for number, path in enumerate(paths):
+        path_list = [str(path) for path in paths]
+        for number, path in enumerate(path_list):
             packets = 0
-            with open_capture(path) as capture:
+            try:
+                capture = open_capture(path)
+            except ClassifierError as error:
+                self.stats.add_file(path, 0, [str(error)], False, status="unreadable")
+                for later in path_list[number + 1 :]:
+                    self.stats.add_file(later, 0, [], False, status="not read")
+                raise
+            status = "interrupted"
+            with capture:
                 try:
                     for batch in capture.batches(self.batch_size):
                         packets += len(batch)
-                        yield self.classify_batch(batch, str(path), number)
+                        yield self.classify_batch(batch, path, number)
                         if progress is not None:
-                            progress(str(path), capture.position, capture.size)
+                            progress(path, capture.position, capture.size)
+                    status = "damaged" if capture.damaged else "ok"
                 finally:
+                    warnings = list(capture.warnings)
+                    if status == "ok" and packets == 0:
+                        warnings.append(f"{path}: the capture holds no records")
                     self.stats.add_file(
-                        str(path),
+                        path,
                         packets,
-                        list(capture.warnings),
+                        warnings,
                         bool(capture.damaged),
                         int(capture.slow_path),
+                        status=status,
+                        first_ns=capture.first_ts_ns,
+                        last_ns=capture.last_ts_ns,
                     )
 
     def summary(self, top: int = 10) -> dict[str, Any]:
@@ -174,11 +259,13 @@ class Classification:
 class ClassifyResult:
     """Per-packet columns of a whole run (all files concatenated) and its summary.
 
-    `columns` holds compact numpy codes, one element per packet: `file` (position in
-    `files`), `index`, `verdict`/`reason`/`direction` (the codes of classifier.codes),
-    `instance` (position in `instance_ids`, -1 for none) and `rule` (position in `rule_ids`
-    and `rule_groups`, -1 for none). `named()` turns them into the columns of spec section 6,
-    the same as the `--packets` CSV.
+    `columns` holds compact numpy columns, one element per packet: `file` (position in
+    `files`), `index`, `ts_ns`, `wire_len`, the record's own `ip_version`, `protocol`,
+    `sport`, `dport`, `icmp_type`, `icmp_code` (int64, -1 where empty: semantics section 6),
+    `src`/`dst` (16-byte rows, IPv4 mapped), `verdict`/`reason`/`direction` (the codes of
+    classifier.codes), `instance` (position in `instance_ids`, -1 for none) and `rule`
+    (position in `rule_ids` and `rule_groups`, -1 for none). `named()` turns them into the
+    table of section 6, the same as the `--packets` output.
     """
 
     columns: dict[str, np.ndarray]
@@ -189,34 +276,51 @@ class ClassifyResult:
     rule_groups: list[str]
 
     def named(self) -> dict[str, np.ndarray]:
-        """file, index, verdict, reason, instance, direction, group, rule as text columns
-        ("" where a field does not apply), by vectorised lookup."""
+        """The per-packet table of section 6 (`PACKET_COLUMNS`, in order): integer columns
+        int64 with -1 where the field is empty, text columns object arrays of str ("" where
+        empty), by vectorised lookup."""
         c = self.columns
-        rules = np.array([""] + self.rule_ids, dtype=object)
-        groups = np.array([""] + self.rule_groups, dtype=object)
-        return {
+        labels = Labels.of(self.instance_ids, self.rule_ids, self.rule_groups)
+        ip = c["ip_version"] >= 0
+        version = np.where(ip, c["ip_version"], 0)
+        table: dict[str, np.ndarray] = {
             "file": np.array(self.files, dtype=object)[c["file"]]
             if self.files
             else c["file"].astype(object),
-            "index": c["index"],
-            "verdict": names(VERDICT_NAMES, c["verdict"]),
-            "reason": names(REASON_NAMES, c["reason"]),
-            "instance": np.array([""] + self.instance_ids, dtype=object)[c["instance"] + 1],
-            "direction": names(DIRECTION_NAMES, c["direction"]),
-            "group": groups[c["rule"] + 1],
-            "rule": rules[c["rule"] + 1],
+            "src": decoded(address_labels(c["src"], version, ip)),
+            "dst": decoded(address_labels(c["dst"], version, ip)),
         }
+        for name in ("index", "ts_ns", "wire_len", *OWN_FIELDS):
+            table[name] = c[name].astype(np.int64)
+        encoded = verdict_columns(
+            labels, c["verdict"], c["reason"], c["instance"], c["direction"], c["rule"]
+        )
+        table.update({name: decoded(column) for name, column in encoded.items()})
+        return {name: table[name] for name, _ in PACKET_COLUMNS}
 
     def to_pandas(self) -> Any:
-        """The section-6 columns (`named()`) as a pandas DataFrame (pandas must be installed)."""
+        """`named()` as a pandas DataFrame (needs pandas: the `pandas` extra)."""
         try:
             import pandas as pd
         except ImportError:
-            raise ImportError("to_pandas() needs pandas: pip install pandas") from None
+            raise ImportError(
+                "to_pandas() needs pandas: pip install 'sg-classifier[pandas]'"
+            ) from None
         return pd.DataFrame(self.named())
 
 
-RESULT_COLUMNS = ("file", "index", "verdict", "reason", "rule", "instance", "direction")
+OWN_FIELDS = ("ip_version", "protocol", "sport", "dport", "icmp_type", "icmp_code")
+RESULT_COLUMNS = (
+    "file", "index", "ts_ns", "wire_len", *OWN_FIELDS, "src", "dst", "verdict", "reason",
+    "rule", "instance", "direction",
+)  # fmt: skip
+_RESULT_EMPTY: dict[str, tuple[Any, tuple[int, ...]]] = {
+    "file": (np.int32, ()), "index": (np.int64, ()), "ts_ns": (np.int64, ()),
+    "wire_len": (np.int64, ()), "src": (np.uint8, (16,)), "dst": (np.uint8, (16,)),
+    "verdict": (np.uint8, ()), "reason": (np.uint8, ()), "rule": (np.int32, ()),
+    "instance": (np.int32, ()), "direction": (np.uint8, ()),
+    **{name: (np.int64, ()) for name in OWN_FIELDS},
+}  # fmt: skip
 
 
 def classify_pcap(
@@ -238,16 +342,22 @@ def classify_pcap(
     )
     parts: dict[str, list[np.ndarray]] = {name: [] for name in RESULT_COLUMNS}
     for result in run.run(path_list):
-        parts["file"].append(np.full(len(result.batch), result.file_number, np.int32))
-        parts["index"].append(result.batch.index.copy())
+        batch = result.batch
+        parts["file"].append(np.full(len(batch), result.file_number, np.int32))
+        for name in ("index", "ts_ns", "src", "dst"):
+            parts[name].append(getattr(batch, name).copy())
+        parts["wire_len"].append(batch.wire_len.astype(np.int64))
+        for name, column in own_fields(batch).items():
+            parts[name].append(column)
         parts["verdict"].append(result.verdict)
         parts["reason"].append(result.reason)
         parts["rule"].append(result.rule)
         parts["instance"].append(result.instance)
         parts["direction"].append(result.direction)
-    dtypes = {"file": np.int32, "index": np.int64, "rule": np.int32, "instance": np.int32}
     columns = {
-        name: np.concatenate(chunks) if chunks else np.zeros(0, dtypes.get(name, np.uint8))
+        name: np.concatenate(chunks)
+        if chunks
+        else np.zeros((0, *_RESULT_EMPTY[name][1]), _RESULT_EMPTY[name][0])
         for name, chunks in parts.items()
     }
     return ClassifyResult(

@@ -14,7 +14,6 @@ distinct denied tuples overflow the table (`denied_tuples_exact` false) may it d
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,8 @@ from classifier.codes import (
     DIRECTION_EGRESS,
     DIRECTION_INGRESS,
     DIRECTION_NAMES,
+    L4_ICMP,
+    L4_ICMP_NO_CODE,
     L4_PORTS,
     MALFORMED_REASONS,
     REASON_NAMES,
@@ -37,7 +38,15 @@ from classifier.packets import PacketBatch, bytes_to_address
 from classifier.policy import Rule
 
 _DENIED_TUPLE = np.dtype(
-    [("src", "S16"), ("dst", "S16"), ("version", "u1"), ("protocol", "u1"), ("dport", "i4")]
+    [
+        ("src", "S16"),
+        ("dst", "S16"),
+        ("version", "u1"),
+        ("protocol", "u1"),
+        ("dport", "i4"),  # -1: no port (not TCP/UDP/SCTP, or not known)
+        ("icmp_type", "i2"),  # -1: not ICMP, or not known
+        ("icmp_code", "i2"),
+    ]
 )
 
 
@@ -54,6 +63,11 @@ def _tuples(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
     tuples["protocol"] = batch.protocol[rows]
     tuples["dport"] = np.where(
         (batch.l4[rows] & L4_PORTS) != 0, batch.dport[rows].astype(np.int32), -1
+    )
+    icmp = (batch.l4[rows] & L4_ICMP) != 0
+    tuples["icmp_type"] = np.where(icmp, batch.icmp_type[rows].astype(np.int16), -1)
+    tuples["icmp_code"] = np.where(
+        icmp & ((batch.l4[rows] & L4_ICMP_NO_CODE) == 0), batch.icmp_code[rows].astype(np.int16), -1
     )
     return tuples
 
@@ -77,13 +91,13 @@ class DeniedCounter:
         self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.pending_size = 0
         self.pruned = False
+        self._slot_key = np.zeros(0, np.uint64)  # the per-batch hash table (see `scratch`)
+        self._slot_index = np.zeros(0, np.int64)
 
     def add(self, batch: PacketBatch, rows: np.ndarray) -> None:
         """Count the denied packets `rows` (indices into `batch`): a hash-table pass in the
         kernel reduces the batch to its distinct tuples before anything is sorted."""
-        n = len(rows)
-        capacity = 1 << max(4, (2 * n - 1).bit_length())
-        keys, counts, first = np.empty(n, np.uint64), np.empty(n, np.int64), np.empty(n, np.int64)
+        scratch = self.scratch(len(rows))
         distinct = engine_kernels.count_tuples(
             batch.src,
             batch.dst,
@@ -91,15 +105,48 @@ class DeniedCounter:
             batch.protocol,
             batch.l4,
             batch.dport,
+            batch.icmp_type,
+            batch.icmp_code,
             np.ascontiguousarray(rows, dtype=np.int64),
-            np.empty(capacity, np.uint64),
-            np.full(capacity, -1, np.int64),
-            keys,
-            counts,
-            first,
+            *scratch,
         )
-        order = np.argsort(keys[:distinct], kind="stable")  # runs are kept sorted by key
-        self.pending.append((keys[order], counts[order], _tuples(batch, first[order])))
+        self.add_distinct(batch, scratch, distinct)
+
+    def scratch(self, n: int) -> tuple[np.ndarray, ...]:
+        """The hash table and outputs for counting up to `n` denied packets of a batch:
+        (slot_key, slot_index, out_key, out_count, out_row), as `count_tuples` (and the fused
+        pass) take them. The table is kept from batch to batch (warm in the caches): its
+        slot_index is all -1 between batches, as those passes leave it."""
+        capacity = 1 << max(4, (2 * n - 1).bit_length())
+        if len(self._slot_index) < capacity:
+            self._slot_key = np.empty(capacity, np.uint64)
+            self._slot_index = np.full(capacity, -1, np.int64)
+        return (
+            self._slot_key,
+            self._slot_index,
+            np.empty(n, np.uint64),
+            np.empty(n, np.int64),
+            np.empty(n, np.int64),
+        )
+
+    def add_distinct(
+        self, batch: PacketBatch, scratch: tuple[np.ndarray, ...], distinct: int
+    ) -> None:
+        """Fold in a batch reduced to `distinct` tuples in `scratch` (keys, counts, first rows).
+
+        Only tuples not yet in the merged table are spelled out (addresses, protocol, port):
+        in a steady stream most denied tuples were seen before, and their description is
+        already kept."""
+        keys, counts = scratch[2][:distinct], scratch[3][:distinct]
+        first = scratch[4][:distinct]
+        rows = np.zeros(distinct, _DENIED_TUPLE)
+        if len(self.keys):
+            at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+            new = np.flatnonzero(self.keys[at] != keys)
+        else:
+            new = np.arange(distinct)
+        rows[new] = _tuples(batch, first[new])  # a known key takes the merged table's row
+        self.pending.append((keys.copy(), counts.copy(), rows))
         self.pending_size += distinct
         if self.pending_size >= self.merge_at:
             self._merge()
@@ -107,11 +154,25 @@ class DeniedCounter:
     def _merge(self) -> None:
         if not self.pending:
             return
-        keys = np.concatenate([self.keys] + [p[0] for p in self.pending])
-        counts = np.concatenate([self.counts] + [p[1] for p in self.pending])
-        rows = np.concatenate([self.rows] + [p[2] for p in self.pending])
+        # the runs reduced among themselves (sorted, distinct), then merged into the sorted
+        # table: a known key adds its count and keeps the table's row, a new one is inserted
+        keys, counts, rows = _reduce(
+            np.concatenate([p[0] for p in self.pending]),
+            np.concatenate([p[1] for p in self.pending]),
+            np.concatenate([p[2] for p in self.pending]),
+        )
         self.pending, self.pending_size = [], 0
-        self.keys, self.counts, self.rows = _reduce(keys, counts, rows)
+        if len(self.keys):
+            pos = np.searchsorted(self.keys, keys)
+            at = np.minimum(pos, len(self.keys) - 1)
+            known = self.keys[at] == keys
+            self.counts[at[known]] += counts[known]  # distinct keys: no index twice
+            new = ~known
+            self.keys = np.insert(self.keys, pos[new], keys[new])
+            self.counts = np.insert(self.counts, pos[new], counts[new])
+            self.rows = np.insert(self.rows, pos[new], rows[new])
+        else:
+            self.keys, self.counts, self.rows = keys, counts, rows
         if len(self.keys) > self.limit:
             keep = np.sort(np.argsort(-self.counts, kind="stable")[: self.limit // 2])
             self.keys, self.counts, self.rows = self.keys[keep], self.counts[keep], self.rows[keep]
@@ -153,6 +214,12 @@ def _reduce(
     )
 
 
+# a capture's status in the summary's `files`: read to the end; read up to damage (the
+# records before it count); not a readable capture (nothing of it counts); the run stopped
+# before reaching it (after an unreadable one); the run was interrupted while reading it
+FILE_STATUSES = ("ok", "damaged", "unreadable", "not read", "interrupted")
+
+
 class SummaryBuilder:
     """Accumulates the statistics of a classification run, batch by batch."""
 
@@ -172,10 +239,10 @@ class SummaryBuilder:
         self.rule_packets = np.zeros(n_rules, np.int64)
         self.rule_bytes = np.zeros(n_rules, np.int64)
         self.rule_connections = np.zeros(n_rules, np.int64)
-        self.connections_by_protocol: Counter[int] = Counter()
+        self.protocol_connections = np.zeros(256, np.int64)  # connections by IP protocol
         self.midstream = 0
         self.denied = DeniedCounter()
-        self.malformed: Counter[int] = Counter()
+        self.malformed_counts = np.zeros(256, np.int64)  # malformed records by reason code
         self.first_ns: int | None = None
         self.last_ns: int | None = None
         self.timeline = Timeline()  # records per time bucket and verdict (mergeable)
@@ -196,11 +263,41 @@ class SummaryBuilder:
         """Fold in one batch. `rule` is the reported side's rule (the per-packet column);
         `side_rules` (egress, ingress), when given, are the rules that decided each evaluated
         side, which is what per-rule hits count."""
-        n = len(batch)
-        if n == 0:
+        if len(batch) == 0:
             return
+        self.frame(batch)
+        self.count(
+            batch, verdict, reason, rule, instance, direction, created, midstream, side_rules
+        )
+        denied = np.flatnonzero(verdict == VERDICT_DENY)
+        if len(denied):
+            self.denied.add(batch, denied)
+
+    def frame(self, batch: PacketBatch) -> tuple[int, int]:
+        """The first step of folding in a non-empty batch: its packets, its time span, the
+        time line widened to it. Returns the time line's (low bucket, log2 of its width in
+        µs) for counting the batch (`count`, or the fused pass)."""
+        self.packets += len(batch)
+        first, last = int(batch.ts_ns.min()), int(batch.ts_ns.max())
+        self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
+        self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
+        return self.timeline.frame(first, last)
+
+    def count(
+        self,
+        batch: PacketBatch,
+        verdict: np.ndarray,
+        reason: np.ndarray,
+        rule: np.ndarray,
+        instance: np.ndarray,
+        direction: np.ndarray,
+        created: np.ndarray | None = None,
+        midstream: np.ndarray | None = None,
+        side_rules: tuple[np.ndarray, ...] | None = None,
+    ) -> None:
+        """The additive counters of a framed batch (everything but the denied tuples): what
+        the fused pass (`classifier.engine._fused`) counts in its loop instead."""
         wire = batch.wire_len.astype(np.int64)
-        self.packets += n
         self.bytes += int(wire.sum())
         self.verdict_packets += np.bincount(verdict, minlength=5)[:5]
         self.verdict_bytes += np.bincount(verdict, weights=wire, minlength=5)[:5].astype(np.int64)
@@ -229,33 +326,20 @@ class SummaryBuilder:
         if created is not None:
             made = created.astype(bool)
             if made.any():
-                for side_rule in deciding:
-                    creators = side_rule[made]
-                    known = creators >= 0
-                    if known.any() and len(self.rules):
-                        self.rule_connections += np.bincount(
-                            creators[known], minlength=len(self.rules)
-                        )
-                for proto, count in zip(
-                    *np.unique(batch.protocol[made], return_counts=True), strict=True
-                ):
-                    self.connections_by_protocol[int(proto)] += int(count)
+                # A connection is credited to one rule, the creating packet's reported rule
+                # (`rule`: the receiver's ingress rule when the receiver is an instance, else
+                # the sender's egress rule), so the per-rule counts add up to the total.
+                creators = rule[made]
+                known = creators >= 0
+                if known.any() and len(self.rules):
+                    self.rule_connections += np.bincount(creators[known], minlength=len(self.rules))
+                self.protocol_connections += np.bincount(batch.protocol[made], minlength=256)
             if midstream is not None:
                 self.midstream += int(np.count_nonzero(midstream))
-
-        denied = np.flatnonzero(verdict == VERDICT_DENY)
-        if len(denied):
-            self.denied.add(batch, denied)
         bad = batch.status == STATUS_MALFORMED
         if bad.any():
-            for code, count in zip(
-                *np.unique(batch.malformed_reason[bad], return_counts=True), strict=True
-            ):
-                self.malformed[int(code)] += int(count)
-        self.timeline.add(batch.ts_ns, verdict)
-        first, last = int(batch.ts_ns.min()), int(batch.ts_ns.max())
-        self.first_ns = first if self.first_ns is None else min(self.first_ns, first)
-        self.last_ns = last if self.last_ns is None else max(self.last_ns, last)
+            self.malformed_counts += np.bincount(batch.malformed_reason[bad], minlength=256)
+        self.timeline.count(batch.ts_ns, verdict)
 
     def merge(self, other: SummaryBuilder) -> None:
         """Fold in a builder of the same policy and mode fed packets that come after this one's
@@ -263,12 +347,11 @@ class SummaryBuilder:
         self.packets += other.packets
         self.bytes += other.bytes
         for name in ("verdict_packets", "verdict_bytes", "reason_packets", "side_packets",
-                     "side_bytes", "rule_packets", "rule_bytes", "rule_connections"):  # fmt: skip
+                     "side_bytes", "rule_packets", "rule_bytes", "rule_connections",
+                     "protocol_connections", "malformed_counts"):  # fmt: skip
             getattr(self, name)[...] += getattr(other, name)
-        self.connections_by_protocol.update(other.connections_by_protocol)
         self.midstream += other.midstream
         self.denied.merge(other.denied)
-        self.malformed.update(other.malformed)
         if other.first_ns is not None and other.last_ns is not None:
             self.first_ns = (
                 other.first_ns if self.first_ns is None else min(self.first_ns, other.first_ns)
@@ -279,16 +362,29 @@ class SummaryBuilder:
         self.timeline.merge(other.timeline)
 
     def add_file(
-        self, path: str, packets: int, warnings: list[str], damaged: bool, slow_path: int = 0
+        self,
+        path: str,
+        packets: int,
+        warnings: list[str],
+        damaged: bool,
+        slow_path: int = 0,
+        status: str | None = None,
+        first_ns: int | None = None,
+        last_ns: int | None = None,
     ) -> None:
-        """One capture's facts: packets read, reader warnings, damage, records scapy decoded."""
+        """One capture's facts: packets read, reader warnings, damage, records scapy decoded,
+        its status (`FILE_STATUSES`; by default `ok` or `damaged`) and the first and last
+        timestamps of its records (None without records)."""
         self.files.append(
             {
                 "path": path,
+                "status": status or ("damaged" if damaged else "ok"),
                 "packets": packets,
                 "warnings": list(warnings),
                 "damaged": damaged,
                 "slow_path": slow_path,
+                "first_ns": first_ns,
+                "last_ns": last_ns,
             }
         )
 
@@ -328,9 +424,11 @@ class SummaryBuilder:
                 "dst": _address_text(dst, version),
                 "protocol": protocol_name(protocol),
                 "dport": dport if dport >= 0 else None,
+                "icmp_type": icmp_type if icmp_type >= 0 else None,
+                "icmp_code": icmp_code if icmp_code >= 0 else None,
                 "packets": count,
             }
-            for (src, dst, version, protocol, dport), count in zip(
+            for (src, dst, version, protocol, dport, icmp_type, icmp_code), count in zip(
                 top_rows.tolist(), top_counts.tolist(), strict=True
             )
         ]
@@ -361,15 +459,18 @@ class SummaryBuilder:
             "denied_tuples": len(self.denied),
             "denied_tuples_exact": not self.denied.pruned,
             "connections": {
-                "total": int(sum(self.connections_by_protocol.values())),
+                "total": int(self.protocol_connections.sum()),
                 "midstream": self.midstream,
                 "by_protocol": {
-                    protocol_name(p): c for p, c in sorted(self.connections_by_protocol.items())
+                    protocol_name(p): int(self.protocol_connections[p])
+                    for p in np.flatnonzero(self.protocol_connections).tolist()
                 },
             },
             "malformed": {
-                (MALFORMED_REASONS[code] if code < len(MALFORMED_REASONS) else str(code)): n
-                for code, n in sorted(self.malformed.items())
+                (MALFORMED_REASONS[code] if code < len(MALFORMED_REASONS) else str(code)): int(
+                    self.malformed_counts[code]
+                )
+                for code in np.flatnonzero(self.malformed_counts).tolist()
             },
             "time": {
                 "first_ns": self.first_ns,

@@ -106,8 +106,19 @@ class Timeline:
         if len(ts_ns) == 0:
             return
         ts = np.asarray(ts_ns, dtype=np.int64)
-        self._widen(int(ts.min()), int(ts.max()), self.width_ns)
-        flat = np.floor_divide(ts, self.width_ns)  # in place from here: no temporaries
+        self.frame(int(ts.min()), int(ts.max()))
+        self.count(ts, verdict)
+
+    def frame(self, first: int, last: int) -> tuple[int, int]:
+        """Widen to cover [first, last] (a batch's span, before its records are counted).
+        Returns (`low`, k) with the width 2**k µs: record at t counts in row
+        ((t // 1000) >> k) - low, which is t // width - low (floor division throughout)."""
+        self._widen(first, last, self.width_ns)
+        return self.low, (self.width_ns // MICROSECOND_NS).bit_length() - 1
+
+    def count(self, ts_ns: np.ndarray, verdict: np.ndarray) -> None:
+        """Count records of a span already framed (`frame`)."""
+        flat = np.floor_divide(np.asarray(ts_ns, dtype=np.int64), self.width_ns)  # in place
         flat -= self.low
         flat *= N_VERDICTS
         flat += verdict

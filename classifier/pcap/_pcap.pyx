@@ -288,7 +288,7 @@ cdef class Decoder:
         cdef uint64_t length = buf.shape[0]
         if cap == 0 or row >= cap:
             return 0, row
-        if len(self._fb_row) < cap:
+        if <size_t>len(self._fb_row) < cap:
             self._set_fallback(cap)
         _bind(&c, batch)
         fb_row = self._fb_row

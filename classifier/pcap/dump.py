@@ -1,6 +1,7 @@
 """`sgclassify packets`: the decoded headers of every record, as CSV.
 
-One row per record, in file order, columns `CSV_COLUMNS`. A cell is empty when the field does
+One row per record, in file order, columns `CSV_COLUMNS`; `reason` says why a `malformed`
+row is malformed (empty for the others). A cell is empty when the field does
 not apply or is not known (ports of a non-first fragment, addresses of a not-ip frame, ...).
 Formatting is per column with numpy: integer columns are converted in one call each, and
 addresses are formatted once per distinct address (np.unique + the inverse index), since a
@@ -9,7 +10,6 @@ capture holds few distinct addresses and many packets.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,17 +21,19 @@ from classifier.codes import (
     FRAGMENT_NAMES,
     L4_ICMP,
     L4_PORTS,
+    MALFORMED_REASONS,
     STATUS_L4_TRUNCATED,
+    STATUS_MALFORMED,
     STATUS_NAMES,
     STATUS_OK,
     names,
 )
-from classifier.packets import PacketBatch
+from classifier.packets import PacketBatch, address_labels
 from classifier.pcap.reader import DEFAULT_BATCH_SIZE, open_capture
 
 CSV_COLUMNS = (
     "index", "ts_ns", "wire_len", "ip_version", "src", "dst", "protocol", "sport", "dport",
-    "icmp_type", "icmp_code", "fragment", "status",
+    "icmp_type", "icmp_code", "fragment", "status", "reason",
 )  # fmt: skip
 
 # decimal text of every 16-bit value: a table lookup is ~8x faster than astype(str)
@@ -63,19 +65,17 @@ def _integers(values: np.ndarray) -> list[str]:
 
 def _addresses(column: np.ndarray, version: np.ndarray, known: np.ndarray) -> list[str]:
     """Text form of the 16-byte address column: IPv4 dotted, IPv6 compressed."""
-    out = np.full(len(column), "", dtype=object)
-    keys = np.ascontiguousarray(column).view(np.dtype((np.void, 16))).ravel()
-    for v in (4, 6):
-        sel = known & (version == v)
-        if not sel.any():
-            continue
-        uniq, inverse = np.unique(keys[sel], return_inverse=True)
-        if v == 4:
-            text = [str(ipaddress.IPv4Address(bytes(u)[12:])) for u in uniq]
-        else:
-            text = [str(ipaddress.IPv6Address(bytes(u))) for u in uniq]
-        out[sel] = np.array(text, dtype=object)[inverse.ravel()]
-    return out.tolist()
+    codes, labels = address_labels(column, version, known)
+    text: list[str] = labels[codes].tolist()
+    return text
+
+
+# why a row is malformed (the `reason` column), as CSV cells
+_MALFORMED_CELLS = np.array(
+    [f'"{r}"' if "," in r else r for r in MALFORMED_REASONS]
+    + [""] * (256 - len(MALFORMED_REASONS)),
+    dtype=object,
+)
 
 
 def format_rows(batch: PacketBatch) -> str:
@@ -100,6 +100,7 @@ def format_rows(batch: PacketBatch) -> str:
         _numbers(batch.icmp_code, icmp),
         np.where(has_ip, names(FRAGMENT_NAMES, batch.fragment), "").tolist(),
         names(STATUS_NAMES, status).tolist(),
+        np.where(status == STATUS_MALFORMED, _MALFORMED_CELLS[batch.malformed_reason], "").tolist(),
     ]
     return "\n".join(map(",".join, zip(*columns, strict=True))) + "\n"
 

@@ -142,6 +142,9 @@ class _Loader:
         self.source = source
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
+        # object -> the unknown fields written in it, with their "did you mean" hints: a
+        # problem of that object is reported with them (a typo often causes the error)
+        self.unknown: dict[str, list[str]] = {}
 
     # bookkeeping
 
@@ -174,6 +177,27 @@ class _Loader:
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             self.warn(obj, f"unknown field '{name}' ignored{hint}")
+            self.unknown.setdefault(obj, []).append(
+                f"'{name}'" + (f": did you mean '{close[0]}'?" if close else "")
+            )
+
+    def fail(self) -> PolicyError:
+        """The error of every problem found, each with the unknown fields of its object (the
+        hint stays next to the error it may explain), and the warnings beside it."""
+        problems = []
+        for problem in self.problems:
+            unknown = self.unknown.get(problem.obj)
+            if unknown:
+                fields = "; ".join(unknown)
+                plural = "s" if len(unknown) > 1 else ""
+                problem = Problem(
+                    problem.file,
+                    problem.obj,
+                    problem.field,
+                    f"{problem.message} (unknown field{plural} ignored here: {fields})",
+                )
+            problems.append(problem)
+        return PolicyError(problems, warnings=self.warnings)
 
     def items(self, obj: str, field: str, value: object, what: str) -> list[Any]:
         """A list field: absent = empty; anything but a list is a problem."""
@@ -194,7 +218,7 @@ class _Loader:
                 "no content (only comments or null): expected a mapping with "
                 "security_groups, address_groups and instances",
             )
-            raise PolicyError(self.problems)
+            raise self.fail()
         if not isinstance(data, Mapping):
             self.problem(
                 "",
@@ -202,7 +226,7 @@ class _Loader:
                 f"the top level must be a mapping with security_groups, "
                 f"address_groups and instances; got {show(data)}",
             )
-            raise PolicyError(self.problems)
+            raise self.fail()
         self.fields("top level", data, TOP_FIELDS, TOP_IGNORED)
 
         ag_key = "address_groups"
@@ -233,7 +257,7 @@ class _Loader:
         instances = self.instances(raw_instances, set(group_heads))
 
         if self.problems:
-            raise PolicyError(self.problems)
+            raise self.fail()
         return Policy(
             groups=groups,
             address_groups=address_groups,

@@ -1,6 +1,6 @@
 """`sgclassify classify --report OUT.html`: the run's summary as one self-contained HTML page.
 
-The contract is the report spec (`shared/spec/report.md`); this module only reads the summary
+The contract is docs/report.md; this module only reads the summary
 document (`SummaryBuilder.summary()`, what `--json` writes) and writes text: no numbers are
 computed here that the summary does not hold, beyond shares and chart geometry.
 
@@ -37,6 +37,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
+
+from classifier.report.summary import denied_port
 
 VERDICTS = ("allow", "deny", "unmanaged", "not-ip", "malformed")
 VERDICT_TEXT = {
@@ -472,7 +474,7 @@ def _top_denied(summary: Mapping[str, Any]) -> str:
     peak = max(int(r["packets"]) for r in rows) or 1
     body = []
     for rank, r in enumerate(rows, 1):
-        port = "-" if r.get("dport") is None else str(r["dport"])
+        port = esc(denied_port(dict(r)) or "-")
         packets = int(r["packets"])
         body.append(
             f'<tr><td class="rank num">{rank}</td><td class="addr">{esc(r["src"])}</td><td '
@@ -484,7 +486,7 @@ def _top_denied(summary: Mapping[str, Any]) -> str:
     out.append(
         '<div class="scroll tall"><table class="cards denied"><thead><tr><th class="num">#</th><th>'
         "Source</th><th>Destination</th>"
-        '<th>Protocol</th><th class="num">Port</th><th class="num">Packets</th><th>Denied '
+        '<th>Protocol</th><th class="num">Port / ICMP</th><th class="num">Packets</th><th>Denied '
         "packets</th></tr></thead>"
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )

@@ -10,10 +10,10 @@ reader's state and byte offsets travel to the workers, never capture bytes.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from classifier.errors import UsageError
+from classifier.errors import ClassifierError, UsageError
 from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
 from classifier.scale.tasks import Block
 
@@ -52,18 +52,36 @@ class FileDone:
     warnings: tuple[str, ...]
     damaged: bool
     size: int
+    status: str | None = None  # `unreadable` / `not read` (FILE_STATUSES), else by damage
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A capture that cannot be opened: after its `FileDone` and those of the captures after
+    it (listed `unreadable`, `not read`, as in one process), the run raises `error`."""
+
+    error: ClassifierError
 
 
 def plan(
-    paths: Iterable[str], blocksize: int, batch_size: int = DEFAULT_BATCH_SIZE
-) -> Iterator[Block | FileDone]:
+    paths: Sequence[str], blocksize: int, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Iterator[Block | FileDone | Unreadable]:
     """Every block of every capture, then each capture's facts, in capture order. A capture
-    that cannot be opened raises its PcapError when its turn comes."""
+    that cannot be opened ends the plan: its facts (`unreadable`), those of the captures
+    after it (`not read`), then `Unreadable` with its error."""
     number = 0
     for file_number, path in enumerate(paths):
         location = os.path.abspath(path)
         _refuse_streams(path)
-        with open_capture(path) as capture:
+        try:
+            opened = open_capture(path)
+        except ClassifierError as error:
+            yield FileDone(file_number, path, 0, (str(error),), False, 0, "unreadable")
+            for later, other in enumerate(paths[file_number + 1 :], file_number + 1):
+                yield FileDone(later, other, 0, (), False, 0, "not read")
+            yield Unreadable(error)
+            return
+        with opened as capture:
             for cut in capture.cut(blocksize, batch_size):
                 yield Block(
                     number, file_number, path, location, cut.state, cut.start, cut.end,

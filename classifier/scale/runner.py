@@ -39,7 +39,7 @@ from classifier.errors import (
     WorkerCaptureError,
 )
 from classifier.scale import tasks
-from classifier.scale.blocks import FileDone, plan
+from classifier.scale.blocks import FileDone, Unreadable, plan
 from classifier.scale.options import (
     DEFAULT_BLOCKSIZE,
     SCHEDULER_TIMEOUT_S,
@@ -565,6 +565,7 @@ class _Driver:
         queue: deque[_BlockRun | FileDone] = deque()  # in capture order
         unplanned: deque[_BlockRun] = deque()  # stateful blocks waiting for their meta
         slow_path: dict[int, int] = {}
+        times: dict[int, tuple[int, int | None]] = {}  # per capture: first, last timestamps
         in_flight, exhausted = 0, False
         failure: ClassifierError | None = None
         while True:
@@ -576,6 +577,9 @@ class _Driver:
                     break
                 except ClassifierError as error:  # a capture the command cannot read
                     exhausted, failure = True, error
+                    break
+                if isinstance(item, Unreadable):  # listed (FileDone) before, as in one process
+                    exhausted, failure = True, item.error
                     break
                 if isinstance(item, FileDone):
                     queue.append(item)
@@ -598,10 +602,7 @@ class _Driver:
                 head = queue[0]
                 if isinstance(head, FileDone):
                     queue.popleft()
-                    run.stats.add_file(
-                        head.path, head.packets, list(head.warnings), head.damaged,
-                        slow_path.get(head.file_number, 0),
-                    )  # fmt: skip
+                    _add_file(run.stats, head, slow_path, times)
                     progressed = True
                     continue
                 if not done:
@@ -613,6 +614,9 @@ class _Driver:
                 run.stats.merge(finished.stats)
                 number = head.block.file_number
                 slow_path[number] = slow_path.get(number, 0) + finished.slow_path
+                if finished.first_ns is not None:
+                    first, _ = times.get(number, (finished.first_ns, None))
+                    times[number] = (first, finished.last_ns)
                 if progress is not None:
                     progress(head.block.path, head.block.end, head.block.file_size)
                 progressed = True
@@ -631,3 +635,21 @@ class _Driver:
 
     def __repr__(self) -> str:
         return f"<scale driver {self.token} on {self.address}: {os.getpid()}>"
+
+
+def _add_file(
+    stats: SummaryBuilder,
+    done: FileDone,
+    slow_path: dict[int, int],
+    times: dict[int, tuple[int, int | None]],
+) -> None:
+    """A capture's entry in `files`, as one process's read leaves it (`Classification.run`)."""
+    warnings = list(done.warnings)
+    status = done.status or ("damaged" if done.damaged else "ok")
+    if status == "ok" and done.packets == 0:
+        warnings.append(f"{done.path}: the capture holds no records")
+    first, last = times.get(done.file_number, (None, None))
+    stats.add_file(
+        done.path, done.packets, warnings, done.damaged, slow_path.get(done.file_number, 0),
+        status=status, first_ns=first, last_ns=last,
+    )  # fmt: skip

@@ -414,6 +414,8 @@ class Finished:
     stats: SummaryBuilder
     results: list[BatchResult]
     slow_path: int
+    first_ns: int | None  # the timestamps of the block's first and last records
+    last_ns: int | None
 
     def __sizeof__(self) -> int:
         size = self.stats.timeline.counts.nbytes + 64 * len(self.stats.denied.keys) + 4096
@@ -474,7 +476,10 @@ def finish(
                             v["egress_rule"], v["ingress_rule"])
             )  # fmt: skip
     stats.rules, stats.instance_ids = [], []  # the driver's builder has them: need not travel
-    return Finished(stats, done, decoded.slow_path)
+    pieces = [piece for piece in decoded.pieces if len(piece)]
+    first = int(pieces[0].ts_ns[0]) if pieces else None
+    last = int(pieces[-1].ts_ns[-1]) if pieces else None
+    return Finished(stats, done, decoded.slow_path, first, last)
 
 
 def version() -> str:

@@ -1,0 +1,182 @@
+"""The fused pass (engine/_fused) equals the pieces it fuses and the reference, on both twins.
+
+`Classification` takes the fused pass by default (the differential tests of test_engine.py run
+through it); here it is held to the unfused pieces (`Engine.classify`, `Tracker.apply`,
+`SummaryBuilder.add`) column by column and summary by summary, across blocks, chunks, group
+mode, and the one case where its guess about state is wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from benchmarks import end_to_end, synth
+from classifier import reference
+from classifier.codes import REASON_NAMES, TCP_ACK, TCP_FIN, TCP_SYN, VERDICT_NAMES
+from classifier.engine import Classification, Engine
+from classifier.packets import Packet, PacketBatch
+from classifier.policy import Instance, Policy, Rule, SecurityGroup, load_policy_data
+from tests import strategies
+
+COLUMNS = (
+    "verdict",
+    "reason",
+    "rule",
+    "instance",
+    "direction",
+    "created",
+    "midstream",
+    "egress_rule",
+    "ingress_rule",
+)
+
+
+def run_both(
+    engine: Engine, batches: list[PacketBatch], stateful: bool
+) -> tuple[dict[str, Any], ...]:
+    """(columns, summary) of the fused and of the unfused run over copies of `batches`."""
+    out = []
+    for fused in (True, False):
+        run = Classification(engine, stateful=stateful, fused=fused)
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in COLUMNS}
+        for batch in batches:
+            copy = PacketBatch(**{k: v.copy() for k, v in batch.columns().items()})
+            result = run.classify_batch(copy)
+            for name in COLUMNS:
+                parts[name].append(getattr(result, name))
+        columns = {name: np.concatenate(chunks) for name, chunks in parts.items()}
+        out.append({"columns": columns, "summary": run.summary(top=1000)})
+    return tuple(out)
+
+
+def assert_same(fused: dict[str, Any], pieces: dict[str, Any]) -> None:
+    for name in COLUMNS:
+        np.testing.assert_array_equal(fused["columns"][name], pieces["columns"][name], name)
+    assert fused["summary"] == pieces["summary"]
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(scenario=strategies.policy_and_sequences())
+def test_fused_equals_the_pieces_on_random_policies(
+    twin_mode: str, scenario: tuple[Policy, list[Packet]]
+) -> None:
+    policy, packets = scenario
+    engine = Engine(policy)
+    batch = PacketBatch.from_packets(packets)
+    batches = [batch.slice(i, i + 5) for i in range(0, len(packets), 5)]
+    for stateful in (True, False):
+        fused, pieces = run_both(engine, batches, stateful)
+        assert_same(fused, pieces)
+
+
+@pytest.mark.parametrize("budget", [1_000_000, -1], ids=["sequence-mode", "group-mode"])
+def test_fused_equals_the_pieces_on_a_synthetic_capture(
+    tmp_path: Path, budget: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of packets (several blocks of the fused pass), many chunks, both modes."""
+    import classifier.engine.build as build_module
+    from classifier import pcap
+
+    monkeypatch.setattr(build_module, "CHUNK_ROWS", 200)
+    monkeypatch.setattr(build_module, "SEQUENCE_ROWS_BUDGET", budget)
+    engine = Engine(load_policy_data(end_to_end.build_policy_data(40), "synthetic"))
+    assert engine.mode == ("sequence" if budget > 0 else "group")
+    assert len(engine.compiled.chunks) > 4
+    clients, servers = end_to_end.clients_and_servers(40)
+    path = tmp_path / "mix.pcap"
+    synth.write_capture(path, 12_000, clients, servers, seed=3, flows=300)
+    batches = list(pcap.read_batches(str(path), batch_size=5_000))
+    for stateful in (True, False):
+        fused, pieces = run_both(engine, batches, stateful)
+        assert_same(fused, pieces)
+        assert fused["summary"]["verdicts"]["deny"] and fused["summary"]["verdicts"]["allow"]
+    assert fused["summary"]["reasons"]["rule"] and fused["summary"]["reasons"]["implicit-deny"]
+
+
+V4 = ipaddress.IPv4Address
+WEB, CLIENT = V4("10.0.1.10"), V4("203.0.113.7")
+
+
+def _tcp(src: V4, dst: V4, sport: int, dport: int, flags: int, seconds: float) -> Packet:
+    return Packet(
+        ts_ns=int(seconds * 1e9),
+        src=src,
+        dst=dst,
+        protocol=6,
+        sport=sport,
+        dport=dport,
+        tcp_flags=flags,
+        wire_len=60,
+    )
+
+
+def test_a_connection_shortened_inside_a_block_is_judged_again(twin_mode: str) -> None:
+    """Before the block the connection is alive for 600 s, so the fused pass guesses that its
+    later packets need no rule lookup; a FIN early in the block cuts that to 30 s, and a reply
+    40 s later must be judged by the rules (here: denied, the web server may not send)."""
+    policy = Policy(
+        groups={
+            "g": SecurityGroup("g", (Rule("in", "g", 1, "ingress", protocol=6, ports=((80, 80),)),))
+        },
+        instances={"web": Instance("web", (WEB,), ("g",))},
+    )
+    first = [_tcp(CLIENT, WEB, 40000, 80, TCP_SYN, 0.0)]
+    block = [
+        _tcp(WEB, CLIENT, 80, 40000, TCP_SYN | TCP_ACK, 0.5),
+        _tcp(CLIENT, WEB, 40000, 80, TCP_FIN | TCP_ACK, 1.0),
+        _tcp(WEB, CLIENT, 80, 40000, TCP_ACK, 41.0),
+        _tcp(CLIENT, WEB, 40000, 80, TCP_ACK, 42.0),
+    ]
+    oracle = reference.StatefulReference(policy)
+    expected = [(v.verdict, v.reason) for v in map(oracle.process, first + block)]
+    assert expected[3] == ("deny", "implicit-deny") and expected[4] == ("allow", "rule")
+    engine = Engine(policy)
+    batches = [PacketBatch.from_packets(first), PacketBatch.from_packets(block)]
+    fused, pieces = run_both(engine, batches, stateful=True)
+    assert_same(fused, pieces)
+    got = [
+        (VERDICT_NAMES[v], REASON_NAMES[r])
+        for v, r in zip(fused["columns"]["verdict"], fused["columns"]["reason"], strict=True)
+    ]
+    assert got == expected
+
+
+def test_the_default_path_is_fused(twin_mode: str) -> None:
+    engine = Engine(
+        Policy(
+            groups={"g": SecurityGroup("g", (Rule("in", "g", 1, "ingress"),))},
+            instances={"web": Instance("web", (WEB,), ("g",))},
+        )
+    )
+    run = Classification(engine)
+    assert run.fused
+    result = run.classify_batch(PacketBatch.from_packets([_tcp(CLIENT, WEB, 1, 80, TCP_SYN, 0)]))
+    assert VERDICT_NAMES[int(result.verdict[0])] == "allow" and int(result.created[0]) == 1
+    kind = type(engine.fused_policy()).__module__.rsplit(".", 1)[-1]
+    assert kind == ("_fused_py" if twin_mode == "python" else "_fused")
+
+
+def test_an_engine_pickles_after_a_fused_run(twin_mode: str) -> None:
+    """The scale-out sends engines to workers: the fused pass's C pointers stay behind."""
+    import pickle
+
+    policy = Policy(
+        groups={"g": SecurityGroup("g", (Rule("in", "g", 1, "ingress"),))},
+        instances={"web": Instance("web", (WEB,), ("g",))},
+    )
+    engine = Engine(policy)
+    batch = PacketBatch.from_packets([_tcp(CLIENT, WEB, 1, 80, TCP_SYN, 0)])
+    first = Classification(engine).classify_batch(batch)
+    copy = pickle.loads(pickle.dumps(engine))
+    again = Classification(copy).classify_batch(PacketBatch.from_packets([batch.packet(0)]))
+    assert list(again.verdict) == list(first.verdict) and list(again.rule) == list(first.rule)
