@@ -105,6 +105,10 @@ bench: $(STAMP) bench-tools
 cluster-test: $(STAMP)
 	SGCLASSIFY_CLUSTER_LONG=1 $(BIN)/python -m pytest -q tests/test_scale_cluster_long.py tests/test_scale_cluster.py
 
+# classify --workers 2 against one process on a 5M-packet capture (benchmarks/RESULTS.md)
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py
+
 # The CI gate (run by .ci/run after `make test`, about half a minute): the tracked ratios
 # (end to end / decode only, core / rte_acl where dpdk-test-acl is present, import numpy /
 # one-packet start-up) must stay within 25 % of benchmarks/baseline.json.

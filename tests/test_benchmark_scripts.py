@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster import dask_or_skip
 from tests.conftest import CLASSBENCH, ROOT, require
 
 pytestmark = pytest.mark.slow
@@ -93,3 +94,11 @@ def test_bench_check_script() -> None:
         "--no-dpdk",
     )
     assert "e2e_over_decode" in out and "numpy_over_startup" in out
+
+
+def test_bench_scale_script() -> None:
+    dask_or_skip()
+    out = run_script(
+        "benchmarks/bench_scale.py", "--count", "20000", "--repeats", "1", "--packets-out"
+    )
+    assert "ratio one process / --workers 2" in out and "outputs byte-equal: yes" in out
