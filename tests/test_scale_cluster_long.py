@@ -29,7 +29,13 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.cluster import BIN, Scenario, assert_same_cli, cli_run, real_cluster, scenarios
 from tests.conftest import EXAMPLES
-from tests.test_scale_cluster import fake_package, one_process, start_command, wait_for_rows
+from tests.test_scale_cluster import (
+    assert_no_outputs,
+    fake_package,
+    one_process,
+    start_command,
+    wait_for_rows,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -62,8 +68,7 @@ def fails(command: subprocess.Popen[str], directory: Path, code: int, *words: st
     lines = [line for line in stderr.splitlines() if not line.startswith("warning: worker ")]
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert all(word in lines[0] for word in words), lines[0]
-    assert not (directory / "summary.json").exists()
-    assert not (directory / "packets.csv").exists()
+    assert_no_outputs(directory)
     return lines[0]
 
 

@@ -220,13 +220,18 @@ def _scale_options(args: argparse.Namespace) -> dict[str, Any]:
 @contextmanager
 def _terminate_as_interrupt(active: bool) -> Iterator[None]:
     """SIGTERM stops a run on a cluster as Ctrl-C does (its tasks cancelled, its local
-    cluster stopped, `interrupted`, exit 130)."""
+    cluster stopped, `interrupted`, exit 130): it goes to the SIGINT handler of the moment
+    (the scale-out's, which remembers it; ignored while a cluster shuts down)."""
     if not active or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signum, frame)
+        elif handler != signal.SIG_IGN:
+            raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:

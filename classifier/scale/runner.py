@@ -133,7 +133,7 @@ class ScaledRun:
         progress: Callable[[str, int, int], None] | None = None,
         results: bool = True,
     ) -> Iterator[BatchResult]:
-        with _quiet_dask(), self._connect() as (client, address):
+        with _quiet_dask(), _sticky_interrupts(), self._connect() as (client, address):
             driver = _Driver(self, client, address)
             try:
                 yield from driver.run(list(paths), progress, results)
@@ -212,6 +212,38 @@ def _resource_tracker() -> Any:
     return tracker if hasattr(tracker, "_stop") and hasattr(tracker, "_fd") else None
 
 
+_INTERRUPTED = threading.Event()  # a Ctrl-C came during the run (`_sticky_interrupts`)
+
+
+@contextlib.contextmanager
+def _sticky_interrupts() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is remembered: raised in a destructor
+    (Dask's futures release themselves in `__del__`), Python prints and drops it, and the
+    run would go on to the end; the driver raises it again at its next step
+    (`_check_interrupt`). Only over Python's own handler (a caller's is left alone)."""
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        _INTERRUPTED.set()
+        raise KeyboardInterrupt
+
+    _INTERRUPTED.clear()
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _INTERRUPTED.clear()
+
+
+def _check_interrupt() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def _deferred_interrupts() -> Iterator[None]:
     """Ctrl-C (and SIGTERM) wait until the block is done, then interrupt."""
@@ -270,6 +302,30 @@ def _quiet_dask() -> Iterator[None]:
             logger.disabled = disabled
 
 
+def _ignore_abandoned_gathers(client: Any) -> None:
+    """A bounded gather given up (`_Driver.gather`) leaves Dask's waiting task behind; when the
+    client closes it ends with `AllExit`, which asyncio would print as "Task exception was never
+    retrieved" when the task is collected, maybe at the process's exit, after `_quiet_dask`.
+    The client's event loop drops that one report; every other goes on as before."""
+    from distributed.client import AllExit
+
+    loop = getattr(getattr(client, "loop", None), "asyncio_loop", None)
+    if loop is None or getattr(loop, "_sg_quiet_gathers", False):
+        return
+    previous = loop.get_exception_handler()
+
+    def handler(loop: Any, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), AllExit):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    loop._sg_quiet_gathers = True
+
+
 class _Driver:
     def __init__(self, run: ScaledRun, client: Any, address: str):
         self.distributed: Any = require_dask()
@@ -282,6 +338,7 @@ class _Driver:
         self.lost_since: float | None = None
         self.empty_since: float | None = None
         self.last_poll = 0.0
+        _ignore_abandoned_gathers(client)
         workers = self._wait_for_workers()
         self._check_versions(workers)
         self.known = workers
@@ -569,6 +626,7 @@ class _Driver:
         in_flight, exhausted = 0, False
         failure: ClassifierError | None = None
         while True:
+            _check_interrupt()
             while not exhausted and in_flight < self.window:
                 try:
                     item = next(blocks)
@@ -630,6 +688,7 @@ class _Driver:
                 self.wait(waiting)
         self.last_poll = 0.0
         self.watch()  # a worker lost in the last moments is noted too
+        _check_interrupt()
         if failure is not None:
             raise failure
 
