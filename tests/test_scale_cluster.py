@@ -106,6 +106,23 @@ def test_samples_and_damaged_captures_on_the_real_cluster(
     )
 
 
+def test_capture_warnings_and_strict_on_the_real_cluster(
+    cluster: RealCluster, tmp_path: Path
+) -> None:
+    """The warnings of the captures' combination (the same capture twice, one without
+    records) and `--strict` (exit 2 after writing the outputs): as in one process."""
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+    scenario = Scenario(None, [], [], blocksize=1024, policy_path=WEB_DB)  # type: ignore[arg-type]
+    scenario.paths = [WEB_PCAP, str(empty), WEB_PCAP]
+    for strict in ((), ("--strict",)):
+        one = cli_run(scenario, tmp_path, *strict)
+        assert one.code == (2 if strict else 0) and one.json
+        assert "the capture holds no records" in one.err and "twice" in one.err, one.err
+        scaled = cli_run(scenario, tmp_path, *strict, "--scheduler", cluster.address)
+        assert_same_cli(one, scaled)
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 
