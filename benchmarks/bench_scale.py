@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,10 +47,16 @@ def processor() -> str:
     return platform.processor() or "unknown"
 
 
-def timed(argv: list[str]) -> float:
+def timed(argv: list[str], cpu: list[float]) -> float:
+    """The command's wall time; appends to `cpu` the CPU seconds of it and every process it
+    started (they are all reaped when it exits: a local cluster's nannies and workers too)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return wall
 
 
 def main() -> None:
@@ -84,9 +91,10 @@ def main() -> None:
             "scaled-startup": command("tiny-scaled", tiny, *workers),
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeats):
             for name, argv in commands.items():
-                times[name].append(timed(argv))
+                times[name].append(timed(argv, cpu[name]))
         for ext in ("json", "csv") if args.packets_out else ("json",):
             a = (directory / f"one.{ext}").read_bytes()
             b = (directory / f"scaled.{ext}").read_bytes()
@@ -98,7 +106,7 @@ def main() -> None:
         f"outputs: --json{' --packets (CSV)' if args.packets_out else ''}; "
         f"median of {args.repeats} runs, alternated"
     )
-    print(f"{'command':34} {'median s':>9} {'min s':>7} {'max s':>7} {'Mpkt/s':>7}")
+    print(f"{'command':34} {'median s':>9} {'min s':>7} {'max s':>7} {'CPU s':>7} {'Mpkt/s':>7}")
     labels = {
         "one": "classify (one process)",
         "scaled": f"classify --workers {args.workers}",
@@ -108,13 +116,23 @@ def main() -> None:
     for name, label in labels.items():
         values = times[name]
         rate = f"{args.count / median[name] / 1e6:7.2f}" if "startup" not in name else ""
-        print(f"{label:34} {median[name]:9.2f} {min(values):7.2f} {max(values):7.2f} {rate}")
+        work = statistics.median(cpu[name])
+        print(
+            f"{label:34} {median[name]:9.2f} {min(values):7.2f} {max(values):7.2f} "
+            f"{work:7.2f} {rate}"
+        )
     net_one = median["one"] - median["one-startup"]
     net_scaled = median["scaled"] - median["scaled-startup"]
     print(f"ratio one process / --workers {args.workers}: {median['one'] / median['scaled']:.2f}")
     print(
         f"net of start-up: {net_one:.2f} s / {net_scaled:.2f} s = {net_one / net_scaled:.2f} "
         "(scale.md section 4's target: at least 1.6 on 2 free cores)"
+    )
+    cpu_one = statistics.median(cpu["one"]) - statistics.median(cpu["one-startup"])
+    cpu_scaled = statistics.median(cpu["scaled"]) - statistics.median(cpu["scaled-startup"])
+    print(
+        f"CPU seconds net of start-up: {cpu_one:.2f} s / {cpu_scaled:.2f} s; on {args.workers} "
+        f"free cores the cluster could at best reach {args.workers * cpu_one / cpu_scaled:.2f}"
     )
     print("outputs byte-equal: yes")
 
