@@ -10,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/*/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
 
-.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug annotate bench bench-tools bench-check bench-baseline fuzz tools clean cluster-test bench-scale
+.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug debug-build test-sanitize test-sanitize-subset annotate bench bench-tools bench-check bench-baseline fuzz tools clean cluster-test bench-scale
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +18,10 @@ $(STAMP): $(SOURCES)
 	$(BIN)/python -m pip install -q -e '.[test,dask]'
 	touch $@
 
-# tshark is the outside oracle for decoding, Debian's chromium + chromium-driver render the
-# HTML report in its browser tests, zsh parses the zsh completion and groff renders the man
-# page; install them where missing and possible (root + apt).
+# tshark is the outside oracle for decoding, tcpdump (with libpcap, whose compiler --filter
+# uses) the oracle of --filter, Debian's chromium + chromium-driver render the HTML report in
+# its browser tests, zsh parses the zsh completion and groff renders the man page; install them
+# where missing and possible (root + apt).
 tools:
 	@command -v tshark >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark) >/dev/null 2>&1; } || \
@@ -28,6 +29,9 @@ tools:
 	@{ command -v zsh >/dev/null 2>&1 && command -v groff >/dev/null 2>&1; } || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zsh groff-base) >/dev/null 2>&1; } || \
 	  echo "zsh/groff not available: the completion and man page tests will be skipped in part"
+	@command -v tcpdump >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tcpdump libpcap0.8) >/dev/null 2>&1; } || \
+	  echo "tcpdump not available: the --filter comparison with tcpdump will be skipped"
 	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || \
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && (apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } || \
@@ -49,7 +53,7 @@ screenshot: demo tools
 PY_SOURCES := classifier tests benchmarks pcaps/make_samples.py examples/make_classbench_sample.py setup.py
 DEBUG_TREE := build/debug
 
-test: lint typecheck test-compiled test-pure test-debug
+test: lint typecheck test-compiled test-pure test-debug test-sanitize-subset
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_SOURCES)
@@ -71,16 +75,48 @@ test-pure: $(STAMP) tools
 # the suite once more on extensions built with CLASSIFIER_DEBUG=1 (bounds checks, asserts in
 # the C cores, -O0), from a copy of the package put first on the path
 test-debug: $(STAMP) tools
-	rm -rf $(DEBUG_TREE) && mkdir -p $(DEBUG_TREE)
-	cp -r setup.py pyproject.toml README.md $(DEBUG_TREE)/
-	cp -r classifier $(DEBUG_TREE)/
-	find $(DEBUG_TREE)/classifier \( -name '*.so' -o -name '_*.c' -o -name __pycache__ \) -prune -exec rm -rf {} +
-	cd $(DEBUG_TREE) && CLASSIFIER_DEBUG=1 $(CURDIR)/$(BIN)/python setup.py -q build_ext --inplace >/dev/null
-	cd $(DEBUG_TREE) && PYTHONPATH=$(CURDIR)/$(DEBUG_TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -c \
-	    "import classifier.pcap._pcap as m; assert m.DEBUG_BUILD and '/$(DEBUG_TREE)/' in m.__file__"
+	$(MAKE) --no-print-directory debug-build
 	cd $(DEBUG_TREE) && PYTHONPATH=$(CURDIR)/$(DEBUG_TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -m pytest \
 	    -q --benchmark-disable -m "not slow" -p no:cacheprovider --rootdir $(CURDIR) \
 	    -c $(CURDIR)/pyproject.toml $(CURDIR)/tests $(CURDIR)/benchmarks
+
+# a copy of the package in $(TREE) with its extensions built with $(BUILD_ENV): the debug
+# build (asserts, bounds checks) by default, the sanitizer build for test-sanitize
+TREE ?= $(DEBUG_TREE)
+BUILD_ENV ?= CLASSIFIER_DEBUG=1
+debug-build: $(STAMP)
+	rm -rf $(TREE) && mkdir -p $(TREE)
+	cp -r setup.py pyproject.toml README.md $(TREE)/
+	cp -r classifier $(TREE)/
+	find $(TREE)/classifier \( -name '*.so' -o -name '_*.c' -o -name __pycache__ \) -prune -exec rm -rf {} +
+	cd $(TREE) && $(BUILD_ENV) $(CURDIR)/$(BIN)/python setup.py -q build_ext --inplace >/dev/null
+	cd $(TREE) && $(if $(findstring SANITIZE,$(BUILD_ENV)),$(SANITIZER_RUNTIME)) \
+	    PYTHONPATH=$(CURDIR)/$(TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -c \
+	    "import classifier.pcap._pcap as m; assert m.DEBUG_BUILD and '/$(TREE)/' in m.__file__"
+
+# The suite on extensions built with ASan + UBSan (CLASSIFIER_SANITIZE=1, setup.py), from a
+# copy of the package in build/sanitize, like test-debug. Python is not instrumented, so the
+# sanitizer runtimes are preloaded (LD_PRELOAD of gcc's libasan and libubsan); leak checks are
+# off (CPython keeps objects alive at exit on purpose); any report aborts the test process.
+# test-sanitize runs the whole suite; test-sanitize-subset (part of `make test`) the tests that
+# drive every compiled kernel: reader, streams, lookup core, engine, connection tracking.
+SANITIZE_TREE := build/sanitize
+SANITIZER_RUNTIME = LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+SANITIZE_SUBSET := tests/test_sanitize.py tests/test_pcap_unit.py tests/test_acl.py \
+    tests/test_conntrack.py "tests/test_pcap_truncation.py::test_the_guard_alone_survives_sigbus" \
+    "tests/test_pcap_filter.py::test_the_interpreters_agree_on_random_programs" \
+    "tests/test_fuzz.py::test_kept_crashes_replay_clean"
+SANITIZE_RUN = cd $(SANITIZE_TREE) && $(SANITIZER_RUNTIME) CLASSIFIER_EXPECT_SANITIZERS=1 PYTHONPATH=$(CURDIR)/$(SANITIZE_TREE):$(CURDIR) \
+    $(CURDIR)/$(BIN)/python -m pytest -q --benchmark-disable -m "not slow" -p no:cacheprovider \
+    --rootdir $(CURDIR) -c $(CURDIR)/pyproject.toml
+test-sanitize: $(STAMP) tools
+	$(MAKE) --no-print-directory debug-build TREE=$(SANITIZE_TREE) BUILD_ENV=CLASSIFIER_SANITIZE=1
+	$(SANITIZE_RUN) $(CURDIR)/tests $(CURDIR)/benchmarks
+
+test-sanitize-subset: $(STAMP) tools
+	$(MAKE) --no-print-directory debug-build TREE=$(SANITIZE_TREE) BUILD_ENV=CLASSIFIER_SANITIZE=1
+	$(SANITIZE_RUN) $(addprefix $(CURDIR)/,$(SANITIZE_SUBSET))
 
 # Cython's HTML annotation beside each .pyx (git-ignored): where Python leaks into hot loops
 annotate: $(STAMP)
@@ -120,8 +156,21 @@ bench-check: $(STAMP)
 bench-baseline: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/bench_check.py --write-baseline --rounds 9
 
+# Coverage-guided fuzzing (atheris, tests/fuzz/): every target for FUZZ_SECONDS on the debug
+# build (C asserts on every load of packet bytes), at low priority on one core. New corpus
+# inputs and crashes go to build/fuzz/TARGET/; keep a crash as tests/fuzz/regressions/TARGET/.
+FUZZ_SECONDS ?= 1800
+FUZZ_TARGETS ?= pcap pcap-twins policy differential
+FUZZ_TREE := build/fuzz-tree
 fuzz: $(STAMP)
-	$(BIN)/python tests/fuzz_pcap.py --seconds 600 --build-debug
+	$(MAKE) --no-print-directory debug-build TREE=$(FUZZ_TREE)
+	for target in $(FUZZ_TARGETS); do \
+	  cd $(CURDIR)/$(FUZZ_TREE) && PYTHONPATH=$(CURDIR)/$(FUZZ_TREE):$(CURDIR) nice -n 19 \
+	    $(CURDIR)/$(BIN)/python -m tests.fuzz $$target --seconds $(FUZZ_SECONDS) --timeout 300 \
+	    --jobs-dir $(CURDIR)/build/fuzz > $(CURDIR)/build/fuzz-$$target.log 2>&1; \
+	  grep -E '^(Done|stat::average|==[0-9]+== ERROR|SUMMARY)' $(CURDIR)/build/fuzz-$$target.log; \
+	  if grep -q 'ERROR: libFuzzer' $(CURDIR)/build/fuzz-$$target.log; then exit 1; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) build

@@ -95,6 +95,9 @@ cdef extern from "codes.h":
         STOP_LIMIT
         STOP_DAMAGED
         STOP_GROW_IFACES
+        STOP_MORE
+        STOP_FAULT
+        STOP_FILTER
         FORMAT_PCAP_LE_USEC
         FORMAT_PCAP_LE_NSEC
         FORMAT_PCAP_BE_USEC

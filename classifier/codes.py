@@ -178,6 +178,9 @@ STOP_EOF = 1  # the end of the file
 STOP_LIMIT = 2  # the byte limit of this call (one window of the map)
 STOP_DAMAGED = 3  # a record that cannot be framed
 STOP_GROW_IFACES = 4  # a pcapng section defines more interfaces than the arrays hold
+STOP_MORE = 5  # a stream: the record at `pos` needs bytes beyond the buffer (`need` of them)
+STOP_FAULT = 6  # a mapped file shrank under the reader (SIGBUS survived): state as on entry
+STOP_FILTER = 7  # --filter: the record at `pos` has a link type without a program (`need`)
 
 # capture formats seen (bits)
 FORMAT_PCAP_LE_USEC = 1

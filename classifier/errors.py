@@ -34,7 +34,16 @@ class Problem:
         where = ", ".join(
             part for part in (self.obj, f"field '{self.field}'" if self.field else "") if part
         )
-        return f"{self.file}: {where}: {self.message}" if where else f"{self.file}: {self.message}"
+        text = f"{self.file}: {where}: {self.message}" if where else f"{self.file}: {self.message}"
+        return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks and other control characters escaped (an id or a value
+    from the file may hold them): every problem is one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class PolicyError(ClassifierError):

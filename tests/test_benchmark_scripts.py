@@ -102,3 +102,8 @@ def test_bench_scale_script() -> None:
         "benchmarks/bench_scale.py", "--count", "20000", "--repeats", "1", "--packets-out"
     )
     assert "ratio one process / --workers 2" in out and "outputs byte-equal: yes" in out
+
+
+def test_compressed_script() -> None:
+    out = run_script("benchmarks/compressed.py", "--packets", "20000", "--repeats", "1")
+    assert "gzip classify / plain classify speed" in out and "| zstd |" in out

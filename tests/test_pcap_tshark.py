@@ -253,7 +253,8 @@ def test_fields_equal_wireshark(name: str, twin_mode: str) -> None:
 def test_hand_built_link_types_equal_wireshark(tmp_path: Path, twin_mode: str) -> None:
     """The link types no shared capture has (LOOP), and tag/label/ICMP-error shapes, as
     pcap and pcapng, against Wireshark too."""
-    from tests.fuzz_pcap import _frames, _pcap, _pcapng
+    from tests.fuzz.seeds import _pcap, _pcapng
+    from tests.fuzz.seeds import frames as _frames
 
     frames = _frames()
     by_link: dict[int, list[tuple[int, bytes]]] = {}

@@ -26,11 +26,14 @@ from classifier.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     add_captures,
+    add_filter_option,
     add_strict,
     bounded_int,
+    capture_filter,
     capture_gaps,
     check_captures,
     count,
+    file_inputs,
     load_policy,
     print_warnings,
     progress_bar,
@@ -78,6 +81,7 @@ def add_parser(commands: Any) -> None:
         "default 10); when given, also the most rows of the printed per-rule and "
         "per-instance tables (the N most hit; --json and --report keep every row)",
     )
+    add_filter_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_strict(parser)
     scale = parser.add_argument_group(
@@ -135,14 +139,17 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.report.tables import check_table_output
 
     outputs = [args.packets, args.json, args.report]
-    check_outputs([args.policy, *args.pcaps], outputs)
+    check_outputs([args.policy, *file_inputs(args.pcaps)], outputs)
     check_table_output(args.packets, "--packets")
+    bpf = capture_filter(args)
     scaled = _scale_options(args)
     policy = load_policy(args.policy, err, args.strict)
     repeated = check_captures(args.pcaps)
     print_warnings(repeated.values(), err)
     engine = Engine(policy)
-    classification = Classification(engine, stateful=not args.stateless, **scaled)
+    classification = Classification(
+        engine, stateful=not args.stateless, capture_filter=bpf, **scaled
+    )
     classification.on_note = lambda note: print_warnings([note], err)
     labels = Labels.of_engine(engine)
     failure: ClassifierError | None = None

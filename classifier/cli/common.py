@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -70,6 +71,46 @@ def bounded_int(text: str, lo: int, hi: int, what: str) -> int:
     return value
 
 
+def capture_path(text: str) -> str:
+    """A capture argument as the reader takes it: `-` is standard input (the reader's
+    `STDIN`, allowed once: `check_captures`), every other path as given."""
+    from classifier.pcap import STDIN
+
+    return STDIN if text == "-" else text
+
+
+def file_inputs(paths: Sequence[str]) -> list[str]:
+    """The inputs that are files (for the check that no output overwrites one)."""
+    from classifier.pcap import StandardInput
+
+    return [path for path in paths if not isinstance(path, StandardInput)]
+
+
+def _is_regular(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def add_filter_option(parser: Any) -> None:
+    parser.add_argument(
+        "--filter",
+        metavar="EXPR",
+        help="read only the records this tcpdump/BPF filter accepts (libpcap's compiler, e.g. "
+        "'tcp port 443 or icmp'); the others are not part of the run, only counted",
+    )
+
+
+def capture_filter(args: argparse.Namespace) -> Any:
+    """The compiled --filter of the command line, or None (UsageError for a bad one)."""
+    if not getattr(args, "filter", None):
+        return None
+    from classifier.pcap import CaptureFilter
+
+    return CaptureFilter(args.filter)
+
+
 def print_warnings(warnings: Any, err: Any) -> None:
     for warning in warnings:
         print(f"warning: {warning}", file=err)
@@ -117,7 +158,6 @@ class StrictError(ClassifierError):
 
 # --- captures ------------------------------------------------------------------------------
 
-STDIN = "-"
 DAY_NS = 86_400 * 1_000_000_000
 
 
@@ -125,25 +165,36 @@ def add_captures(parser: argparse.ArgumentParser, metavar: str = "CAPTURE") -> N
     parser.add_argument(
         "pcaps",
         nargs="+",
+        type=capture_path,
         metavar=metavar,
-        help="capture files (pcap, pcapng), read in the order given as one continuous capture",
+        help="capture files (pcap, pcapng; plain or gzip/bzip2/xz/zstd), read in the order "
+        "given as one continuous capture; - reads standard input (once)",
     )
 
 
 def check_captures(paths: Sequence[str]) -> dict[int, str]:
-    """Before any record is classified: every capture exists and its header reads (a
-    PcapError names the first that does not), and the warnings of the combination: a path
-    given twice, or two paths holding the same bytes (each would be counted twice), by the
-    position of the later one."""
+    """Before any record is classified: `-` (standard input) is given at most once, every
+    capture file exists and its header reads (a PcapError names the first that does not;
+    pipes are left unread, their bytes are read once), and the warnings of the combination:
+    a path given twice, or two paths holding the same bytes (each would be counted twice), by
+    the position of the later one."""
     from classifier.pcap import open_capture
 
-    for path in paths:
-        if path == STDIN:
-            continue
+    files = file_inputs(paths)
+    if len(files) < len(paths) - 1:
+        raise UsageError("-: standard input can be read once: give `-` as one capture only")
+    for path in files:
         if not os.path.exists(path):
             raise UsageError(f"{path}: no such capture file")
         if os.path.isdir(path):
             raise UsageError(f"{path}: is a directory, not a capture file")
+        mode = os.stat(path).st_mode
+        if stat.S_ISFIFO(mode):
+            continue
+        if not stat.S_ISREG(mode):
+            raise UsageError(
+                f"{path}: not a regular file or a pipe (a device): give a capture file"
+            )
         with open_capture(path):
             pass
     return repeated_captures(paths)
@@ -168,12 +219,9 @@ def repeated_captures(paths: Sequence[str]) -> dict[int, str]:
         return digests[path]
 
     for position, path in enumerate(paths):
-        if path == STDIN:
-            continue
-        try:
-            info = os.stat(path)
-        except OSError:
-            continue
+        if not file_inputs([path]) or not _is_regular(path):
+            continue  # standard input or a pipe: read once, never hashed here
+        info = os.stat(path)
         for other, other_info in seen:
             if path == other:
                 what = "the same path"
@@ -221,7 +269,7 @@ def progress_bar(paths: Sequence[str], quiet: bool, err: TextIO) -> Iterator[Any
     from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-    sizes = {path: os.path.getsize(path) if path != STDIN else 0 for path in paths}
+    sizes = {path: _progress_size(path) for path in paths}
     total = sum(sizes.values())
     offsets: dict[str, int] = {}
     running = 0
@@ -246,3 +294,10 @@ def progress_bar(paths: Sequence[str], quiet: bool, err: TextIO) -> Iterator[Any
             )
 
         yield update
+
+
+def _progress_size(path: str) -> int:
+    """A capture's size for the progress bar: 0 for standard input or a pipe."""
+    if not file_inputs([path]) or not _is_regular(path):
+        return 0
+    return os.path.getsize(path)

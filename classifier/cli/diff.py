@@ -20,6 +20,7 @@ from classifier.cli.common import (
     add_captures,
     add_strict,
     check_captures,
+    file_inputs,
     load_policy,
     plural,
     print_warnings,
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from classifier.report.tables import check_table_output, open_table
 
     outputs = [args.packets, args.json]
-    check_outputs([args.old, args.new, *args.pcaps], outputs)
+    check_outputs([args.old, args.new, *file_inputs(args.pcaps)], outputs)
     check_table_output(args.packets, "--packets")
     old_policy = load_policy(args.old, err, args.strict)
     new_policy = load_policy(args.new, err, args.strict)

@@ -127,7 +127,8 @@ enum {
 };
 
 /* why the core returned from a run */
-enum { STOP_FULL = 0, STOP_EOF = 1, STOP_LIMIT = 2, STOP_DAMAGED = 3, STOP_GROW_IFACES = 4 };
+enum { STOP_FULL = 0, STOP_EOF = 1, STOP_LIMIT = 2, STOP_DAMAGED = 3, STOP_GROW_IFACES = 4, STOP_MORE = 5,
+       STOP_FAULT = 6, STOP_FILTER = 7 };
 
 /* capture formats seen (bits) */
 enum {

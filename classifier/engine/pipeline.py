@@ -38,9 +38,9 @@ from classifier.engine.columns import (
 from classifier.engine.conntrack import ConnectionTracker
 from classifier.engine.kernels import fused_kernels
 from classifier.engine.stats import SummaryBuilder
-from classifier.errors import ClassifierError
+from classifier.errors import ClassifierError, UsageError
 from classifier.packets import PacketBatch, address_labels, own_fields
-from classifier.pcap import DEFAULT_BATCH_SIZE, open_capture
+from classifier.pcap import DEFAULT_BATCH_SIZE, CaptureFilter, open_capture
 
 DEFAULT_BLOCKSIZE = 64 * 2**20  # bytes of capture per task on a cluster
 
@@ -68,6 +68,7 @@ class Classification:
         batch_size: int = DEFAULT_BATCH_SIZE,
         summarize: bool = True,
         fused: bool = True,
+        capture_filter: CaptureFilter | None = None,
         *,
         workers: int | None = None,
         client: Any = None,
@@ -78,6 +79,7 @@ class Classification:
         the same loop at no extra cost), and the summary must not be read. `fused=False` runs
         the pieces one after the other (engine.classify, tracker.apply, stats.add)."""
         self.engine = engine
+        self.capture_filter = capture_filter  # --filter: what it drops is not part of the run
         self.stateful = stateful
         self.batch_size = batch_size
         self.summarize = summarize
@@ -90,6 +92,11 @@ class Classification:
         self.on_note: Callable[[str], None] | None = None
         self._scaled = None
         if workers is not None or client is not None:
+            if capture_filter is not None:
+                raise UsageError(
+                    "--filter cannot be used on a Dask cluster yet (its workers read whole "
+                    "blocks): run it in one process, without --workers/--scheduler"
+                )
             self._scaled = _scale_out().ScaledRun(
                 engine, stateful, self.stats, self._note, workers=workers, client=client,
                 blocksize=blocksize, batch_size=batch_size,
@@ -217,11 +224,11 @@ class Classification:
         if self._scaled is not None:
             yield from self._scaled.run(paths, progress, results)
             return
-        path_list = [str(path) for path in paths]
+        path_list = [os.fsdecode(path) for path in paths]  # keeps the reader's STDIN
         for number, path in enumerate(path_list):
             packets = 0
             try:
-                capture = open_capture(path)
+                capture = open_capture(path, self.capture_filter)
             except ClassifierError as error:
                 self.stats.add_file(path, 0, [str(error)], False, status="unreadable")
                 for later in path_list[number + 1 :]:
@@ -249,10 +256,17 @@ class Classification:
                         status=status,
                         first_ns=capture.first_ts_ns,
                         last_ns=capture.last_ts_ns,
+                        filtered=None if self.capture_filter is None else int(capture.filtered),
                     )
 
     def summary(self, top: int = 10) -> dict[str, Any]:
-        return self.stats.summary(top)
+        summary = self.stats.summary(top)
+        if self.capture_filter is not None:
+            summary["filter"] = {
+                "expression": self.capture_filter.expression,
+                "filtered": sum(int(f.get("filtered", 0)) for f in summary["files"]),
+            }
+        return summary
 
 
 @dataclass

@@ -371,22 +371,25 @@ class SummaryBuilder:
         status: str | None = None,
         first_ns: int | None = None,
         last_ns: int | None = None,
+        filtered: int | None = None,
     ) -> None:
         """One capture's facts: packets read, reader warnings, damage, records scapy decoded,
-        its status (`FILE_STATUSES`; by default `ok` or `damaged`) and the first and last
-        timestamps of its records (None without records)."""
-        self.files.append(
-            {
-                "path": path,
-                "status": status or ("damaged" if damaged else "ok"),
-                "packets": packets,
-                "warnings": list(warnings),
-                "damaged": damaged,
-                "slow_path": slow_path,
-                "first_ns": first_ns,
-                "last_ns": last_ns,
-            }
-        )
+        its status (`FILE_STATUSES`; by default `ok` or `damaged`), the first and last
+        timestamps of its records (None without records), and with --filter the records it
+        dropped (not packets of the run)."""
+        entry: dict[str, Any] = {
+            "path": path,
+            "status": status or ("damaged" if damaged else "ok"),
+            "packets": packets,
+            "warnings": list(warnings),
+            "damaged": damaged,
+            "slow_path": slow_path,
+            "first_ns": first_ns,
+            "last_ns": last_ns,
+        }
+        if filtered is not None:
+            entry["filtered"] = filtered
+        self.files.append(entry)
 
     def summary(self, top: int = 10) -> dict[str, Any]:
         rules = [

@@ -1,10 +1,13 @@
 """Native core of the capture reader: a thin Cython shell over pcap_core.h.
 
 `Decoder` keeps the C reader state (format, byte order, the pcapng interface table, the
-position in the mapped file) between calls; `run` fills rows of a PacketBatch with the GIL
+position in the file) between calls; `run` fills rows of a PacketBatch with the GIL
 released, stopping when the batch is full, at the end of the file, past a byte limit (so the
-facade can drop pages it has read and keep memory flat), at damage, or when the interface
-table must grow. Nothing here raises for bad input: problems come back as codes and the
+facade can drop pages it has read and keep memory flat), at damage, when the interface
+table must grow, or (a stream: `more` set) at a record that runs past the buffer. The buffer
+holds the file from offset `base` on (0 for a map). `run` survives SIGBUS inside the buffer (a
+mapped file that shrinks under the reader, pcap_guard.h): it returns STOP_FAULT with the state
+of its entry. Nothing here raises for bad input: problems come back as codes and the
 facade (classifier.pcap.reader) turns them into warnings and errors.
 
 The pure-Python twin is classifier/pcap/_pcap_py.py, with the same names.
@@ -14,6 +17,24 @@ from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memset
 
 import numpy as np
+
+
+cdef extern from "pcap_bpf.h" nogil:
+    ctypedef struct pc_bpf_insn:
+        uint16_t code
+        uint8_t jt
+        uint8_t jf
+        uint32_t k
+
+    ctypedef struct pc_filter:
+        uint32_t n
+        uint32_t link[16]
+        const pc_bpf_insn *prog[16]
+
+    enum:
+        PC_MAX_FILTER_LINKS
+
+    uint32_t pc_bpf_run(const pc_bpf_insn *prog, const uint8_t *p, uint32_t n, uint32_t wire)
 
 
 cdef extern from "pcap_core.h" nogil:
@@ -77,12 +98,23 @@ cdef extern from "pcap_core.h" nogil:
         int damage
         uint64_t damage_offset
         uint64_t damage_value
+        uint64_t base
+        int more
+        uint64_t need
+        const pc_filter *filter
+        int64_t filtered
 
     int pc_begin(pc_state *s, const uint8_t *p, uint64_t length)
     int pc_run(pc_state *s, const uint8_t *p, uint64_t length, pc_cols *c, size_t *rowp,
                size_t cap, uint64_t limit, pc_fallback *fb)
     int pc_decode(const uint8_t *p, uint64_t n, uint32_t link, pc_cols *c, size_t i)
     int pc_skip(pc_state *s, const uint8_t *p, uint64_t length, uint64_t limit)
+
+
+cdef extern from "pcap_guard.h" nogil:
+    int pc_guard_install()
+    int pc_run_guarded(pc_state *s, const uint8_t *p, uint64_t length, pc_cols *c, size_t *rowp,
+                       size_t cap, uint64_t limit, pc_fallback *fb)
 
     # headers as data (pcap_layout.h), exported below as LAYOUT
     enum:
@@ -152,6 +184,7 @@ LAYOUT = {
 }
 
 MAX_CAPLEN = PC_MAX_CAPLEN
+GUARDED = True  # run() survives SIGBUS in a mapped buffer (the pure twin reads no map)
 DEBUG_BUILD = bool(PC_DEBUG_BUILD)  # CLASSIFIER_DEBUG=1: every load of packet bytes asserted
 
 
@@ -228,12 +261,16 @@ cdef class Decoder:
     """Reader state between calls of `run` over one mapped capture."""
 
     cdef pc_state s
+    cdef pc_filter _filter
+    cdef list _programs
     cdef object _if_link, _if_snap, _if_tsresol, _if_tsoffset
     cdef object _fb_row, _fb_offset, _fb_length, _fb_linktype
     cdef size_t _fb_n
 
     def __cinit__(self):
         memset(&self.s, 0, sizeof(pc_state))
+        memset(&self._filter, 0, sizeof(pc_filter))
+        self._programs = []
         self._fb_n = 0
         self._set_interfaces(8)
         self._set_fallback(1)
@@ -301,8 +338,10 @@ cdef class Decoder:
         fb.linktype = &fb_linktype[0]
         fb.n = 0
         p = &buf[0] if length else NULL
+        if pc_guard_install() != 0:
+            raise OSError("cannot install the SIGBUS handler of the capture reader")
         with nogil:
-            stop = pc_run(&self.s, p, length, &c, &r, cap, limit, &fb)
+            stop = pc_run_guarded(&self.s, p, length, &c, &r, cap, limit, &fb)
         self._fb_n = fb.n
         return stop, r
 
@@ -346,6 +385,28 @@ cdef class Decoder:
         self.s.over_snaplen = self.s.over_snaplen_offset = self.s.over_snaplen_record = 0
         self.s.damage = self.s.damage_offset = self.s.damage_value = 0
 
+    def add_filter(self, uint32_t link, object program) -> None:
+        """Filter records of `link` through `program` (a validated BPF program: a uint64 array,
+        one instruction per element as classifier.pcap.bpf packs it)."""
+        cdef const uint8_t[::1] raw
+        if self._filter.n >= PC_MAX_FILTER_LINKS:
+            raise ValueError("a filter for more link types than the reader holds")
+        program = np.ascontiguousarray(program, dtype=np.uint64)
+        if len(program) == 0:
+            raise ValueError("an empty BPF program")
+        raw = program.view(np.uint8)
+        self._programs.append(program)  # kept alive while the pointer is used
+        self._filter.link[self._filter.n] = link
+        self._filter.prog[self._filter.n] = <const pc_bpf_insn *>&raw[0]
+        self._filter.n += 1
+        self.s.filter = &self._filter
+
+    def fail(self, int code, uint64_t offset, uint64_t value) -> None:
+        """Record damage found by the facade (a stream's block too big to buffer)."""
+        self.s.damage = code
+        self.s.damage_offset = offset
+        self.s.damage_value = value
+
     def fallback(self) -> list:
         """Records of the last `run` whose link type is not decoded natively:
         (row, data offset in the file, captured length, link type)."""
@@ -356,6 +417,38 @@ cdef class Decoder:
     @property
     def pos(self) -> int:
         return self.s.pos
+
+    @pos.setter
+    def pos(self, uint64_t value) -> None:
+        self.s.pos = value
+
+    @property
+    def base(self) -> int:
+        return self.s.base
+
+    @base.setter
+    def base(self, uint64_t value) -> None:
+        self.s.base = value
+
+    @property
+    def more(self) -> bool:
+        return bool(self.s.more)
+
+    @more.setter
+    def more(self, bint value) -> None:
+        self.s.more = value
+
+    @property
+    def need(self) -> int:
+        return self.s.need
+
+    @property
+    def swap(self) -> int:
+        return self.s.swap
+
+    @property
+    def filtered(self) -> int:
+        return self.s.filtered
 
     @property
     def records(self) -> int:
@@ -417,3 +510,14 @@ def decode_into(object batch, size_t row, const uint8_t[::1] data, uint32_t link
     with nogil:
         done = pc_decode(p, n, linktype, &c, row)
     return bool(done)
+
+
+def bpf_run(object program, const uint8_t[::1] frame, uint32_t wire) -> int:
+    """Run a validated BPF program (as for `Decoder.add_filter`) on one frame: BPF's return
+    value (0 = reject)."""
+    cdef const uint8_t[::1] raw
+    cdef uint8_t empty = 0
+    cdef uint32_t n = frame.shape[0]
+    program = np.ascontiguousarray(program, dtype=np.uint64)
+    raw = program.view(np.uint8)
+    return pc_bpf_run(<const pc_bpf_insn *>&raw[0], &frame[0] if n else &empty, n, wire)

@@ -71,15 +71,19 @@ from classifier.codes import (
     STATUS_OK,
     STOP_DAMAGED,
     STOP_EOF,
+    STOP_FILTER,
     STOP_FULL,
     STOP_GROW_IFACES,
     STOP_LIMIT,
+    STOP_MORE,
 )
+from classifier.pcap import bpf
 from classifier.pcap.layout import LAYOUT
 
 L = LAYOUT
 MAX_CAPLEN = L["PC_MAX_CAPLEN"]
 DEBUG_BUILD = False  # Python checks every index itself
+GUARDED = False  # run() reads no map: the facade gives this twin bytes read with pread
 
 PCAP_MAGIC_USEC, PCAP_MAGIC_NSEC = 0xA1B2C3D4, 0xA1B23C4D
 PCAP_MAGIC_USEC_SWAPPED, PCAP_MAGIC_NSEC_SWAPPED = 0xD4C3B2A1, 0x4D3CB2A1
@@ -537,7 +541,7 @@ def _ng_ts(ts: int, res: int, offset_s: int) -> int:
 
 
 class Decoder:
-    """Reader state between calls of `run` over one mapped capture (see _pcap.pyx)."""
+    """Reader state between calls of `run` over one capture (see _pcap.pyx)."""
 
     def __init__(self) -> None:
         self.pcapng = False
@@ -557,6 +561,11 @@ class Decoder:
         self.damage = DAMAGE_NONE
         self.damage_offset = 0
         self.damage_value = 0
+        self.base = 0
+        self.more = False
+        self.need = 0
+        self.filters: dict[int, np.ndarray] | None = None  # link type -> packed BPF program
+        self.filtered = 0
         self._fallback: list[tuple[int, int, int, int]] = []
 
     def grow_interfaces(self) -> None:
@@ -567,8 +576,38 @@ class Decoder:
             self.linktypes.append(link)
 
     def _damage(self, code: int, offset: int, value: int) -> int:
-        self.damage, self.damage_offset, self.damage_value = code, offset, value
+        self.damage, self.damage_offset, self.damage_value = code, self.base + offset, value
         return STOP_DAMAGED
+
+    def add_filter(self, link: int, program: np.ndarray) -> None:
+        if self.filters is None:
+            self.filters = {}
+        if len(self.filters) >= 16:
+            raise ValueError("a filter for more link types than the reader holds")
+        if len(program) == 0:
+            raise ValueError("an empty BPF program")
+        self.filters[link] = np.ascontiguousarray(program, dtype=np.uint64)
+
+    def _keep(self, buf: Any, link: int, data: int, cap: int, wire: int) -> int:
+        """The filter on one frame: 1 keep, 0 drop (the record counted, as filtered), -1 no
+        program for its link type yet."""
+        assert self.filters is not None
+        program = self.filters.get(link)
+        if program is None:
+            self.need = link
+            return -1
+        if bpf.run(program, bytes(buf[data : data + cap]), wire):
+            return 1
+        self.records += 1
+        self.filtered += 1
+        return 0
+
+    def fail(self, code: int, offset: int, value: int) -> None:
+        self.damage, self.damage_offset, self.damage_value = code, offset, value
+
+    def _cut(self, need: int) -> int:
+        self.need = need
+        return STOP_MORE
 
     def begin(self, buf: Any) -> int:
         n = len(buf)
@@ -649,20 +688,24 @@ class Decoder:
 
     def _run_pcap(self, buf: Any, b: Any, row: int, cap: int, limit: int) -> tuple[int, int]:
         n = len(buf)
-        pos = start = self.pos
+        pos = self.pos - self.base  # offsets in the buffer from here on
+        start = pos
+        limit -= self.base
         swap = self.swap
         mul = 1 if self.nsec else 1000
         stop = STOP_FULL
         rec = L["PCAP_REC_LEN"]
         while row < cap:
-            if pos >= n:
-                stop = STOP_EOF
-                break
-            if pos >= limit:
+            if limit <= pos < n:
                 stop = STOP_LIMIT
                 break
             if n - pos < rec:
-                stop = self._damage(DAMAGE_CUT_HEADER, pos, n - pos)
+                if self.more:
+                    stop = self._cut(rec)
+                elif pos >= n:
+                    stop = STOP_EOF
+                else:
+                    stop = self._damage(DAMAGE_CUT_HEADER, pos, n - pos)
                 break
             sec = _rd32(buf, pos + L["PCAP_REC_TS_SEC"], swap)
             frac = _rd32(buf, pos + L["PCAP_REC_TS_FRAC"], swap)
@@ -675,14 +718,26 @@ class Decoder:
                 stop = self._damage(DAMAGE_CAPLEN_ABOVE_ORIG, pos, incl)
                 break
             if n - pos - rec < incl:
-                stop = self._damage(DAMAGE_CUT_DATA, pos, incl)
+                if self.more:
+                    stop = self._cut(rec + incl)
+                else:
+                    stop = self._damage(DAMAGE_CUT_DATA, pos, incl)
                 break
             if b is None and pos != start and pos + rec + incl > limit:
                 stop = STOP_LIMIT  # framing a block: this record would end past its limit
                 break
+            if self.filters is not None:
+                keep = self._keep(buf, self.linktype, pos + rec, incl, orig)
+                if keep < 0:
+                    stop = STOP_FILTER
+                    break
+                if not keep:
+                    pos += rec + incl
+                    continue
             if self.snaplen and incl > self.snaplen:
                 if not self.over_snaplen:
-                    self.over_snaplen_offset, self.over_snaplen_record = pos, self.records
+                    self.over_snaplen_offset = self.base + pos
+                    self.over_snaplen_record = self.records
                 self.over_snaplen += 1
             if b is None:  # framing only (skip)
                 self.records += 1
@@ -691,7 +746,7 @@ class Decoder:
                 self._row(buf, b, row, ts, orig, incl, pos + rec, self.linktype)
             pos += rec + incl
             row += 1
-        self.pos = pos
+        self.pos = self.base + pos
         return stop, row
 
     def _idb_options(self, buf: Any, cur: int, end: int) -> tuple[int, int]:
@@ -712,18 +767,22 @@ class Decoder:
 
     def _run_pcapng(self, buf: Any, b: Any, row: int, cap: int, limit: int) -> tuple[int, int]:
         n = len(buf)
-        pos = start = self.pos
+        pos = self.pos - self.base  # offsets in the buffer from here on
+        start = pos
+        limit -= self.base
         stop = STOP_FULL
         body_off = L["NG_BLOCK_BODY"]
         while row < cap:
-            if pos >= n:
-                stop = STOP_EOF
-                break
-            if pos >= limit:
+            if limit <= pos < n:
                 stop = STOP_LIMIT
                 break
             if n - pos < L["NG_BLOCK_OVERHEAD"]:
-                stop = self._damage(DAMAGE_CUT_HEADER, pos, n - pos)
+                if self.more:
+                    stop = self._cut(L["NG_BLOCK_OVERHEAD"])
+                elif pos >= n:
+                    stop = STOP_EOF
+                else:
+                    stop = self._damage(DAMAGE_CUT_HEADER, pos, n - pos)
                 break
             btype = _rd32(buf, pos + L["NG_BLOCK_TYPE"], self.swap)
             if btype == NG_TYPE_SHB:
@@ -741,7 +800,10 @@ class Decoder:
                 stop = self._damage(DAMAGE_BLOCK_LEN, pos, blen)
                 break
             if blen > n - pos:
-                stop = self._damage(DAMAGE_CUT_DATA, pos, blen)
+                if self.more:
+                    stop = self._cut(blen)
+                else:
+                    stop = self._damage(DAMAGE_CUT_DATA, pos, blen)
                 break
             if _rd32(buf, pos + blen - 4, swap) != blen:
                 stop = self._damage(DAMAGE_BLOCK_LEN_MISMATCH, pos, blen)
@@ -820,9 +882,18 @@ class Decoder:
                     stop = self._damage(DAMAGE_BAD_INTERFACE, pos, iface)
                     break
                 link, snap, res, offset = self.interfaces[iface]
+                if self.filters is not None:
+                    keep = self._keep(buf, link, data, incl, orig)
+                    if keep < 0:
+                        stop = STOP_FILTER
+                        break
+                    if not keep:
+                        pos += blen
+                        continue
                 if snap and incl > snap:
                     if not self.over_snaplen:
-                        self.over_snaplen_offset, self.over_snaplen_record = pos, self.records
+                        self.over_snaplen_offset = self.base + pos
+                        self.over_snaplen_record = self.records
                     self.over_snaplen += 1
                 if b is None:  # framing only (skip)
                     self.records += 1
@@ -831,7 +902,7 @@ class Decoder:
                     self._row(buf, b, row, ts, orig, incl, data, link)
                 row += 1
             pos += blen
-        self.pos = pos
+        self.pos = self.base + pos
         return stop, row
 
 
@@ -841,3 +912,8 @@ def decode_into(batch: Any, row: int, data: bytes, linktype: int) -> bool:
     if row >= len(batch):
         raise IndexError("row outside the batch")
     return _decode(bytes(data), linktype, batch, row)
+
+
+def bpf_run(program: np.ndarray, frame: bytes, wire: int) -> int:
+    """Run a validated BPF program on one frame: BPF's return value (0 = reject)."""
+    return bpf.run(program, bytes(frame), wire)

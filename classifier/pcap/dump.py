@@ -29,6 +29,7 @@ from classifier.codes import (
     names,
 )
 from classifier.packets import PacketBatch, address_labels
+from classifier.pcap.bpf import CaptureFilter
 from classifier.pcap.reader import DEFAULT_BATCH_SIZE, open_capture
 
 CSV_COLUMNS = (
@@ -46,6 +47,7 @@ class DumpSummary:
 
     files: int = 0
     records: int = 0
+    filtered: int = 0  # records a --filter dropped (not rows)
     slow_path: int = 0
     damaged: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -109,6 +111,7 @@ def dump_packets(
     paths: Iterable[str | os.PathLike[str]],
     out: TextIO,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    capture_filter: CaptureFilter | None = None,
 ) -> DumpSummary:
     """Write the header line and one CSV row per record of each capture, in order.
 
@@ -119,11 +122,12 @@ def dump_packets(
     summary = DumpSummary()
     out.write(",".join(CSV_COLUMNS) + "\n")
     for path in paths:
-        with open_capture(path) as cap:
+        with open_capture(path, capture_filter) as cap:
             for batch in cap.batches(batch_size):
                 out.write(format_rows(batch))
             summary.files += 1
             summary.records += cap.records
+            summary.filtered += cap.filtered
             summary.slow_path += cap.slow_path
             summary.warnings.extend(cap.warnings)
             if cap.damaged:

@@ -13,7 +13,13 @@
  * so a damaged file never produces an invented row.
  *
  * Records of link types decoded here go straight into the columns; others are listed in the
- * fallback arrays (row, offset, length, link type) for the Python facade's scapy path.
+ * fallback arrays (row, offset in the buffer, length, link type) for the facade's scapy path.
+ *
+ * Streaming: `pos`, `limit` and every offset reported (damage, snap length) are offsets in the
+ * file; the buffer holds the file from `base` on. A map is the whole file (base 0, more 0).
+ * A stream (a pipe, a decompressor) hands over what it has with `more` set: a record that
+ * does not fit stops the run at its start with STOP_MORE and `need`, the facade reads on and
+ * calls again, so a stream gives exactly the rows and damage of the same bytes in a file.
  *
  * Framing alone (`pc_skip`: no columns, `c` NULL) walks the same records with the same checks,
  * counting them: the scale-out finds its cut points with it (classifier.pcap.reader's
@@ -27,6 +33,7 @@
 #include <stddef.h>
 #include <string.h>
 #include "codes.h"
+#include "pcap_bpf.h"
 #include "pcap_layout.h"
 
 #ifdef CLASSIFIER_DEBUG
@@ -91,6 +98,16 @@ typedef struct {
     int damage;
     uint64_t damage_offset;
     uint64_t damage_value;
+    /* streaming: the buffer `p` holds the file's bytes from offset `base` on (0 for a map);
+     * with `more` set, a record that runs past the buffer stops the run with STOP_MORE and
+     * `need` (the bytes it needs from `pos`) instead of being damage */
+    uint64_t base;
+    int more;
+    uint64_t need;
+    /* --filter: a BPF program per link type (NULL: none); records it rejects are counted in
+     * `filtered` (and in `records`: indexes stay the file's), never written as rows */
+    const pc_filter *filter;
+    int64_t filtered;
 } pc_state;
 
 /* --- loads ---------------------------------------------------------------------------- */
@@ -618,6 +635,24 @@ static inline void pc_row_body(const uint8_t *p, uint64_t data, uint32_t cap, ui
     }
 }
 
+/* The filter's verdict on one frame: 1 keep, 0 drop (the record counted, as filtered), -1 no
+ * program for this link type yet (the run stops with STOP_FILTER and `need` = the link type;
+ * the facade compiles one). */
+static inline int pc_filter_keep(pc_state *s, uint32_t link, const uint8_t *frame, uint32_t cap,
+                                 uint32_t wire) {
+    const pc_filter *f = s->filter;
+    uint32_t k;
+    for (k = 0; k < f->n; k++) {
+        if (f->link[k] != link) continue;
+        if (pc_bpf_run(f->prog[k], frame, cap, wire)) return 1;
+        s->records++;
+        s->filtered++;
+        return 0;
+    }
+    s->need = link;
+    return -1;
+}
+
 /* Read the file header at offset 0. Returns 0, or -1 when it is not a capture this reader
  * knows (the facade turns that into PcapError), -2 when the file is too short for it. */
 static int pc_begin(pc_state *s, const uint8_t *p, uint64_t len) {
@@ -645,22 +680,27 @@ static int pc_begin(pc_state *s, const uint8_t *p, uint64_t len) {
 
 static int pc_run_pcap(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, size_t *rowp,
                        size_t cap, uint64_t limit, pc_fallback *fb) {
-    uint64_t pos = s->pos, start = s->pos;
+    uint64_t base = s->base, pos = s->pos - base; /* offsets in the buffer from here on */
+    uint64_t start = pos;
     size_t row = *rowp;
     int swap = s->swap, stop = STOP_FULL;
     uint32_t frac_mul = s->nsec ? 1 : 1000, link = s->linktype, snap = s->snaplen;
+    limit = limit > base ? limit - base : 0;
     while (row < cap) {
         uint32_t sec, frac, incl, orig;
-        if (pos >= len) {
-            stop = STOP_EOF;
-            break;
-        }
-        if (pos >= limit) {
+        if (pos >= limit && pos < len) {
             stop = STOP_LIMIT;
             break;
         }
         if (len - pos < PCAP_REC_LEN) {
-            stop = pc_damage(s, DAMAGE_CUT_HEADER, pos, len - pos);
+            if (s->more) {
+                s->need = PCAP_REC_LEN;
+                stop = STOP_MORE;
+            } else if (pos >= len) {
+                stop = STOP_EOF;
+            } else {
+                stop = pc_damage(s, DAMAGE_CUT_HEADER, base + pos, len - pos);
+            }
             break;
         }
         sec = pc_rd32(p, pos + PCAP_REC_TS_SEC, len, swap);
@@ -668,24 +708,40 @@ static int pc_run_pcap(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, 
         incl = pc_rd32(p, pos + PCAP_REC_CAPLEN, len, swap);
         orig = pc_rd32(p, pos + PCAP_REC_ORIGLEN, len, swap);
         if (incl > PC_MAX_CAPLEN) {
-            stop = pc_damage(s, DAMAGE_CAPLEN_TOO_BIG, pos, incl);
+            stop = pc_damage(s, DAMAGE_CAPLEN_TOO_BIG, base + pos, incl);
             break;
         }
         if (incl > orig) {
-            stop = pc_damage(s, DAMAGE_CAPLEN_ABOVE_ORIG, pos, incl);
+            stop = pc_damage(s, DAMAGE_CAPLEN_ABOVE_ORIG, base + pos, incl);
             break;
         }
         if (len - pos - PCAP_REC_LEN < incl) {
-            stop = pc_damage(s, DAMAGE_CUT_DATA, pos, incl);
+            if (s->more) {
+                s->need = PCAP_REC_LEN + (uint64_t)incl;
+                stop = STOP_MORE;
+            } else {
+                stop = pc_damage(s, DAMAGE_CUT_DATA, base + pos, incl);
+            }
             break;
         }
         if (!c && pos != start && pos + PCAP_REC_LEN + incl > limit) {
             stop = STOP_LIMIT; /* framing a block: this record would end past its limit */
             break;
         }
+        if (s->filter) {
+            int keep = pc_filter_keep(s, link, p + pos + PCAP_REC_LEN, incl, orig);
+            if (keep < 0) {
+                stop = STOP_FILTER;
+                break;
+            }
+            if (!keep) {
+                pos += PCAP_REC_LEN + incl;
+                continue;
+            }
+        }
         if (incl > snap && snap) {
             if (!s->over_snaplen) {
-                s->over_snaplen_offset = pos;
+                s->over_snaplen_offset = base + pos;
                 s->over_snaplen_record = s->records;
             }
             s->over_snaplen++;
@@ -700,7 +756,7 @@ static int pc_run_pcap(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, 
         pos += PCAP_REC_LEN + incl;
         row++;
     }
-    s->pos = pos;
+    s->pos = base + pos;
     *rowp = row;
     return stop;
 }
@@ -724,23 +780,28 @@ static void pc_idb_options(const uint8_t *p, uint64_t cur, uint64_t end, int swa
 
 static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, size_t *rowp,
                          size_t cap, uint64_t limit, pc_fallback *fb) {
-    uint64_t pos = s->pos, start = s->pos;
+    uint64_t base = s->base, pos = s->pos - base; /* offsets in the buffer from here on */
+    uint64_t start = pos;
     size_t row = *rowp;
     int stop = STOP_FULL;
+    limit = limit > base ? limit - base : 0;
     while (row < cap) {
         uint32_t type, blen, iface = 0, incl = 0, orig = 0;
         uint64_t body, blim, data = 0, ts = 0;
         int is_packet = 0, has_ts = 1;
-        if (pos >= len) {
-            stop = STOP_EOF;
-            break;
-        }
-        if (pos >= limit) {
+        if (pos >= limit && pos < len) {
             stop = STOP_LIMIT;
             break;
         }
         if (len - pos < NG_BLOCK_OVERHEAD) {
-            stop = pc_damage(s, DAMAGE_CUT_HEADER, pos, len - pos);
+            if (s->more) {
+                s->need = NG_BLOCK_OVERHEAD;
+                stop = STOP_MORE;
+            } else if (pos >= len) {
+                stop = STOP_EOF;
+            } else {
+                stop = pc_damage(s, DAMAGE_CUT_HEADER, base + pos, len - pos);
+            }
             break;
         }
         type = pc_rd32(p, pos + NG_BLOCK_TYPE, len, s->swap);
@@ -749,21 +810,26 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
             if (bom == NG_BOM) s->swap = 0;
             else if (bom == NG_BOM_SWAPPED) s->swap = 1;
             else {
-                stop = pc_damage(s, DAMAGE_BAD_BOM, pos, bom);
+                stop = pc_damage(s, DAMAGE_BAD_BOM, base + pos, bom);
                 break;
             }
         }
         blen = pc_rd32(p, pos + NG_BLOCK_LEN, len, s->swap);
         if (blen < NG_BLOCK_OVERHEAD || (blen & 3)) {
-            stop = pc_damage(s, DAMAGE_BLOCK_LEN, pos, blen);
+            stop = pc_damage(s, DAMAGE_BLOCK_LEN, base + pos, blen);
             break;
         }
         if (blen > len - pos) {
-            stop = pc_damage(s, DAMAGE_CUT_DATA, pos, blen);
+            if (s->more) {
+                s->need = blen;
+                stop = STOP_MORE;
+            } else {
+                stop = pc_damage(s, DAMAGE_CUT_DATA, base + pos, blen);
+            }
             break;
         }
         if (pc_rd32(p, pos + blen - 4, len, s->swap) != blen) {
-            stop = pc_damage(s, DAMAGE_BLOCK_LEN_MISMATCH, pos, blen);
+            stop = pc_damage(s, DAMAGE_BLOCK_LEN_MISMATCH, base + pos, blen);
             break;
         }
         if (!c && pos != start && pos + blen > limit) {
@@ -775,7 +841,7 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
         switch (type) {
         case NG_TYPE_SHB:
             if (blim - body < NG_SHB_MIN_BODY) {
-                stop = pc_damage(s, DAMAGE_BLOCK_TOO_SHORT, pos, blen);
+                stop = pc_damage(s, DAMAGE_BLOCK_TOO_SHORT, base + pos, blen);
                 goto out;
             }
             s->n_if = 0;
@@ -785,7 +851,7 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
         case NG_TYPE_IDB: {
             uint32_t k = s->n_if;
             if (blim - body < NG_IDB_OPTIONS) {
-                stop = pc_damage(s, DAMAGE_BLOCK_TOO_SHORT, pos, blen);
+                stop = pc_damage(s, DAMAGE_BLOCK_TOO_SHORT, base + pos, blen);
                 goto out;
             }
             if (k == s->cap_if) {
@@ -805,7 +871,7 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
         case NG_TYPE_EPB:
         case NG_TYPE_PB:
             if (blim - body < (type == NG_TYPE_EPB ? NG_EPB_DATA : NG_PB_DATA)) {
-                stop = pc_damage(s, DAMAGE_BLOCK_TOO_SHORT, pos, blen);
+                stop = pc_damage(s, DAMAGE_BLOCK_TOO_SHORT, base + pos, blen);
                 goto out;
             }
             if (type == NG_TYPE_EPB) {
@@ -824,15 +890,15 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
                 data = body + NG_PB_DATA;
             }
             if (incl > PC_MAX_CAPLEN) {
-                stop = pc_damage(s, DAMAGE_CAPLEN_TOO_BIG, pos, incl);
+                stop = pc_damage(s, DAMAGE_CAPLEN_TOO_BIG, base + pos, incl);
                 goto out;
             }
             if (incl > orig) {
-                stop = pc_damage(s, DAMAGE_CAPLEN_ABOVE_ORIG, pos, incl);
+                stop = pc_damage(s, DAMAGE_CAPLEN_ABOVE_ORIG, base + pos, incl);
                 goto out;
             }
             if (incl > blim - data) {
-                stop = pc_damage(s, DAMAGE_CAPLEN_BEYOND_BLOCK, pos, incl);
+                stop = pc_damage(s, DAMAGE_CAPLEN_BEYOND_BLOCK, base + pos, incl);
                 goto out;
             }
             is_packet = 1;
@@ -840,7 +906,7 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
         case NG_TYPE_SPB: {
             uint64_t room;
             if (blim - body < NG_SPB_DATA) {
-                stop = pc_damage(s, DAMAGE_BLOCK_TOO_SHORT, pos, blen);
+                stop = pc_damage(s, DAMAGE_BLOCK_TOO_SHORT, base + pos, blen);
                 goto out;
             }
             orig = pc_rd32(p, body + NG_SPB_ORIGLEN, blim, s->swap);
@@ -851,11 +917,11 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
             incl = orig;
             if (s->n_if && s->if_snap[0] && incl > s->if_snap[0]) incl = s->if_snap[0];
             if (incl > PC_MAX_CAPLEN) {
-                stop = pc_damage(s, DAMAGE_CAPLEN_TOO_BIG, pos, incl);
+                stop = pc_damage(s, DAMAGE_CAPLEN_TOO_BIG, base + pos, incl);
                 goto out;
             }
             if ((((uint64_t)incl + 3) & ~(uint64_t)3) != room) {
-                stop = pc_damage(s, DAMAGE_SPB_LENGTH, pos, blen);
+                stop = pc_damage(s, DAMAGE_SPB_LENGTH, base + pos, blen);
                 goto out;
             }
             iface = 0;
@@ -869,13 +935,24 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
         if (is_packet) {
             uint32_t link;
             if (iface >= s->n_if) {
-                stop = pc_damage(s, DAMAGE_BAD_INTERFACE, pos, iface);
+                stop = pc_damage(s, DAMAGE_BAD_INTERFACE, base + pos, iface);
                 goto out;
             }
             link = s->if_link[iface];
+            if (s->filter) {
+                int keep = pc_filter_keep(s, link, p + data, incl, orig);
+                if (keep < 0) {
+                    stop = STOP_FILTER;
+                    goto out;
+                }
+                if (!keep) {
+                    pos += blen;
+                    continue;
+                }
+            }
             if (incl > s->if_snap[iface] && s->if_snap[iface]) {
                 if (!s->over_snaplen) {
-                    s->over_snaplen_offset = pos;
+                    s->over_snaplen_offset = base + pos;
                     s->over_snaplen_record = s->records;
                 }
                 s->over_snaplen++;
@@ -894,7 +971,7 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
         pos += blen;
     }
 out:
-    s->pos = pos;
+    s->pos = base + pos;
     *rowp = row;
     return stop;
 }

@@ -1,17 +1,36 @@
 """Capture reader facade: pcap/pcapng files in, PacketBatch columns out.
 
-Design note. The file is memory-mapped and handed whole to the decoder core (`_pcap`, or its
-twin `_pcap_py`: `classifier.pcap.kernels`). The core frames records and decodes their
-headers in one pass straight into the columns of a preallocated batch; it stops at least
-every `WINDOW` bytes so that this layer can tell the kernel to drop the pages already read
-(`MADV_DONTNEED` on a read-only file mapping only unmaps them: the page cache keeps them).
-Resident memory is therefore one window plus one batch, whatever the file size.
+Design note. A plain capture file is memory-mapped and handed whole to the decoder core
+(`_pcap`, or its twin `_pcap_py`: `classifier.pcap.kernels`). The core frames records and
+decodes their headers in one pass straight into the columns of a preallocated batch; it
+stops at least every `WINDOW` bytes so that this layer can tell the kernel to drop the pages
+already read (`MADV_DONTNEED` on a read-only file mapping only unmaps them: the page cache
+keeps them). Resident memory is therefore one window plus one batch, whatever the file size.
 
-The format is chosen by the magic number, never by the file name. What this layer adds to the
+Everything else is a stream, read in order into one reusable buffer (`stream_buffer` bytes,
+grown only for a pcapng block larger than it, up to `stream_max_block`): a compressed file
+(gzip, bzip2, xz, zstd: `classifier.pcap.streams`), standard input (`STDIN`, the command
+line's `-`), a FIFO, and every file in the pure-Python mode (the twin reads no map). The core
+runs on the buffer with `more` set and stops with STOP_MORE at a record that runs past it;
+this layer moves the unread tail to the front, reads on and calls again. So a stream gives
+exactly the rows, damage and offsets of the same bytes in a file. A block above
+`stream_max_block` is read through without being kept (`_big_block`): its head and trailer
+are what the core needs, and it gets them as a small block of the same meaning.
+
+A file that shrinks while it is mapped (truncated, rotated or rewritten by another process)
+would kill the process with SIGBUS on the first page past its new end. The compiled core runs
+under a guard that survives that signal (pcap_guard.h) and returns STOP_FAULT with the state
+of its call's entry; the size is also checked before each window. Either way this layer drops
+the map and reads on with pread from where the core stood, up to the size the file had when
+opened: the read ends where the data ends, with one warning.
+
+The format is chosen by the first bytes, never by the file name. What this layer adds to the
 core:
 - errors: a missing, unreadable, empty or non-capture file is a `PcapError` with one line;
 - damage: the core stops at the first impossible record and reports what and where; the
-  records before it are kept, and one warning says where the read ended and how much was read;
+  records before it are kept, and one warning says where the read ended and how much was read.
+  Compressed data that is corrupt or ends early is damage at the point where the decompressed
+  bytes end (one warning saying so);
 - the slow path: records of link types the core does not decode (802.11 with or without
   radiotap, PPI, pflog, ...) are handed to scapy's dissectors; the IP layer scapy finds is
   decoded by the core as raw IP, so those rows follow exactly the same rules. scapy and the
@@ -26,6 +45,7 @@ import functools
 import mmap
 import os
 import stat
+import struct
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -57,13 +77,28 @@ from classifier.codes import (
     STATUS_OK,
     STOP_DAMAGED,
     STOP_EOF,
+    STOP_FAULT,
+    STOP_FILTER,
     STOP_FULL,
     STOP_GROW_IFACES,
     STOP_LIMIT,
+    STOP_MORE,
 )
 from classifier.errors import PcapError
 from classifier.packets import PacketBatch
+from classifier.pcap.bpf import CaptureFilter
 from classifier.pcap.kernels import reader_kernels
+from classifier.pcap.layout import LAYOUT
+from classifier.pcap.streams import (
+    MAGIC_BYTES,
+    CorruptStream,
+    Decompressed,
+    FdSource,
+    PreadSource,
+    Prefetched,
+    Source,
+    compression,
+)
 
 __all__ = [
     "BlockCut",
@@ -71,12 +106,22 @@ __all__ = [
     "CaptureWarning",
     "DEFAULT_BATCH_SIZE",
     "LINKTYPE_NAMES",
+    "STDIN",
+    "StandardInput",
     "open_capture",
     "read_batches",
 ]
 
 DEFAULT_BATCH_SIZE = 65536
 WINDOW = 32 << 20  # bytes read between two page drops
+NO_LIMIT = (1 << 64) - 1  # a stream's run stops at the buffer's end, not at a byte limit
+PCAP_HEADER_BYTES = LAYOUT["PCAP_FILE_LEN"]  # what `begin` reads (pcapng: the first 4)
+MAX_CAPLEN = LAYOUT["PC_MAX_CAPLEN"]
+NG_TYPE_IDB = 1
+NG_BLOCK = LAYOUT["NG_BLOCK_BODY"]  # type and length
+NG_IDB_FIXED = LAYOUT["NG_IDB_OPTIONS"]  # link type, reserved, snap length
+NG_PACKET_FIXED = LAYOUT["NG_EPB_DATA"]  # the longest fixed part of a packet block
+NG_OPT_HEADER = LAYOUT["NG_OPT_VALUE"]
 
 # the names of link types, for the summary (the native ones are in codes.LINKTYPE_*; the
 # others go through scapy)
@@ -141,22 +186,39 @@ class CaptureWarning(UserWarning):
     """A capture was read only in part (damage) or has records that bend its own header."""
 
 
+class StandardInput(str):
+    """The capture path that means standard input (the command line's `-`): a `str` equal to
+    "-" (its name in every output), recognised by its type. A plain "-" is a file named -."""
+
+    __slots__ = ()
+
+
+STDIN = StandardInput("-")
+
+
 def linktype_name(linktype: int) -> str:
     name = LINKTYPE_NAMES.get(linktype, f"LINKTYPE_{linktype}")
     return f"{name}({linktype})" if name == "RAW" and linktype != 101 else name
 
 
 class Capture:
-    """One open capture file. Use as a context manager; iterate `batches()` once.
+    """One open capture (a file, or `STDIN`). Use as a context manager; iterate `batches()`
+    once.
 
     After (or during) the iteration: `records` read, `warnings` (one-line strings),
     `damaged` and `damage_offset`, `slow_path` (records decoded through scapy), `formats`
     and `link_types` seen, `first_ts_ns` / `last_ts_ns` (None before the first record),
-    `position` / `size` in bytes for progress.
+    `position` / `size` in bytes of the file itself for progress (compressed bytes for a
+    compressed file; `size` is 0 for a pipe), `compression` ("gzip", ... or None), `filtered`
+    (records a `capture_filter` dropped: never rows; `records` counts the rows only).
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
+    stream_buffer = 8 << 20  # the stream buffer's size
+    stream_max_block = 16 << 20  # larger pcapng blocks are read through, not buffered
+
+    def __init__(self, path: str | os.PathLike[str], capture_filter: CaptureFilter | None = None):
         self.path = str(path)
+        self.capture_filter = capture_filter
         self.records = 0
         self.warnings: list[str] = []
         self.damaged = False
@@ -164,57 +226,164 @@ class Capture:
         self.slow_path = 0
         self.first_ts_ns: int | None = None
         self.last_ts_ns: int | None = None
+        self.compression: str | None = None
         self._snap_warned = False
         self._decoder = reader_kernels.Decoder()
-        self._file: Any = None
+        self._fd: int | None = None
+        self._owns_fd = True
         self._map: mmap.mmap | None = None
-        self._size = 0
-        self._open()
+        self._size = 0  # the file's size when opened (0 for a pipe)
+        # stream state: the buffer holds the decoded stream from offset _base, _end bytes
+        self._source: Source | None = None
+        self._buf = bytearray()
+        self._view = memoryview(self._buf)
+        self._base = 0
+        self._end = 0
+        self._start = 0  # a cursor, while a big block is read through
+        self._eof = False
+        self._corrupt: str | None = None  # why a compressed stream stopped early
+        self._shrank = False  # the mapped file shrank under the reader
+        try:
+            self._open(path)
+        except BaseException:
+            self.close()
+            raise
+        if capture_filter is not None:  # Ethernet's program now; others when met
+            self._decoder.add_filter(1, capture_filter.program(1))
 
     # --- opening -----------------------------------------------------------------------
-    def _open(self) -> None:
-        path = self.path
+    def _open(self, path: str | os.PathLike[str]) -> None:
+        name = self.path
+        if isinstance(path, StandardInput):
+            self._fd, self._owns_fd = 0, False
+            try:
+                mode = os.fstat(0).st_mode
+            except OSError:
+                raise PcapError(f"{name}: standard input is closed: pipe a capture in") from None
+            if os.isatty(0):
+                raise PcapError(
+                    f"{name}: standard input is a terminal: pipe a capture into it "
+                    "(... | sgclassify ... -)"
+                )
+            self._open_stream(stat.S_ISREG(mode))
+            return
         if os.path.isdir(path):
-            raise PcapError(f"{path}: is a directory, not a capture file")
+            raise PcapError(f"{name}: is a directory, not a capture file")
         try:
             mode = os.stat(path).st_mode
         except OSError as exc:
-            raise PcapError(f"{path}: cannot open: {exc.strerror or exc}") from None
-        if not stat.S_ISREG(mode):  # a FIFO would block in open() and cannot be mapped
+            raise PcapError(f"{name}: cannot open: {exc.strerror or exc}") from None
+        regular = stat.S_ISREG(mode)
+        if not (regular or stat.S_ISFIFO(mode)):
             raise PcapError(
-                f"{path}: not a regular file (a pipe, device or socket): give a capture file"
+                f"{name}: not a regular file or a pipe (a device or socket): give a capture file"
             )
         try:
-            self._file = open(path, "rb")  # noqa: SIM115 - closed by close()
-            self._size = os.fstat(self._file.fileno()).st_size
+            # a FIFO: O_NONBLOCK so that open() does not wait for a writer (none: empty)
+            self._fd = os.open(path, os.O_RDONLY | (0 if regular else os.O_NONBLOCK))
+            if not regular:
+                os.set_blocking(self._fd, True)
+            self._size = os.fstat(self._fd).st_size if regular else 0
         except OSError as exc:
-            raise PcapError(f"{path}: cannot open: {exc.strerror or exc}") from None
+            raise PcapError(f"{name}: cannot open: {exc.strerror or exc}") from None
+        if not regular:
+            self._open_stream(False)
+            return
         if self._size == 0:
-            self.close()
-            raise PcapError(f"{path}: empty file (0 bytes), not a pcap or pcapng capture")
+            raise PcapError(f"{name}: empty file (0 bytes), not a pcap or pcapng capture")
+        head = self._pread(0, PCAP_HEADER_BYTES)
+        self.compression = compression(head)
+        if self.compression is not None or not reader_kernels.GUARDED:
+            self._open_stream(True)
+            return
         try:
-            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
         except (OSError, ValueError) as exc:
-            self.close()
-            raise PcapError(f"{path}: cannot map the file: {exc}") from None
+            raise PcapError(f"{name}: cannot map the file: {exc}") from None
         if hasattr(mmap, "MADV_SEQUENTIAL"):
             self._map.madvise(mmap.MADV_SEQUENTIAL)
-        rc = self._decoder.begin(self._map)
+        self._begin(head, len(head) if len(head) < PCAP_HEADER_BYTES else self._size)
+
+    def _pread(self, offset: int, n: int) -> bytes:
+        assert self._fd is not None
+        try:
+            return os.pread(self._fd, n, offset)
+        except OSError as exc:
+            raise PcapError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+
+    def _open_stream(self, regular: bool) -> None:
+        """Read the file/pipe in order (decompressing it when its first bytes say so)."""
+        assert self._fd is not None
+        raw: Source
+        if regular and self._fd != 0:
+            raw = PreadSource(self._fd, 0, self._size)
+        else:
+            raw = FdSource(self._fd)
+            head = b""
+            while len(head) < MAGIC_BYTES:  # peek, keeping what was read
+                got = self._read_raw(raw, MAGIC_BYTES - len(head))
+                if not got:
+                    break
+                head += got
+            raw = FdSource(self._fd, head)
+            if not head and self._fd != 0:
+                raise PcapError(f"{self.path}: empty (0 bytes, no writer), not a capture")
+            if regular:  # standard input redirected from a file
+                self._size = os.fstat(self._fd).st_size
+            self.compression = compression(head)
+        self._source = (
+            Prefetched(Decompressed(raw, self.compression, self.path)) if self.compression else raw
+        )
+        self._buf = bytearray(self.stream_buffer)
+        self._view = memoryview(self._buf)
+        self._fill(PCAP_HEADER_BYTES)
+        if self._end == 0:
+            if self._corrupt is not None:
+                raise PcapError(f"{self.path}: {self._corrupt}: no capture could be read")
+            what = f"{self.compression} data decompresses to nothing" if self.compression else (
+                "empty (0 bytes)")  # fmt: skip
+            raise PcapError(f"{self.path}: {what}, not a pcap or pcapng capture")
+        self._begin(bytes(self._view[: self._end]), self._end)
+
+    def _read_raw(self, raw: Source, n: int) -> bytes:
+        scratch = bytearray(n)
+        try:
+            got = raw.readinto(memoryview(scratch))
+        except OSError as exc:
+            raise PcapError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        return bytes(scratch[:got])
+
+    def _begin(self, head: bytes, available: int) -> None:
+        rc = self._decoder.begin(head)
+        inner = f"{self.compression}-compressed: " if self.compression else ""
         if rc == -1:
-            magic = bytes(self._map[:4]).hex()
-            self.close()
-            raise PcapError(f"{path}: not a pcap or pcapng file (magic number {magic})")
+            nested = compression(head)
+            hint = f" ({nested} inside {self.compression}: one layer only)" if nested else ""
+            raise PcapError(
+                f"{self.path}: {inner}not a pcap or pcapng file (magic number {head[:4].hex()})"
+                f"{hint}"
+            )
         if rc == -2:
-            self.close()
-            raise PcapError(f"{path}: {self._size} bytes, too short for a pcap file header")
+            raise PcapError(
+                f"{self.path}: {inner}{available} bytes, too short for a pcap file header"
+            )
 
     def close(self) -> None:
         if self._map is not None:
             self._map.close()
             self._map = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        stuck = False
+        if self._source is not None:
+            self._source.close()
+            stuck = isinstance(self._source, Prefetched) and not self._source.stopped
+            self._source = None
+        if self._fd is not None:
+            if self._owns_fd and not stuck:  # a thread still in a read keeps its descriptor
+                os.close(self._fd)
+            self._fd = None
+        self._view.release()
+        self._buf = bytearray()
+        self._view = memoryview(self._buf)
 
     def __enter__(self) -> Capture:
         return self
@@ -235,36 +404,29 @@ class Capture:
         record boundary, as `cut` gives), stop there."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
-        if self._map is None:
+        if self._fd is None:
             raise ValueError(f"{self.path}: capture is closed")
-        mm = self._map
         dec = self._decoder
-        dropped = 0
-        page = mmap.PAGESIZE
         stop = STOP_FULL
         while stop not in (STOP_EOF, STOP_DAMAGED):
             batch = PacketBatch.zeros(batch_size)
             row = 0
             while True:
-                if self._shrunk():
-                    stop = STOP_DAMAGED
-                    break
-                limit = dec.pos + WINDOW if end is None else min(dec.pos + WINDOW, end)
-                stop, row = dec.run(mm, batch, row, limit)
-                self._slow_path(batch, dec.fallback())
-                done = (dec.pos // page) * page
-                if done - dropped >= WINDOW and hasattr(mmap, "MADV_DONTNEED"):
-                    mm.madvise(mmap.MADV_DONTNEED, dropped, done - dropped)
-                    dropped = done
+                if self._map is not None:
+                    stop, row = self._run_map(batch, row, end)
+                else:
+                    stop, row = self._run_stream(batch, row)
                 if stop == STOP_GROW_IFACES:
                     dec.grow_interfaces()
-                elif stop != STOP_LIMIT:
+                elif stop == STOP_FILTER:
+                    self._add_filter()
+                elif stop not in (STOP_LIMIT, STOP_MORE, STOP_FAULT):
                     break
                 elif end is not None and dec.pos >= end:
                     stop = STOP_EOF  # the end of the block
                     break
-            if stop == STOP_DAMAGED and not self.damaged:
-                self._note_damage()
+            if stop in (STOP_EOF, STOP_DAMAGED):
+                self._finish(stop)
             if dec.over_snaplen and not self._snap_warned:
                 self._note_snaplen()
             if row:
@@ -275,22 +437,239 @@ class Capture:
                 self.records += row
                 yield out
 
-    def _shrunk(self) -> bool:
-        """The file got shorter than when it was mapped (truncated or rotated while being read):
-        reading the lost pages would kill the process with SIGBUS, so stop here, with a warning.
-        Checked before each window of the map; a truncation inside a window is not caught."""
-        assert self._file is not None
-        size = os.fstat(self._file.fileno()).st_size
-        if size >= self._size:
-            return False
-        if not self.damaged:
+    def _run_map(self, batch: PacketBatch, row: int, end: int | None = None) -> tuple[int, int]:
+        """One window of the map (up to `end` at most); on to pread when the file shrank
+        (checked, or SIGBUS)."""
+        mm = self._map
+        assert mm is not None
+        dec = self._decoder
+        if self._current_size() < self._size:
+            self._leave_map()
+            return STOP_LIMIT, row
+        before = dec.pos
+        limit = before + WINDOW if end is None else min(before + WINDOW, end)
+        stop, row = dec.run(mm, batch, row, limit)
+        if stop == STOP_FAULT:
+            _zero_rows(batch, row)
+            self._leave_map()
+            return STOP_LIMIT, row
+        for r, offset, length, linktype in dec.fallback():
+            data = self._pread(offset, length)  # pread: the map may be gone under us
+            if len(data) < length:
+                data = bytes(length)  # shrank now: this row is kept as the core saw it
+            decode_with_scapy(batch, r, data, linktype)
+            self.slow_path += 1
+        page = mmap.PAGESIZE
+        start, done = (before // page) * page, (dec.pos // page) * page
+        if done > start and hasattr(mmap, "MADV_DONTNEED"):
+            mm.madvise(mmap.MADV_DONTNEED, start, done - start)
+        return stop, row
+
+    def _current_size(self) -> int:
+        assert self._fd is not None
+        return os.fstat(self._fd).st_size
+
+    def _leave_map(self) -> None:
+        """The mapped file shrank: drop the map, read on with pread up to the size it had."""
+        assert self._fd is not None and self._map is not None
+        self._shrank = True
+        self._map.close()
+        self._map = None
+        pos = int(self._decoder.pos)
+        self._source = PreadSource(self._fd, pos, self._size)
+        self._buf = bytearray(self.stream_buffer)
+        self._view = memoryview(self._buf)
+        self._base, self._end, self._eof = pos, 0, False
+
+    def _run_stream(self, batch: PacketBatch, row: int) -> tuple[int, int]:
+        dec = self._decoder
+        dec.base = self._base
+        dec.more = not self._eof
+        stop, row = dec.run(self._view[: self._end], batch, row, NO_LIMIT)
+        for r, offset, length, linktype in dec.fallback():
+            decode_with_scapy(batch, r, bytes(self._view[offset : offset + length]), linktype)
+            self.slow_path += 1
+        if stop == STOP_MORE:
+            need = int(dec.need)
+            if need > self.stream_max_block and dec.pcapng:  # a pcap record is <= 256 KiB
+                return self._big_block(batch, row, need)
+            self._fill(need)
+        return stop, row
+
+    def _fill(self, need: int) -> None:
+        """Move the unread tail to the front of the buffer (growing it to `need` bytes when
+        smaller) and read until it is full or the stream ends."""
+        rel = int(self._decoder.pos) - self._base
+        if rel > 0:
+            tail = self._end - rel
+            self._view[:tail] = self._view[rel : self._end]
+            self._base += rel
+            self._end = tail
+        if need > len(self._buf):
+            size = len(self._buf)
+            while size < need:
+                size *= 2
+            self._view.release()
+            self._buf.extend(bytes(min(size, max(need, self.stream_max_block)) - len(self._buf)))
+            self._view = memoryview(self._buf)
+        while self._end < len(self._buf) and not self._eof:
+            self._end += self._read(self._view[self._end :])
+
+    def _read(self, view: memoryview) -> int:
+        """One read from the source: 0 (and _eof) at its end, or when it turns out corrupt."""
+        assert self._source is not None
+        try:
+            n = self._source.readinto(view)
+        except CorruptStream as exc:
+            self._corrupt = str(exc)
+            n = 0
+        except OSError as exc:
+            raise PcapError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        if n == 0:
+            self._eof = True
+        return n
+
+    def _big_block(self, batch: PacketBatch, row: int, blen: int) -> tuple[int, int]:
+        """A pcapng block longer than `stream_max_block` (the core checked its type and length
+        fields): read it through keeping its head (the fixed fields and up to MAX_CAPLEN bytes
+        of packet data: all the core reads of such a block), or, for an interface block, the
+        last value of each option the core uses; check its trailing length; then hand the core
+        a small block of the same meaning at the same offset, and go on after the real one."""
+        dec = self._decoder
+        start = int(dec.pos)
+        swap = ">" if dec.swap else "<"  # set from this block's own BOM if it is a section
+        self._start = start - self._base  # a cursor over the buffer, from the block on
+        head = self._take(NG_BLOCK)
+        btype = struct.unpack(swap + "I", head[:4])[0]
+        blim = blen - 4  # the body ends here (offsets in the block)
+        if btype == NG_TYPE_IDB:
+            fixed = self._take(NG_IDB_FIXED)
+            body, got = self._idb_options(fixed, blim, swap)
+        else:
+            body = self._take(min(blim - NG_BLOCK, NG_PACKET_FIXED + MAX_CAPLEN))
+            got = NG_BLOCK + len(body)
+            got += self._skip(blim - got)
+        trailer = self._take(4) if got == blim else b""
+        if len(trailer) < 4:
+            dec.fail(DAMAGE_CUT_DATA, start, blen)
+            return STOP_DAMAGED, row
+        if struct.unpack(swap + "I", trailer)[0] != blen:
+            dec.fail(DAMAGE_BLOCK_LEN_MISMATCH, start, blen)
+            return STOP_DAMAGED, row
+        body += bytes(-len(body) % 4)
+        small = len(body) + 12
+        block = head[:4] + struct.pack(swap + "I", small) + body + struct.pack(swap + "I", small)
+        # the core reads the small block as the real one, at the real one's offset
+        dec.base, dec.pos, dec.more = start, start, False
+        stop, row = dec.run(block, batch, row, NO_LIMIT)
+        while stop in (STOP_GROW_IFACES, STOP_FILTER):
+            if stop == STOP_FILTER:
+                self._add_filter()
+            else:
+                dec.grow_interfaces()
+            stop, row = dec.run(block, batch, row, NO_LIMIT)
+        for r, offset, length, linktype in dec.fallback():
+            decode_with_scapy(batch, r, block[offset : offset + length], linktype)
+            self.slow_path += 1
+        if stop == STOP_DAMAGED:
+            if dec.damage == DAMAGE_SPB_LENGTH:  # the value is the block's length: the real one
+                dec.fail(DAMAGE_SPB_LENGTH, start, blen)
+            return stop, row
+        # what the buffer holds past the block is the stream from start + blen on
+        dec.pos = start + blen
+        self._base = start + blen - self._start
+        return STOP_LIMIT if stop == STOP_EOF else stop, row
+
+    def _add_filter(self) -> None:
+        """The core met a link type the filter has no program for yet: compile one."""
+        assert self.capture_filter is not None
+        link = int(self._decoder.need)
+        self._decoder.add_filter(link, self.capture_filter.program(link))
+
+    def _take(self, n: int) -> bytes:
+        """The next n bytes at the cursor (fewer at the stream's end), consumed."""
+        out = b""
+        while len(out) < n and self._available():
+            k = min(n - len(out), self._end - self._start)
+            out += bytes(self._view[self._start : self._start + k])
+            self._start += k
+        return out
+
+    def _skip(self, n: int) -> int:
+        """Consume up to n bytes at the cursor without keeping them; returns how many."""
+        done = 0
+        while done < n and self._available():
+            k = min(n - done, self._end - self._start)
+            self._start += k
+            done += k
+        return done
+
+    def _available(self) -> bool:
+        """Bytes at the cursor: read on (from the buffer's front) when it is used up."""
+        if self._start < self._end:
+            return True
+        self._base += self._end
+        self._start = self._end = 0
+        while self._end < len(self._buf) and not self._eof:
+            self._end += self._read(self._view[self._end :])
+        return self._end > 0
+
+    def _idb_options(self, fixed: bytes, blim: int, swap: str) -> tuple[bytes, int]:
+        """Walk an interface block's options from the stream as the core does
+        (pcap_core.h pc_idb_options), keeping the last if_tsresol and if_tsoffset; returns the
+        small block's body (the fixed fields and those options) and the bytes consumed."""
+        got = 16
+        options = b""
+        res: bytes | None = None
+        offset: bytes | None = None
+        while got + NG_OPT_HEADER <= blim:
+            opt = self._take(NG_OPT_HEADER)
+            got += len(opt)
+            if len(opt) < NG_OPT_HEADER:
+                return fixed, got
+            code, olen = struct.unpack(swap + "HH", opt)
+            if code == LAYOUT["NG_OPT_END"] or got + olen > blim:
+                break
+            value = self._take(min(olen, 8))
+            got += len(value)
+            if code == LAYOUT["NG_OPT_IF_TSRESOL"] and len(value) >= 1:
+                res = value[:1]
+            if code == LAYOUT["NG_OPT_IF_TSOFFSET"] and len(value) >= 8:
+                offset = value[:8]
+            pad = ((olen + 3) & ~3) - len(value)
+            step = min(pad, blim - got)
+            got += self._skip(step)
+            if step < pad:
+                break
+        got += self._skip(blim - got)
+        if res is not None:
+            options += struct.pack(swap + "HH", LAYOUT["NG_OPT_IF_TSRESOL"], 1) + res + bytes(3)
+        if offset is not None:
+            options += struct.pack(swap + "HH", LAYOUT["NG_OPT_IF_TSOFFSET"], 8) + offset
+        return fixed + options + struct.pack(swap + "HH", LAYOUT["NG_OPT_END"], 0), got
+
+    def _finish(self, stop: int) -> None:
+        """The read ended: note damage, a corrupt compressed stream or a shrunk file, once."""
+        dec = self._decoder
+        if self.damaged:
+            return
+        cut = stop == STOP_EOF or dec.damage in (DAMAGE_CUT_HEADER, DAMAGE_CUT_DATA)
+        if self._shrank and cut:
             self.damaged = True
-            self.damage_offset = int(self._decoder.pos)
+            self.damage_offset = int(dec.pos)
             self.warnings.append(
-                f"{self.path}: the file shrank from {self._size} to {size} bytes while being read; "
-                f"read stopped after {self._decoder.records} records"
+                f"{self.path}: the file shrank from {self._size} to {self._current_size()} "
+                f"bytes while being read; read stopped after {dec.records} records"
             )
-        return True
+        elif self._corrupt is not None and cut:
+            self.damaged = True
+            self.damage_offset = int(dec.pos)
+            self.warnings.append(
+                f"{self.path}: damaged at byte offset {dec.pos}: {self._corrupt}; "
+                f"read stopped after {dec.records} records"
+            )
+        elif stop == STOP_DAMAGED:
+            self._note_damage()
 
     def _note_snaplen(self) -> None:
         self._snap_warned = True
@@ -310,14 +689,6 @@ class Capture:
             f"read stopped after {dec.records} records"
         )
 
-    def _slow_path(self, batch: PacketBatch, records: list[tuple[int, int, int, int]]) -> None:
-        if not records:
-            return
-        assert self._map is not None
-        for row, offset, length, linktype in records:
-            decode_with_scapy(batch, row, bytes(self._map[offset : offset + length]), linktype)
-        self.slow_path += len(records)
-
     # --- blocks (the scale-out, classifier.scale) -------------------------------------
     def cut(self, blocksize: int, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[BlockCut]:
         """Frame the file without decoding it and yield its blocks (`BlockCut`), in file
@@ -326,14 +697,12 @@ class Capture:
         `batches(batch_size)` would have left (warnings in its order)."""
         if blocksize < 1:
             raise ValueError("blocksize must be at least 1")
-        if self._map is None:
-            raise ValueError(f"{self.path}: capture is closed")
-        mm, dec, dropped, page = self._map, self._decoder, 0, mmap.PAGESIZE
+        mm, dec, dropped, page = self._map_for_blocks(), self._decoder, 0, mmap.PAGESIZE
         stop = STOP_LIMIT
         while stop == STOP_LIMIT and dec.pos < self._size:
             state, first, start = dec.snapshot(), int(dec.records), int(dec.pos)
-            if self._shrunk():
-                break
+            if self._current_size() < self._size:
+                break  # shrank: a full read notes it; the blocks end here
             stop = dec.skip(mm, start + blocksize)
             while stop == STOP_GROW_IFACES:
                 dec.grow_interfaces()
@@ -357,7 +726,23 @@ class Capture:
 
     def resume(self, state: tuple[Any, ...]) -> None:
         """Go on reading from a block's first record (`cut` gave its state)."""
+        self._map_for_blocks()
         self._decoder.restore(state)
+
+    def _map_for_blocks(self) -> mmap.mmap:
+        """Blocks are read at positions in a map. A regular uncompressed file that the reader
+        streams (the pure twin has no SIGBUS guard, so it reads with pread) is mapped here,
+        before any record is read: the scale-out's twin path then reads as the compiled one
+        (unguarded: a file truncated meanwhile could end the process, as before the guard)."""
+        if self._map is not None:
+            return self._map
+        if self._fd is None or self.compression is not None or self._size == 0:
+            raise ValueError(f"{self.path}: not a mapped file (closed, or a stream)")
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode) or self.records:
+            raise ValueError(f"{self.path}: not a mapped file (a pipe, or read already)")
+        self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        self._decoder.base, self._decoder.more = 0, False
+        return self._map
 
     # --- summary -----------------------------------------------------------------------
     @property
@@ -371,13 +756,27 @@ class Capture:
 
     @property
     def position(self) -> int:
-        """Bytes of the file read so far (for progress reports)."""
+        """Bytes of the file read so far (for progress reports): compressed bytes for a
+        compressed file."""
+        if self._source is not None and (self.compression or self._map is None):
+            return int(self._source.consumed)
         return int(self._decoder.pos)
 
     @property
     def size(self) -> int:
-        """The file's size in bytes."""
+        """The file's size in bytes (0 for a pipe)."""
         return self._size
+
+    @property
+    def filtered(self) -> int:
+        """Records the capture filter dropped so far."""
+        return int(self._decoder.filtered)
+
+
+def _zero_rows(batch: PacketBatch, row: int) -> None:
+    """Zero rows row.. of every column (the core writes into zeroed rows only)."""
+    for column in batch.columns().values():
+        column[row:] = 0
 
 
 # scapy's modules whose import registers dissectors for link types (conf.l2types) that carry
@@ -436,16 +835,21 @@ def decode_with_scapy(batch: PacketBatch, row: int, data: bytes, linktype: int) 
     batch.malformed_reason[row] = MALFORMED_NONE
 
 
-def open_capture(path: str | os.PathLike[str]) -> Capture:
-    """Open a pcap or pcapng file (by magic number). Raises PcapError."""
-    return Capture(path)
+def open_capture(
+    path: str | os.PathLike[str], capture_filter: CaptureFilter | None = None
+) -> Capture:
+    """Open a pcap or pcapng capture, plain or compressed (by its first bytes), or `STDIN`;
+    with `capture_filter`, only the records it accepts. Raises PcapError."""
+    return Capture(path, capture_filter)
 
 
 def read_batches(
-    path: str | os.PathLike[str], batch_size: int = DEFAULT_BATCH_SIZE
+    path: str | os.PathLike[str],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    capture_filter: CaptureFilter | None = None,
 ) -> Iterator[PacketBatch]:
     """Yield the capture's records as PacketBatch columns; problems as CaptureWarning."""
-    with open_capture(path) as cap:
+    with open_capture(path, capture_filter) as cap:
         shown = 0
         for batch in cap.batches(batch_size):
             shown = _emit(cap.warnings, shown)

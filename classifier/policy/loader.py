@@ -29,6 +29,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ from classifier.policy.model import (
     Rule,
     SecurityGroup,
 )
-from classifier.policy.syntax import parse
+from classifier.policy.syntax import MAX_FILE_BYTES, parse
 
 __all__ = ["load_policy", "load_policy_data", "policy_summary"]
 
@@ -93,7 +94,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read, parse and validate one policy file; PolicyError lists every problem found."""
     source = str(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = _read_policy(path, source)
     except FileNotFoundError:
         raise PolicyError([Problem(source, "", "", "no such file")]) from None
     except IsADirectoryError:
@@ -102,6 +103,16 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         raise PolicyError([Problem(source, "", "", f"cannot read: {exc.strerror}")]) from None
     data = parse(raw, source, Path(path).suffix.lower())
     return load_policy_data(data, source)
+
+
+def _read_policy(path: str | os.PathLike[str], source: str) -> bytes:
+    """The file's bytes: a regular file only (a FIFO or device could block or never end),
+    and no more than the syntax layer's limit (read one byte past it to know)."""
+    if os.path.exists(path) and not os.path.isdir(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        message = "not a regular file (a pipe or device): give a policy file"
+        raise PolicyError([Problem(source, "", "", message)])
+    with open(path, "rb", buffering=0) as f:
+        return f.read(MAX_FILE_BYTES + 1)
 
 
 def load_policy_data(data: object, source: str = "<data>") -> Policy:

@@ -181,6 +181,14 @@ def layout(summary: dict[str, Any], cap: int | None = None) -> list[Block]:
     if summary["malformed"]:
         text = ", ".join(f"{reason} {count:,}" for reason, count in summary["malformed"].items())
         blocks.append(("malformed: " + text, False))
+    if "filter" in summary:
+        blocks.append(
+            (
+                f"--filter {summary['filter']['expression']!r}: "
+                f"{summary['filter']['filtered']:,} records filtered out (not part of this run)",
+                False,
+            )
+        )
     for file in summary["files"]:
         if file["slow_path"]:
             blocks.append(

@@ -10,6 +10,7 @@ reader's state and byte offsets travel to the workers, never capture bytes.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -30,10 +31,19 @@ def _refuse_streams(path: str) -> None:
             "or run in one process (without --workers/--scheduler)"
         )
     try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # open_capture says what is wrong, as in one process
+    if not stat.S_ISREG(mode):  # a pipe, a device: read once, never at a position
+        raise UsageError(
+            f"{path}: not a regular file, so it cannot be cut into blocks for the workers; "
+            "save it to a file or run in one process"
+        )
+    try:
         with open(path, "rb") as stream:
             head = stream.read(6)
     except OSError:
-        return  # open_capture says what is wrong, as in one process
+        return
     for magic, name in COMPRESSED.items():
         if head.startswith(magic):
             raise UsageError(
