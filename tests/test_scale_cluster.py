@@ -13,6 +13,7 @@ extra. The failures that take the contract's 10 s are in test_scale_cluster_long
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -121,6 +122,37 @@ def test_capture_warnings_and_strict_on_the_real_cluster(
         assert "the capture holds no records" in one.err and "twice" in one.err, one.err
         scaled = cli_run(scenario, tmp_path, *strict, "--scheduler", cluster.address)
         assert_same_cli(one, scaled)
+
+
+def test_input_a_cluster_cannot_cut_is_one_line_before_any_cluster(tmp_path: Path) -> None:
+    """Standard input, a pipe, a compressed capture, and --filter: exit 2, one line, no
+    output, and nothing started (a cluster would take seconds: the whole check takes less)."""
+    import gzip
+
+    dask_or_skip()
+    from classifier.cli import main
+
+    fifo = tmp_path / "pipe.pcap"
+    os.mkfifo(fifo)
+    packed = tmp_path / "web.pcap.gz"
+    packed.write_bytes(gzip.compress(Path(WEB_PCAP).read_bytes()))
+    cases = {
+        "-": ["-"],
+        "not a regular file": [str(fifo)],
+        "gzip-compressed": [str(packed)],
+        "--filter cannot be used": [WEB_PCAP, "--filter", "tcp"],
+    }
+    for words, tail in cases.items():
+        out, err = io.StringIO(), io.StringIO()
+        start = time.monotonic()
+        summary = str(tmp_path / "s.json")
+        argv = ["classify", "--policy", WEB_DB, "--workers", "2", "--json", summary, *tail]
+        code = main(argv, out, err)
+        assert (code, out.getvalue()) == (2, ""), err.getvalue()
+        lines = err.getvalue().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], lines
+        assert time.monotonic() - start < 3, "a cluster was started"
+        assert not (tmp_path / "s.json").exists()
 
 
 # --- faults ------------------------------------------------------------------------------------

@@ -217,6 +217,10 @@ def _scale_options(args: argparse.Namespace) -> dict[str, Any]:
     from classifier.scale.options import require_dask
 
     require_dask("--workers" if args.workers is not None else "--scheduler")
+    from classifier.scale.blocks import refuse_streams
+
+    for path in args.pcaps:  # before a cluster starts: input the workers cannot read by blocks
+        refuse_streams(path)
     return {
         "workers": args.workers,
         "client": args.scheduler,

@@ -22,7 +22,7 @@ from classifier.scale.tasks import Block
 COMPRESSED = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"\xfd7zXZ": "xz", b"BZh": "bzip2"}
 
 
-def _refuse_streams(path: str) -> None:
+def refuse_streams(path: str) -> None:
     """Standard input and compressed captures cannot be cut into blocks that workers read
     at a position: one line, exit 2 (one process reads them, where the reader can)."""
     if path == "-":
@@ -82,7 +82,7 @@ def plan(
     number = 0
     for file_number, path in enumerate(paths):
         location = os.path.abspath(path)
-        _refuse_streams(path)
+        refuse_streams(path)
         try:
             opened = open_capture(path)
         except ClassifierError as error:
