@@ -22,12 +22,9 @@ standard's (<pcap/bpf.h>), mirrored in pcap_bpf.h.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import functools
 import os
 import struct
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -55,22 +52,33 @@ SNAPLEN = 262144
 LIBPCAP_NAMES = ("libpcap.so.1", "libpcap.so.0.8", "libpcap.so")
 
 
-class _Insn(ctypes.Structure):
-    _fields_ = [
-        ("code", ctypes.c_ushort),
-        ("jt", ctypes.c_ubyte),
-        ("jf", ctypes.c_ubyte),
-        ("k", ctypes.c_uint32),
-    ]
+@functools.cache
+def _program_type() -> Any:
+    """`struct bpf_program` (and its `struct bpf_insn`) for ctypes. ctypes is imported only
+    when a filter is compiled: it and libpcap's lookup are not part of every start-up."""
+    import ctypes
 
+    class Insn(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_ushort),
+            ("jt", ctypes.c_ubyte),
+            ("jf", ctypes.c_ubyte),
+            ("k", ctypes.c_uint32),
+        ]
 
-class _Program(ctypes.Structure):
-    _fields_ = [("bf_len", ctypes.c_uint), ("bf_insns", ctypes.POINTER(_Insn))]
+    class Program(ctypes.Structure):
+        _fields_ = [("bf_len", ctypes.c_uint), ("bf_insns", ctypes.POINTER(Insn))]
+
+    return Program
 
 
 @functools.cache
 def libpcap() -> Any:
     """libpcap through ctypes, or None where it cannot be loaded."""
+    import ctypes
+    import ctypes.util
+
+    program_type = _program_type()
     names = [ctypes.util.find_library("pcap"), *LIBPCAP_NAMES]
     for name in names:
         if not name:
@@ -84,14 +92,14 @@ def libpcap() -> Any:
         lib.pcap_compile.restype = ctypes.c_int
         lib.pcap_compile.argtypes = [
             ctypes.c_void_p,
-            ctypes.POINTER(_Program),
+            ctypes.POINTER(program_type),
             ctypes.c_char_p,
             ctypes.c_int,
             ctypes.c_uint32,
         ]
         lib.pcap_geterr.restype = ctypes.c_char_p
         lib.pcap_geterr.argtypes = [ctypes.c_void_p]
-        lib.pcap_freecode.argtypes = [ctypes.POINTER(_Program)]
+        lib.pcap_freecode.argtypes = [ctypes.POINTER(program_type)]
         lib.pcap_close.argtypes = [ctypes.c_void_p]
         return lib
     return None
@@ -100,6 +108,9 @@ def libpcap() -> Any:
 def _compile(expression: str, linktype: int) -> np.ndarray | str:
     """libpcap's program for `expression` on `linktype` (as a capture file names it), or its
     error message."""
+    import ctypes
+    import tempfile
+
     lib = libpcap()
     if lib is None:
         return "libpcap is not installed (Debian: apt-get install libpcap0.8)"
@@ -114,7 +125,7 @@ def _compile(expression: str, linktype: int) -> np.ndarray | str:
     if not handle:
         return errbuf.value.decode(errors="replace") or f"link type {linktype} unknown to libpcap"
     try:
-        program = _Program()
+        program = _program_type()()
         if lib.pcap_compile(handle, ctypes.byref(program), expression.encode(), 1,
                             NETMASK_UNKNOWN) != 0:  # fmt: skip
             return (lib.pcap_geterr(handle) or b"syntax error").decode(errors="replace")

@@ -28,8 +28,6 @@ zstd needs the `zstandard` package (the `zstd` extra); without it `Decompressed`
 
 from __future__ import annotations
 
-import bz2
-import lzma
 import os
 import queue
 import threading
@@ -153,6 +151,8 @@ class Decompressed(Source):
         self._out = b""  # decompressed output not yet handed out (zstd only)
         self._raw_eof = False
         self._decoder: Any = None  # the current member's / stream's / frame's decompressor
+        # what the decompressors raise on corrupt data (lzma's error joins when xz is read)
+        self._corrupt: tuple[type[BaseException], ...] = (zlib.error, OSError, EOFError, ValueError)
         self._done = False
         self._buf = bytearray(INPUT_CHUNK)
 
@@ -208,9 +208,14 @@ class Decompressed(Source):
         if self.kind == "gzip":
             self._decoder = zlib.decompressobj(wbits=31)
         elif self.kind == "bzip2":
+            import bz2  # bz2 and lzma only when a capture needs them (start-up time)
+
             self._decoder = bz2.BZ2Decompressor()
         elif self.kind == "xz":
+            import lzma
+
             self._decoder = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+            self._corrupt = (*self._corrupt, lzma.LZMAError)
         else:
             self._decoder = self._zstd.ZstdDecompressor().decompressobj()
         return True
@@ -285,9 +290,9 @@ class Decompressed(Source):
             return out
         except CorruptStream:
             raise
-        except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
-            raise CorruptStream(f"the {self.kind} data is corrupt ({exc})") from None
         except Exception as exc:
+            if isinstance(exc, self._corrupt):
+                raise CorruptStream(f"the {self.kind} data is corrupt ({exc})") from None
             if self._zstd is not None and isinstance(exc, self._zstd.ZstdError):
                 raise CorruptStream(f"the zstd data is corrupt ({exc})") from None
             raise
