@@ -10,12 +10,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard classifier/*.pxd classifier/*/*.pxd classifier/csrc/*.h classifier/*/*.pyx classifier/*/*.h)
 
-.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug debug-build test-sanitize test-sanitize-subset annotate bench bench-tools bench-check bench-baseline fuzz tools clean
+.PHONY: demo screenshot test lint typecheck test-compiled test-pure test-debug debug-build test-sanitize test-sanitize-subset annotate bench bench-tools bench-check bench-baseline fuzz tools clean cluster-test bench-scale
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,dask]'
 	touch $@
 
 # tshark is the outside oracle for decoding, tcpdump (with libpcap, whose compiler --filter
@@ -135,6 +135,15 @@ bench: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/pcap_throughput.py
 	$(BIN)/python benchmarks/end_to_end.py
 	$(BIN)/python benchmarks/lint_scale.py
+
+# the longer Dask cluster run (a few minutes): the failures that take the contract's 10 s,
+# more scenarios, a million packets in many blocks (make test runs the short cluster tests)
+cluster-test: $(STAMP)
+	SGCLASSIFY_CLUSTER_LONG=1 $(BIN)/python -m pytest -q tests/test_scale_cluster_long.py tests/test_scale_cluster.py
+
+# classify --workers 2 against one process on a 5M-packet capture (benchmarks/RESULTS.md)
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py
 
 # The CI gate (run by .ci/run after `make test`, about half a minute): the tracked ratios
 # (end to end / decode only, core / rte_acl where dpdk-test-acl is present, import numpy /

@@ -63,6 +63,20 @@ class UsageError(ClassifierError):
     """Arguments that do not make sense together (the CLI's argparse covers the rest)."""
 
 
+class ClusterError(ClassifierError):
+    """A classification on a Dask cluster failed for a reason one process would not have (a
+    lost scheduler, no worker left, a task lost with its workers, a version mismatch): no
+    partial result is written (scale.md section 5)."""
+
+    exit_code = 1
+
+
+class WorkerCaptureError(ClusterError):
+    """A capture that a worker of the cluster cannot open or read (the command could)."""
+
+    exit_code = 2
+
+
 class SocketsFileError(ClassifierError):
     """A sockets file (saved netstat/ss output) that does not read: `FILE:N: message`."""
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster import dask_or_skip
 from tests.conftest import CLASSBENCH, ROOT, require
 
 pytestmark = pytest.mark.slow
@@ -98,6 +99,14 @@ def test_bench_check_script() -> None:
 def test_flood_script() -> None:
     out = run_script("benchmarks/flood.py", "--packets", "30000", "--max-connections", "7000")
     assert "total 30,000, evicted 23,000" in out
+
+
+def test_bench_scale_script() -> None:
+    dask_or_skip()
+    out = run_script(
+        "benchmarks/bench_scale.py", "--count", "20000", "--repeats", "1", "--packets-out"
+    )
+    assert "ratio one process / --workers 2" in out and "outputs byte-equal: yes" in out
 
 
 def test_compressed_script() -> None:

@@ -14,12 +14,14 @@ from classifier._twins import Twin
 from classifier.acl.kernels import lookup_kernels
 from classifier.engine.kernels import conntrack_kernels, engine_kernels
 from classifier.pcap.kernels import reader_kernels
+from classifier.scale.kernels import scale_kernels
 
 COMPILED = [
     "classifier.acl._lookup",
     "classifier.pcap._pcap",
     "classifier.engine._engine",
     "classifier.engine._conntrack",
+    "classifier.scale._scale",
 ]
 
 
@@ -73,7 +75,9 @@ def test_compiled_module_has_the_stub_names(module: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "twin", [lookup_kernels, reader_kernels, engine_kernels, conntrack_kernels], ids=repr
+    "twin",
+    [lookup_kernels, reader_kernels, engine_kernels, conntrack_kernels, scale_kernels],
+    ids=repr,
 )
 def test_dispatchers_follow_the_switch(twin: Twin, twin_mode: str) -> None:
     chosen = twin.module().__name__

@@ -6,12 +6,18 @@ a `.parquet` output needs pyarrow). A capture that becomes unreadable during the
 with exit code 2, but the summary of what was classified before it is still printed and
 written, that file listed `unreadable` in the JSON's `files`. Outputs are renamed into place
 when complete: an interrupted run (Ctrl-C, exit 130) leaves none behind.
+
+`--workers N` / `--scheduler ADDRESS` run the same classification on a Dask cluster
+(`classifier.scale`, docs/scale.md) with the same outputs; a cluster's own failure (exit 1,
+or 2 for a capture a worker cannot read) writes no output at all.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -32,7 +38,7 @@ from classifier.cli.common import (
     print_warnings,
     progress_bar,
 )
-from classifier.errors import ClassifierError, UsageError
+from classifier.errors import ClassifierError, ClusterError, UsageError
 from classifier.limits import (
     DEFAULT_MAX_CONNECTIONS,
     DENIED_TUPLES_LIMIT,
@@ -105,6 +111,51 @@ def add_parser(commands: Any) -> None:
     add_filter_option(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_strict(parser)
+    scale = parser.add_argument_group(
+        "on a Dask cluster (the same results as one process; needs the extra: "
+        "pip install 'sg-classifier[dask]')"
+    )
+    scale.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="start a local cluster of N worker processes (1..256) for this run",
+    )
+    scale.add_argument(
+        "--scheduler",
+        type=_scheduler,
+        metavar="ADDRESS",
+        help="run on the existing cluster whose scheduler is at [tcp://]host:port (every "
+        "worker reads the captures at their absolute paths)",
+    )
+    scale.add_argument(
+        "--blocksize",
+        type=_blocksize,
+        metavar="SIZE",
+        help="the most capture bytes one task reads (default 64M; suffixes K, M, G)",
+    )
+
+
+def _workers(text: str) -> int:
+    return bounded_int(text, 1, 256, "a number of worker processes")
+
+
+def _scheduler(text: str) -> str:
+    from classifier.scale import parse_address
+
+    try:
+        return parse_address(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error).split(": ", 1)[1]) from None
+
+
+def _blocksize(text: str) -> int:
+    from classifier.scale import parse_blocksize
+
+    try:
+        return parse_blocksize(text)
+    except UsageError as error:
+        raise argparse.ArgumentTypeError(str(error).split(": ", 1)[1]) from None
 
 
 def connection_limit(text: str) -> int:
@@ -125,6 +176,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     check_table_output(args.packets, "--packets")
     check_table_output(args.flows, "--flows")
     bpf = capture_filter(args)
+    scaled = _scale_options(args)
     policy = load_policy(args.policy, err, args.strict)
     repeated = check_captures(args.pcaps)
     print_warnings(repeated.values(), err)
@@ -135,17 +187,22 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         capture_filter=bpf,
         max_connections=args.max_connections,
         flows=args.flows is not None,
+        **scaled,
     )
+    classification.on_note = lambda note: print_warnings([note], err)
     labels = Labels.of_engine(engine)
     failure: ClassifierError | None = None
     with (
+        _terminate_as_interrupt(bool(scaled)),
         _packets_output(args.packets, out) as table,
         progress_bar(args.pcaps, args.quiet, err) as progress,
     ):
         try:
-            for result in classification.run(args.pcaps, progress):
+            for result in classification.run(args.pcaps, progress, results=table is not None):
                 if table is not None:
                     table.write(result_table(result, labels))
+        except ClusterError:
+            raise  # no partial result from a failed cluster (scale.md section 5)
         except ClassifierError as error:
             failure = error
     if args.flows is not None:
@@ -207,6 +264,57 @@ def _write_flows(path: str, classification: Any, out: TextIO) -> None:
                     for name, column in table.items()
                 }
             )
+
+
+def _scale_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keywords of a run on a cluster (none: one process, and Dask is not imported)."""
+    if args.workers is not None and args.scheduler is not None:
+        raise UsageError("give --workers (a local cluster) or --scheduler (a cluster), not both")
+    if args.workers is None and args.scheduler is None:
+        if args.blocksize is not None:
+            raise UsageError("--blocksize goes with --workers or --scheduler")
+        return {}
+    from classifier.scale import DEFAULT_BLOCKSIZE
+    from classifier.scale.options import require_dask
+
+    where = "--workers" if args.workers is not None else "--scheduler"
+    if args.flows is not None:
+        raise UsageError(
+            f"--flows: connection records are written by one process only (not with {where})"
+        )
+    require_dask(where)
+    from classifier.scale.blocks import refuse_streams
+
+    for path in args.pcaps:  # before a cluster starts: input the workers cannot read by blocks
+        refuse_streams(path)
+    return {
+        "workers": args.workers,
+        "client": args.scheduler,
+        "blocksize": args.blocksize or DEFAULT_BLOCKSIZE,
+    }
+
+
+@contextmanager
+def _terminate_as_interrupt(active: bool) -> Iterator[None]:
+    """SIGTERM stops a run on a cluster as Ctrl-C does (its tasks cancelled, its local
+    cluster stopped, `interrupted`, exit 130): it goes to the SIGINT handler of the moment
+    (the scale-out's, which remembers it; ignored while a cluster shuts down)."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signum, frame)
+        elif handler != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

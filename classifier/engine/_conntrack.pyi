@@ -38,7 +38,10 @@ class Tracker:
         max_fragments: int = 131_072,
         record_flows: bool = False,
     ) -> None: ...
-    def join_fragments(self, batch: Any) -> None: ...
+    def _alloc_flows(self, capacity: int) -> None: ...  # empty tables (unpickling refills)
+    def _alloc_fragments(self, capacity: int) -> None: ...
+    def _flow_reserve(self, more: int, t: int) -> None: ...  # room, rehashing when needed
+    def join_fragments(self, batch: Any, times: np.ndarray | None = None) -> None: ...
     def apply(
         self,
         batch: Any,
@@ -51,6 +54,7 @@ class Tracker:
         new_side_direction: np.ndarray,
         created: np.ndarray,
         midstream: np.ndarray,
+        times: np.ndarray | None = None,  # effective times instead of batch.ts_ns
     ) -> None: ...
     def live_connections(self) -> int: ...
     def take_records(self) -> np.ndarray: ...  # RECORD_DTYPE

@@ -60,6 +60,11 @@ fragment's upper-layer protocol, the l4 bits lent (ports, ICMP type/code, identi
 error's quoted header) and those fields. An entry older than 30 s is dead and its slot
 reusable.
 
+The clock. Each pass reads a packet's time from `ts_ns`, or from `times` when given: a
+tracker that sees only some of a capture's packets (one group of keys of the scale-out,
+classifier.scale) is given their effective times, the running maximum over the whole capture,
+which its own packets alone do not tell.
+
 Memory: 64 bytes per flow slot, so 128 to 256 bytes per live connection (plus the allowance of the
 batch in flight), 24 to 48 bytes of heap entries per tracked connection, and 57 bytes of scratch
 per packet of the batch in `apply`. The fragment table holds at most `max_fragments` entries
@@ -556,8 +561,8 @@ cdef class Tracker:
 
     # --- the two passes -----------------------------------------------------------------
 
-    def join_fragments(self, batch):
-        cdef const int64_t[::1] ts = batch.ts_ns
+    def join_fragments(self, batch, times=None):
+        cdef const int64_t[::1] ts = batch.ts_ns if times is None else times
         cdef const uint8_t[::1] status = batch.status
         cdef const uint8_t[::1] version = batch.ip_version
         cdef const uint8_t[:, ::1] src = batch.src
@@ -666,8 +671,10 @@ cdef class Tracker:
         const uint8_t[::1] new_side_direction,
         int8_t[::1] created,
         int8_t[::1] midstream,
+        times=None,
     ):
         cdef Columns c
+        cdef const int64_t[::1] ts = batch.ts_ns if times is None else times
         cdef Py_ssize_t n = verdict.shape[0], i, found, slot, allowed = 0
         cdef int64_t t
         cdef uint8_t state_reason
@@ -677,6 +684,7 @@ cdef class Tracker:
         if n == 0:
             return
         columns_of(batch, &c)
+        c.ts_ns = &ts[0]  # the effective times, when given (the scale-out's groups)
         for i in range(n):
             allowed += verdict[i] == VERDICT_ALLOW
         self._flow_reserve(allowed, max(c.ts_ns[0], self.clock_ns))

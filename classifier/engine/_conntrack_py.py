@@ -477,17 +477,18 @@ class Tracker:
 
     # --- the two passes -------------------------------------------------------------------
 
-    def join_fragments(self, batch: Any) -> None:
-        n = len(batch.ts_ns)
+    def join_fragments(self, batch: Any, times: np.ndarray | None = None) -> None:
+        ts = batch.ts_ns if times is None else times
+        n = len(ts)
         if n == 0:
             return
-        first_t = max(int(batch.ts_ns[0]), self.fragment_clock_ns)
+        first_t = max(int(ts[0]), self.fragment_clock_ns)
         self._frag_reserve(int(np.count_nonzero(batch.fragment == FRAGMENT_FIRST)), first_t)
         lent = LENT
         quoted = ("inner_protocol", "inner_src", "inner_dst", "inner_sport", "inner_dport",
                   "inner_icmp_type", "inner_icmp_id")  # fmt: skip
         for i in range(n):
-            t = max(int(batch.ts_ns[i]), self.fragment_clock_ns)
+            t = max(int(ts[i]), self.fragment_clock_ns)
             self.fragment_clock_ns = t
             status = int(batch.status[i])
             fragment = int(batch.fragment[i])
@@ -547,16 +548,18 @@ class Tracker:
         new_side_direction: np.ndarray,
         created: np.ndarray,
         midstream: np.ndarray,
+        times: np.ndarray | None = None,
     ) -> None:
-        n = len(batch.ts_ns)
+        ts = batch.ts_ns if times is None else times
+        n = len(ts)
         if n == 0:
             return
-        first_t = max(int(batch.ts_ns[0]), self.clock_ns)
+        first_t = max(int(ts[0]), self.clock_ns)
         allowed = int(np.count_nonzero(verdict == VERDICT_ALLOW))
         self._flow_reserve(allowed, first_t)
         self._heap_reserve(n + allowed)
         for i in range(n):
-            t = max(int(batch.ts_ns[i]), self.clock_ns)
+            t = max(int(ts[i]), self.clock_ns)
             self.clock_ns = t
             created[i] = 0
             midstream[i] = 0

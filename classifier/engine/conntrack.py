@@ -10,6 +10,12 @@ then turns those stateless answers into stateful ones, batch after batch, in cap
         tracker.apply(batch, verdict, reason, rule, side_instance, side_direction,
                       new_side_instance, new_side_direction, created, midstream)
 
+Both passes take `times=`, the packets' effective times (int64 ns), instead of reading
+`batch.ts_ns`: a tracker that sees only some packets of a capture (one group of keys of the
+scale-out, `classifier.scale`) is given the capture's clock, the running maximum over every
+record, which its own packets alone do not tell. A tracker pickles (its tables and clocks), so
+it can move between processes.
+
 `apply` rewrites, in place, the packets that state allows (reason established / related, rule
 -1, the section-6 side) and marks in `created` the packets that created a connection and in
 `midstream` those TCP creations whose first packet was not a bare SYN. The creating packet's
@@ -51,6 +57,15 @@ JOIN_WRITES = (
     "inner_protocol", "inner_src", "inner_dst", "inner_sport", "inner_dport",
     "inner_icmp_type", "inner_icmp_id",
 )  # fmt: skip
+
+
+def _check_times(times: np.ndarray | None, n: int) -> None:
+    if times is None:
+        return
+    if not isinstance(times, np.ndarray) or times.dtype != np.int64:
+        raise TypeError("times must be a numpy int64 array")
+    if times.shape != (n,) or not times.flags.c_contiguous:
+        raise ValueError(f"times must be C-contiguous of shape ({n},), not {times.shape}")
 
 
 def _check_batch(batch: PacketBatch, writes: bool = False) -> None:
@@ -108,11 +123,12 @@ class ConnectionTracker:
         """`_conntrack` (compiled) or `_conntrack_py` (the twin)."""
         return type(self._core).__module__.rsplit(".", 1)[-1]
 
-    def join_fragments(self, batch: PacketBatch) -> None:
+    def join_fragments(self, batch: PacketBatch, times: np.ndarray | None = None) -> None:
         """Give non-first fragments their first fragment's upper-layer protocol and ports /
         ICMP fields (an error's quoted header included), in place."""
         _check_batch(batch, writes=True)
-        self._core.join_fragments(batch)
+        _check_times(times, len(batch))
+        self._core.join_fragments(batch, times)
 
     def apply(
         self,
@@ -126,9 +142,11 @@ class ConnectionTracker:
         new_side_direction: np.ndarray,
         created: np.ndarray,
         midstream: np.ndarray,
+        times: np.ndarray | None = None,
     ) -> None:
         """Turn the batch's stateless answers into stateful ones, in place, in capture order."""
         _check_batch(batch)
+        _check_times(times, len(batch))
         arrays = (
             verdict,
             reason,
@@ -147,7 +165,40 @@ class ConnectionTracker:
                 raise ValueError(f"{name} has shape {array.shape}, not ({len(batch)},)")
             if not array.flags.c_contiguous or not array.flags.writeable:
                 raise ValueError(f"{name} must be C-contiguous and writeable")
-        self._core.apply(batch, *arrays)
+        self._core.apply(batch, *arrays, times=times)
+
+    _PICKLED = (
+        "clock_ns", "fragment_clock_ns", "connections_created", "midstream_created",
+        "flow_count", "frag_count", "limit", "evicted", "tracked", "next_seq", "max_fragments",
+        "fragments_dropped", "file_number",
+    )  # fmt: skip
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The tables and counters (the scale-out moves trackers between processes). The
+        eviction heaps are not sent: they are rebuilt from the table on arrival. Connection
+        records stay in their process: a tracker that keeps them is not sent."""
+        core = self._core
+        if core.record_flows:
+            raise TypeError("a tracker that keeps connection records cannot be pickled")
+        state = {name: getattr(core, name) for name in self._PICKLED}
+        state["flows"], state["fragments"] = core.flows, core.fragments
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """The same tables on the twin this process selects (their layouts are the same),
+        then a rehash at the tracker's clock, which drops what has expired (as any rehash
+        may: expired connections are forgotten uncounted) and rebuilds the eviction heaps."""
+        core = self._core = conntrack_kernels.Tracker(
+            limit=state["limit"], max_fragments=state["max_fragments"]
+        )
+        core._alloc_flows(len(state["flows"]))
+        core._alloc_fragments(len(state["fragments"]))
+        core.flows[...] = state["flows"]
+        core.fragments[...] = state["fragments"]
+        for name in self._PICKLED:
+            setattr(core, name, state[name])
+        core.flow_count = len(state["flows"])  # as if full: the rehash below always runs
+        core._flow_reserve(1, state["clock_ns"])
 
     @property
     def connections_created(self) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from classifier.codes import (
 from classifier.engine.build import compile_policy
 from classifier.engine.columns import StatelessVerdicts
 from classifier.engine.kernels import engine_kernels, fused_kernels
-from classifier.engine.pipeline import ClassifyResult, classify_pcap
+from classifier.engine.pipeline import DEFAULT_BLOCKSIZE, ClassifyResult, classify_pcap
 from classifier.packets import Packet, PacketBatch
 from classifier.pcap import DEFAULT_BATCH_SIZE
 from classifier.policy import Policy, Rule
@@ -97,11 +98,18 @@ class Engine:
         paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
         stateful: bool = True,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        workers: int | None = None,
+        client: Any = None,
+        blocksize: int = DEFAULT_BLOCKSIZE,
     ) -> ClassifyResult:
         """Classify one capture (or several, as one continuous capture): per-packet numpy
         columns and the summary, as a `ClassifyResult`. For captures larger than memory,
-        iterate `Classification(engine).run(paths)` instead."""
-        return classify_pcap(self, paths, stateful=stateful, batch_size=batch_size)
+        iterate `Classification(engine).run(paths)` instead. `workers`, `client` and
+        `blocksize`: on a Dask cluster, with the same results (see `Classification`)."""
+        return classify_pcap(
+            self, paths, stateful, batch_size, workers=workers, client=client, blocksize=blocksize
+        )
 
     def instance_of(
         self, addresses: np.ndarray, ip_version: np.ndarray | None = None

@@ -9,10 +9,16 @@ The streaming form (`Classification.run`) yields one `BatchResult` per decoded b
 capture larger than memory is classified in flat memory; `classify_pcap` collects the
 per-packet columns for scripts. Several captures are one continuous capture for connection
 state: one tracker lives across files, in the order given.
+
+With `workers=N` (a local Dask cluster) or `client=` (a `distributed.Client` or a scheduler's
+address) the same run goes to a cluster, with exactly the same results (scale.md): the room
+above the engine, `classifier.scale`, does it. The engine does not import that room; it finds
+it by name at the call (`_scale_out`), as a plug-in, so the engine stays free of Dask.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -38,9 +44,24 @@ from classifier.limits import DEFAULT_MAX_CONNECTIONS
 from classifier.packets import PacketBatch, address_labels, own_fields
 from classifier.pcap import DEFAULT_BATCH_SIZE, CaptureFilter, open_capture
 
+DEFAULT_BLOCKSIZE = 64 * 2**20  # bytes of capture per task on a cluster
+
+
+def _scale_out() -> Any:
+    """The scale-out room (`classifier.scale.runner`), looked up by name: a plug-in above."""
+    return importlib.import_module("classifier.scale.runner")
+
 
 class Classification:
-    """One classification run over one or more captures, with its statistics."""
+    """One classification run over one or more captures, with its statistics.
+
+    `workers=N` runs it on a local Dask cluster of N processes, started by `run()` and stopped
+    when its iteration ends, is closed or raises; `client` on an existing cluster (a
+    `distributed.Client` or a scheduler address; the caller owns it). `blocksize`: the most
+    capture bytes one task reads. The results are those of one process (scale.md); cluster
+    failures raise `classifier.errors.ClusterError`. `notes` collects what the run says
+    about the cluster (a lost worker), and `on_note`, when set, is called with each.
+    """
 
     def __init__(
         self,
@@ -52,6 +73,10 @@ class Classification:
         capture_filter: CaptureFilter | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         flows: bool = False,
+        *,
+        workers: int | None = None,
+        client: Any = None,
+        blocksize: int = DEFAULT_BLOCKSIZE,
     ):
         """`summarize=False` tells the run that only the per-packet columns are wanted: the
         unfused path then skips the statistics of each batch (the fused pass counts them in
@@ -81,6 +106,29 @@ class Classification:
         # the fused pass (classifier.engine._fused) when the engine offers it; else the
         # pieces one after the other: engine.classify, tracker.apply, stats.add
         self.fused = fused and hasattr(engine, "fused_policy")
+        self.notes: list[str] = []
+        self.on_note: Callable[[str], None] | None = None
+        self._scaled = None
+        if workers is not None or client is not None:
+            if capture_filter is not None:
+                raise UsageError(
+                    "--filter cannot be used on a Dask cluster yet (its workers read whole "
+                    "blocks): run it in one process, without --workers/--scheduler"
+                )
+            if self.record_flows:
+                raise UsageError(
+                    "connection records are kept by one process only: flows=True cannot be "
+                    "used on a Dask cluster (workers/client)"
+                )
+            self._scaled = _scale_out().ScaledRun(
+                engine, stateful, self.stats, self._note, workers=workers, client=client,
+                blocksize=blocksize, batch_size=batch_size, max_connections=max_connections,
+            )  # fmt: skip
+
+    def _note(self, message: str) -> None:
+        self.notes.append(message)
+        if self.on_note is not None:
+            self.on_note(message)
 
     def classify_batch(
         self, batch: PacketBatch, file: str = "", file_number: int = 0
@@ -197,12 +245,19 @@ class Classification:
         self,
         paths: Iterable[str],
         progress: Callable[[str, int, int], None] | None = None,
+        *,
+        results: bool = True,
     ) -> Iterator[BatchResult]:
         """Classify the captures in order; `progress(path, bytes_done, bytes_total)` per batch.
+        `results=False`: only `summary()` is wanted, and a run on a cluster yields nothing
+        (the per-packet columns stay on the workers).
 
         Every capture is listed in the summary's `files` with its status (`FILE_STATUSES`):
         one that cannot be opened raises its PcapError after it is listed `unreadable` and the
         ones after it `not read`; a run stopped while reading one lists it `interrupted`."""
+        if self._scaled is not None:
+            yield from self._scaled.run(paths, progress, results)
+            return
         path_list = [os.fsdecode(path) for path in paths]  # keeps the reader's STDIN
         self.paths = path_list
         for number, path in enumerate(path_list):
@@ -263,7 +318,9 @@ class Classification:
         return decoded_flows(self.flow_table())
 
     def summary(self, top: int = 10) -> dict[str, Any]:
-        if self.tracker is not None:
+        if self._scaled is not None:
+            self.stats.evicted = self._scaled.evicted
+        elif self.tracker is not None:
             self.stats.evicted = self.tracker.evicted
         summary = self.stats.summary(top)
         if self.capture_filter is not None:
@@ -368,6 +425,10 @@ def classify_pcap(
     stateful: bool = True,
     batch_size: int = DEFAULT_BATCH_SIZE,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    *,
+    workers: int | None = None,
+    client: Any = None,
+    blocksize: int = DEFAULT_BLOCKSIZE,
 ) -> ClassifyResult:
     if isinstance(paths, str | os.PathLike):
         path_list = [os.fsdecode(paths)]
@@ -378,7 +439,11 @@ def classify_pcap(
         stateful=stateful,
         batch_size=batch_size,
         max_connections=max_connections,
-        flows=True,  # the result holds every packet's columns already: its records too
+        # the result holds every packet's columns already: its records too (one process)
+        flows=workers is None and client is None,
+        workers=workers,
+        client=client,
+        blocksize=blocksize,
     )
     parts: dict[str, list[np.ndarray]] = {name: [] for name in RESULT_COLUMNS}
     for result in run.run(path_list):

@@ -5,6 +5,11 @@
 passes per batch and memory is bounded by the policy size plus the distinct denied tuples.
 `SummaryBuilder.summary()` returns a plain dict, the JSON document of `classify --json`; its
 `timeline` comes from `classifier.timeline.Timeline` (see its design note for merging).
+
+`a.merge(b)` folds in a builder fed other packets (the scale-out's parts, in capture order):
+every count is a sum per key, so the summary equals that of one builder fed both, exactly,
+top-denied ties included (they are broken by the tuple's hash, not by arrival); only when the
+distinct denied tuples overflow the table (`denied_tuples_exact` false) may it differ.
 """
 
 from __future__ import annotations
@@ -174,6 +179,16 @@ class DeniedCounter:
             self.keys, self.counts, self.rows = self.keys[keep], self.counts[keep], self.rows[keep]
             self.pruned = True
 
+    def merge(self, other: DeniedCounter) -> None:
+        """Add `other`'s counts (packets counted after this counter's, for which tuple text a
+        hash keeps)."""
+        other._merge()
+        self.pending.append((other.keys, other.counts, other.rows))
+        self.pending_size += len(other.keys)
+        self.pruned = self.pruned or other.pruned
+        if self.pending_size >= self.merge_at:
+            self._merge()
+
     def __len__(self) -> int:
         self._merge()
         return len(self.keys)
@@ -329,6 +344,26 @@ class SummaryBuilder:
         if bad.any():
             self.malformed_counts += np.bincount(batch.malformed_reason[bad], minlength=256)
         self.timeline.count(batch.ts_ns, verdict)
+
+    def merge(self, other: SummaryBuilder) -> None:
+        """Fold in a builder of the same policy and mode fed packets that come after this one's
+        in the capture (files excepted: `add_file` them in order)."""
+        self.packets += other.packets
+        self.bytes += other.bytes
+        for name in ("verdict_packets", "verdict_bytes", "reason_packets", "side_packets",
+                     "side_bytes", "rule_packets", "rule_bytes", "rule_connections",
+                     "protocol_connections", "malformed_counts"):  # fmt: skip
+            getattr(self, name)[...] += getattr(other, name)
+        self.midstream += other.midstream
+        self.denied.merge(other.denied)
+        if other.first_ns is not None and other.last_ns is not None:
+            self.first_ns = (
+                other.first_ns if self.first_ns is None else min(self.first_ns, other.first_ns)
+            )
+            self.last_ns = (
+                other.last_ns if self.last_ns is None else max(self.last_ns, other.last_ns)
+            )
+        self.timeline.merge(other.timeline)
 
     def add_file(
         self,

@@ -94,6 +94,7 @@ cdef extern from "pcap_core.h" nogil:
         uint32_t n_linktypes
         int64_t over_snaplen
         uint64_t over_snaplen_offset
+        int64_t over_snaplen_record
         int damage
         uint64_t damage_offset
         uint64_t damage_value
@@ -107,6 +108,7 @@ cdef extern from "pcap_core.h" nogil:
     int pc_run(pc_state *s, const uint8_t *p, uint64_t length, pc_cols *c, size_t *rowp,
                size_t cap, uint64_t limit, pc_fallback *fb)
     int pc_decode(const uint8_t *p, uint64_t n, uint32_t link, pc_cols *c, size_t i)
+    int pc_skip(pc_state *s, const uint8_t *p, uint64_t length, uint64_t limit)
 
 
 cdef extern from "pcap_guard.h" nogil:
@@ -343,6 +345,46 @@ cdef class Decoder:
         self._fb_n = fb.n
         return stop, r
 
+    def skip(self, const uint8_t[::1] buf, uint64_t limit) -> int:
+        """Frame records without decoding them, up to `limit` (the first always, then those
+        that end by `limit`): the stop code (STOP_LIMIT, STOP_EOF, STOP_DAMAGED or
+        STOP_GROW_IFACES); `records` counts them. See pc_skip in pcap_core.h."""
+        cdef uint64_t length = buf.shape[0]
+        cdef const uint8_t *p = &buf[0] if length else NULL
+        cdef int stop
+        with nogil:
+            stop = pc_skip(&self.s, p, length, limit)
+        return stop
+
+    def snapshot(self) -> tuple:
+        """What a reader needs to go on from `pos`: the format, byte order, classic pcap's
+        link type and snap length, the interfaces of the pcapng section in force, `pos` and
+        `records` (picklable; `restore` takes it)."""
+        cdef uint32_t k
+        interfaces = tuple(
+            (self.s.if_link[k], self.s.if_snap[k], self.s.if_tsresol[k], self.s.if_tsoffset[k])
+            for k in range(self.s.n_if)
+        )
+        return (self.s.pcapng, self.s.swap, self.s.nsec, self.s.linktype, self.s.snaplen,
+                interfaces, self.s.pos, self.s.records)
+
+    def restore(self, tuple state) -> None:
+        """Go on from a `snapshot`: framing state as it was; no damage, nothing over the
+        snap length seen yet."""
+        cdef uint32_t k
+        pcapng, swap, nsec, linktype, snaplen, interfaces, pos, records = state
+        while self.s.cap_if < len(interfaces):
+            self.grow_interfaces()
+        for k in range(len(interfaces)):
+            (self.s.if_link[k], self.s.if_snap[k], self.s.if_tsresol[k],
+             self.s.if_tsoffset[k]) = interfaces[k]
+        self.s.n_if = len(interfaces)
+        self.s.pcapng, self.s.swap, self.s.nsec = pcapng, swap, nsec
+        self.s.linktype, self.s.snaplen = linktype, snaplen
+        self.s.pos, self.s.records = pos, records
+        self.s.over_snaplen = self.s.over_snaplen_offset = self.s.over_snaplen_record = 0
+        self.s.damage = self.s.damage_offset = self.s.damage_value = 0
+
     def add_filter(self, uint32_t link, object program) -> None:
         """Filter records of `link` through `program` (a validated BPF program: a uint64 array,
         one instruction per element as classifier.pcap.bpf packs it)."""
@@ -435,6 +477,10 @@ cdef class Decoder:
     @property
     def over_snaplen_offset(self) -> int:
         return self.s.over_snaplen_offset
+
+    @property
+    def over_snaplen_record(self) -> int:
+        return self.s.over_snaplen_record
 
     @property
     def damage(self) -> int:

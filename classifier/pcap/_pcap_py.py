@@ -557,6 +557,7 @@ class Decoder:
         self.linktypes: list[int] = []
         self.over_snaplen = 0
         self.over_snaplen_offset = 0
+        self.over_snaplen_record = 0  # the index of that first record in the file
         self.damage = DAMAGE_NONE
         self.damage_offset = 0
         self.damage_value = 0
@@ -639,6 +640,27 @@ class Decoder:
     def fallback(self) -> list[tuple[int, int, int, int]]:
         return list(self._fallback)
 
+    def skip(self, buf: Any, limit: int) -> int:
+        """Frame records without decoding them, up to `limit` (see pc_skip in pcap_core.h)."""
+        if self.damage:
+            return STOP_DAMAGED
+        run = self._run_pcapng if self.pcapng else self._run_pcap
+        return run(buf, None, 0, 1 << 62, limit)[0]
+
+    def snapshot(self) -> tuple[Any, ...]:
+        return (int(self.pcapng), self.swap, int(self.nsec), self.linktype, self.snaplen,
+                tuple(self.interfaces), self.pos, self.records)  # fmt: skip
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        pcapng, swap, nsec, linktype, snaplen, interfaces, pos, records = state
+        while self.cap_if < len(interfaces):
+            self.grow_interfaces()
+        self.pcapng, self.swap, self.nsec = bool(pcapng), swap, bool(nsec)
+        self.linktype, self.snaplen, self.interfaces = linktype, snaplen, list(interfaces)
+        self.pos, self.records = pos, records
+        self.over_snaplen = self.over_snaplen_offset = self.over_snaplen_record = 0
+        self.damage, self.damage_offset, self.damage_value = DAMAGE_NONE, 0, 0
+
     def _row(
         self, buf: Any, b: Any, row: int, ts: int, wire: int, cap: int, data: int, link: int
     ) -> None:
@@ -667,6 +689,7 @@ class Decoder:
     def _run_pcap(self, buf: Any, b: Any, row: int, cap: int, limit: int) -> tuple[int, int]:
         n = len(buf)
         pos = self.pos - self.base  # offsets in the buffer from here on
+        start = pos
         limit -= self.base
         swap = self.swap
         mul = 1 if self.nsec else 1000
@@ -700,6 +723,9 @@ class Decoder:
                 else:
                     stop = self._damage(DAMAGE_CUT_DATA, pos, incl)
                 break
+            if b is None and pos != start and pos + rec + incl > limit:
+                stop = STOP_LIMIT  # framing a block: this record would end past its limit
+                break
             if self.filters is not None:
                 keep = self._keep(buf, self.linktype, pos + rec, incl, orig)
                 if keep < 0:
@@ -711,10 +737,13 @@ class Decoder:
             if self.snaplen and incl > self.snaplen:
                 if not self.over_snaplen:
                     self.over_snaplen_offset = self.base + pos
+                    self.over_snaplen_record = self.records
                 self.over_snaplen += 1
-            self._row(
-                buf, b, row, sec * 1_000_000_000 + frac * mul, orig, incl, pos + rec, self.linktype
-            )
+            if b is None:  # framing only (skip)
+                self.records += 1
+            else:
+                ts = sec * 1_000_000_000 + frac * mul
+                self._row(buf, b, row, ts, orig, incl, pos + rec, self.linktype)
             pos += rec + incl
             row += 1
         self.pos = self.base + pos
@@ -739,6 +768,7 @@ class Decoder:
     def _run_pcapng(self, buf: Any, b: Any, row: int, cap: int, limit: int) -> tuple[int, int]:
         n = len(buf)
         pos = self.pos - self.base  # offsets in the buffer from here on
+        start = pos
         limit -= self.base
         stop = STOP_FULL
         body_off = L["NG_BLOCK_BODY"]
@@ -777,6 +807,9 @@ class Decoder:
                 break
             if _rd32(buf, pos + blen - 4, swap) != blen:
                 stop = self._damage(DAMAGE_BLOCK_LEN_MISMATCH, pos, blen)
+                break
+            if b is None and pos != start and pos + blen > limit:
+                stop = STOP_LIMIT  # framing a block: this block would end past its limit
                 break
             body = pos + body_off
             blim = pos + blen - 4
@@ -860,10 +893,13 @@ class Decoder:
                 if snap and incl > snap:
                     if not self.over_snaplen:
                         self.over_snaplen_offset = self.base + pos
+                        self.over_snaplen_record = self.records
                     self.over_snaplen += 1
-                self._row(
-                    buf, b, row, _ng_ts(ts, res, offset) if has_ts else 0, orig, incl, data, link
-                )
+                if b is None:  # framing only (skip)
+                    self.records += 1
+                else:
+                    ts = _ng_ts(ts, res, offset) if has_ts else 0
+                    self._row(buf, b, row, ts, orig, incl, data, link)
                 row += 1
             pos += blen
         self.pos = self.base + pos

@@ -20,6 +20,11 @@
  * A stream (a pipe, a decompressor) hands over what it has with `more` set: a record that
  * does not fit stops the run at its start with STOP_MORE and `need`, the facade reads on and
  * calls again, so a stream gives exactly the rows and damage of the same bytes in a file.
+ *
+ * Framing alone (`pc_skip`: no columns, `c` NULL) walks the same records with the same checks,
+ * counting them: the scale-out finds its cut points with it (classifier.pcap.reader's
+ * `Capture.cut`), so a block begins exactly where a record does and damage is found where a
+ * full read finds it.
  */
 #ifndef CLASSIFIER_PCAP_CORE_H
 #define CLASSIFIER_PCAP_CORE_H
@@ -88,6 +93,7 @@ typedef struct {
     /* a captured length above the snap length: counted, and where it was first seen */
     int64_t over_snaplen;
     uint64_t over_snaplen_offset;
+    int64_t over_snaplen_record; /* the index of that first record in the file */
     /* damage: what, where, the offending value */
     int damage;
     uint64_t damage_offset;
@@ -675,6 +681,7 @@ static int pc_begin(pc_state *s, const uint8_t *p, uint64_t len) {
 static int pc_run_pcap(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, size_t *rowp,
                        size_t cap, uint64_t limit, pc_fallback *fb) {
     uint64_t base = s->base, pos = s->pos - base; /* offsets in the buffer from here on */
+    uint64_t start = pos;
     size_t row = *rowp;
     int swap = s->swap, stop = STOP_FULL;
     uint32_t frac_mul = s->nsec ? 1 : 1000, link = s->linktype, snap = s->snaplen;
@@ -717,6 +724,10 @@ static int pc_run_pcap(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, 
             }
             break;
         }
+        if (!c && pos != start && pos + PCAP_REC_LEN + incl > limit) {
+            stop = STOP_LIMIT; /* framing a block: this record would end past its limit */
+            break;
+        }
         if (s->filter) {
             int keep = pc_filter_keep(s, link, p + pos + PCAP_REC_LEN, incl, orig);
             if (keep < 0) {
@@ -729,11 +740,19 @@ static int pc_run_pcap(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, 
             }
         }
         if (incl > snap && snap) {
-            if (!s->over_snaplen) s->over_snaplen_offset = base + pos;
+            if (!s->over_snaplen) {
+                s->over_snaplen_offset = base + pos;
+                s->over_snaplen_record = s->records;
+            }
             s->over_snaplen++;
         }
-        pc_row_head(s, c, row, (int64_t)sec * 1000000000 + (int64_t)frac * frac_mul, orig, incl);
-        pc_row_body(p, pos + PCAP_REC_LEN, incl, link, c, row, fb);
+        if (c) {
+            pc_row_head(s, c, row, (int64_t)sec * 1000000000 + (int64_t)frac * frac_mul, orig,
+                        incl);
+            pc_row_body(p, pos + PCAP_REC_LEN, incl, link, c, row, fb);
+        } else {
+            s->records++;
+        }
         pos += PCAP_REC_LEN + incl;
         row++;
     }
@@ -762,6 +781,7 @@ static void pc_idb_options(const uint8_t *p, uint64_t cur, uint64_t end, int swa
 static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, size_t *rowp,
                          size_t cap, uint64_t limit, pc_fallback *fb) {
     uint64_t base = s->base, pos = s->pos - base; /* offsets in the buffer from here on */
+    uint64_t start = pos;
     size_t row = *rowp;
     int stop = STOP_FULL;
     limit = limit > base ? limit - base : 0;
@@ -810,6 +830,10 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
         }
         if (pc_rd32(p, pos + blen - 4, len, s->swap) != blen) {
             stop = pc_damage(s, DAMAGE_BLOCK_LEN_MISMATCH, base + pos, blen);
+            break;
+        }
+        if (!c && pos != start && pos + blen > limit) {
+            stop = STOP_LIMIT; /* framing a block: this block would end past its limit */
             break;
         }
         body = pos + NG_BLOCK_BODY;
@@ -927,13 +951,21 @@ static int pc_run_pcapng(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c
                 }
             }
             if (incl > s->if_snap[iface] && s->if_snap[iface]) {
-                if (!s->over_snaplen) s->over_snaplen_offset = base + pos;
+                if (!s->over_snaplen) {
+                    s->over_snaplen_offset = base + pos;
+                    s->over_snaplen_record = s->records;
+                }
                 s->over_snaplen++;
             }
-            pc_row_head(s, c, row,
-                        has_ts ? pc_ng_ts(ts, s->if_tsresol[iface], s->if_tsoffset[iface]) : 0,
-                        orig, incl);
-            pc_row_body(p, data, incl, link, c, row, fb);
+            if (c) {
+                pc_row_head(s, c, row,
+                            has_ts ? pc_ng_ts(ts, s->if_tsresol[iface], s->if_tsoffset[iface])
+                                   : 0,
+                            orig, incl);
+                pc_row_body(p, data, incl, link, c, row, fb);
+            } else {
+                s->records++;
+            }
             row++;
         }
         pos += blen;
@@ -949,6 +981,15 @@ static int pc_run(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, size_
     if (s->damage) return STOP_DAMAGED;
     return s->pcapng ? pc_run_pcapng(s, p, len, c, rowp, cap, limit, fb)
                      : pc_run_pcap(s, p, len, c, rowp, cap, limit, fb);
+}
+
+/* Frame records from `pos` without decoding them, up to `limit`: the first record is always
+ * taken (one larger than the limit is a block of its own), then every record that ends at or
+ * before `limit` (STOP_LIMIT before the first that would end past it), until the end
+ * (STOP_EOF), damage, or a full interface table (STOP_GROW_IFACES: grow, and call again). */
+static int pc_skip(pc_state *s, const uint8_t *p, uint64_t len, uint64_t limit) {
+    size_t row = 0;
+    return pc_run(s, p, len, NULL, &row, SIZE_MAX, limit, NULL);
 }
 
 #endif

@@ -50,7 +50,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from classifier.codes import (
     DAMAGE_BAD_BOM,
@@ -101,6 +101,7 @@ from classifier.pcap.streams import (
 )
 
 __all__ = [
+    "BlockCut",
     "Capture",
     "CaptureWarning",
     "DEFAULT_BATCH_SIZE",
@@ -169,6 +170,16 @@ DAMAGE_REASONS = {
     DAMAGE_SPB_LENGTH: "simple packet block length {value} disagrees with its packet's length "
     "(the original length cut to the snaplen)",
 }
+
+
+class BlockCut(NamedTuple):
+    """One block of a capture (`Capture.cut`): whole records from `start` to `end`."""
+
+    state: tuple[Any, ...]  # the reader's state at the first record, for `Capture.resume`
+    start: int  # byte offset of the first record
+    end: int  # byte offset where the block ends (a record boundary)
+    first: int  # index of the first record in the file
+    records: int
 
 
 class CaptureWarning(UserWarning):
@@ -386,8 +397,11 @@ class Capture:
         self.close()
 
     # --- reading -----------------------------------------------------------------------
-    def batches(self, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[PacketBatch]:
-        """Yield PacketBatch objects of up to `batch_size` consecutive records."""
+    def batches(
+        self, batch_size: int = DEFAULT_BATCH_SIZE, end: int | None = None
+    ) -> Iterator[PacketBatch]:
+        """Yield PacketBatch objects of up to `batch_size` consecutive records; with `end` (a
+        record boundary, as `cut` gives), stop there."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if self._fd is None:
@@ -399,7 +413,7 @@ class Capture:
             row = 0
             while True:
                 if self._map is not None:
-                    stop, row = self._run_map(batch, row)
+                    stop, row = self._run_map(batch, row, end)
                 else:
                     stop, row = self._run_stream(batch, row)
                 if stop == STOP_GROW_IFACES:
@@ -408,15 +422,13 @@ class Capture:
                     self._add_filter()
                 elif stop not in (STOP_LIMIT, STOP_MORE, STOP_FAULT):
                     break
+                elif end is not None and dec.pos >= end:
+                    stop = STOP_EOF  # the end of the block
+                    break
             if stop in (STOP_EOF, STOP_DAMAGED):
                 self._finish(stop)
             if dec.over_snaplen and not self._snap_warned:
-                self._snap_warned = True
-                self.warnings.append(
-                    f"{self.path}: record at byte offset {dec.over_snaplen_offset} has a "
-                    f"captured length above the snap length of its file/interface; "
-                    f"read anyway (warned once)"
-                )
+                self._note_snaplen()
             if row:
                 out = batch if row == batch_size else batch.slice(0, row)
                 if self.first_ts_ns is None:
@@ -425,8 +437,9 @@ class Capture:
                 self.records += row
                 yield out
 
-    def _run_map(self, batch: PacketBatch, row: int) -> tuple[int, int]:
-        """One window of the map; on to pread when the file shrank (checked, or SIGBUS)."""
+    def _run_map(self, batch: PacketBatch, row: int, end: int | None = None) -> tuple[int, int]:
+        """One window of the map (up to `end` at most); on to pread when the file shrank
+        (checked, or SIGBUS)."""
         mm = self._map
         assert mm is not None
         dec = self._decoder
@@ -434,7 +447,8 @@ class Capture:
             self._leave_map()
             return STOP_LIMIT, row
         before = dec.pos
-        stop, row = dec.run(mm, batch, row, before + WINDOW)
+        limit = before + WINDOW if end is None else min(before + WINDOW, end)
+        stop, row = dec.run(mm, batch, row, limit)
         if stop == STOP_FAULT:
             _zero_rows(batch, row)
             self._leave_map()
@@ -657,6 +671,14 @@ class Capture:
         elif stop == STOP_DAMAGED:
             self._note_damage()
 
+    def _note_snaplen(self) -> None:
+        self._snap_warned = True
+        self.warnings.append(
+            f"{self.path}: record at byte offset {self._decoder.over_snaplen_offset} has a "
+            f"captured length above the snap length of its file/interface; "
+            f"read anyway (warned once)"
+        )
+
     def _note_damage(self) -> None:
         dec = self._decoder
         self.damaged = True
@@ -666,6 +688,61 @@ class Capture:
             f"{self.path}: damaged at byte offset {dec.damage_offset}: {reason}; "
             f"read stopped after {dec.records} records"
         )
+
+    # --- blocks (the scale-out, classifier.scale) -------------------------------------
+    def cut(self, blocksize: int, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[BlockCut]:
+        """Frame the file without decoding it and yield its blocks (`BlockCut`), in file
+        order. A block is whole records (pcapng: blocks) of at most `blocksize` bytes, or one
+        larger record. Afterwards `records`, `damaged` and `warnings` are what
+        `batches(batch_size)` would have left (warnings in its order)."""
+        if blocksize < 1:
+            raise ValueError("blocksize must be at least 1")
+        mm, dec, dropped, page = self._map_for_blocks(), self._decoder, 0, mmap.PAGESIZE
+        stop = STOP_LIMIT
+        while stop == STOP_LIMIT and dec.pos < self._size:
+            state, first, start = dec.snapshot(), int(dec.records), int(dec.pos)
+            if self._current_size() < self._size:
+                break  # shrank: a full read notes it; the blocks end here
+            stop = dec.skip(mm, start + blocksize)
+            while stop == STOP_GROW_IFACES:
+                dec.grow_interfaces()
+                stop = dec.skip(mm, start + blocksize)
+            done = (dec.pos // page) * page
+            if done - dropped >= WINDOW and hasattr(mmap, "MADV_DONTNEED"):
+                mm.madvise(mmap.MADV_DONTNEED, dropped, done - dropped)
+                dropped = done
+            if dec.records > first:
+                yield BlockCut(state, start, int(dec.pos), first, int(dec.records) - first)
+        self.records = int(dec.records)
+        # the warnings in the order a read by batches of `batch_size` records appends them:
+        # after each batch, damage first, then the first record above the snap length
+        notes = []
+        if stop == STOP_DAMAGED and not self.damaged:
+            notes.append((dec.records // batch_size, 0, self._note_damage))
+        if dec.over_snaplen and not self._snap_warned:
+            notes.append((dec.over_snaplen_record // batch_size, 1, self._note_snaplen))
+        for _, _, note in sorted(notes, key=lambda item: item[:2]):
+            note()
+
+    def resume(self, state: tuple[Any, ...]) -> None:
+        """Go on reading from a block's first record (`cut` gave its state)."""
+        self._map_for_blocks()
+        self._decoder.restore(state)
+
+    def _map_for_blocks(self) -> mmap.mmap:
+        """Blocks are read at positions in a map. A regular uncompressed file that the reader
+        streams (the pure twin has no SIGBUS guard, so it reads with pread) is mapped here,
+        before any record is read: the scale-out's twin path then reads as the compiled one
+        (unguarded: a file truncated meanwhile could end the process, as before the guard)."""
+        if self._map is not None:
+            return self._map
+        if self._fd is None or self.compression is not None or self._size == 0:
+            raise ValueError(f"{self.path}: not a mapped file (closed, or a stream)")
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode) or self.records:
+            raise ValueError(f"{self.path}: not a mapped file (a pipe, or read already)")
+        self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        self._decoder.base, self._decoder.more = 0, False
+        return self._map
 
     # --- summary -----------------------------------------------------------------------
     @property

@@ -1,0 +1,19 @@
+"""Stub of the compiled classifier.scale._scale (twin: classifier.scale._scale_py)."""
+
+import numpy as np
+
+def state_groups(
+    verdict: np.ndarray,
+    ip_version: np.ndarray,
+    protocol: np.ndarray,
+    l4: np.ndarray,
+    icmp_type: np.ndarray,
+    src: np.ndarray,
+    dst: np.ndarray,
+    inner_src: np.ndarray,
+    inner_dst: np.ndarray,
+    groups: int,
+    group: np.ndarray,
+    order: np.ndarray,
+    bounds: np.ndarray,
+) -> int: ...
