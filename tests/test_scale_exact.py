@@ -45,7 +45,7 @@ def client() -> Iterator[Any]:
         n_workers=2,
         threads_per_worker=1,
         processes=False,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: 8787 may be another cluster's (a warning)
         silence_logs=logging.CRITICAL,
     )
     client = Client(cluster, set_as_default=False)
