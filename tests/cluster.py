@@ -151,6 +151,18 @@ class CliOutcome:
     json: bytes | None
 
 
+def big_capture(directory: Path, packets: int, seed: int, flows: int) -> tuple[str, str]:
+    """A synthetic capture among the end-to-end benchmark's 100 instances (benchmarks/synth.py)
+    and its 500-rule policy, written in `directory`: (policy path, capture path)."""
+    from benchmarks import end_to_end, synth
+
+    policy, capture = directory / "policy.json", directory / "big.pcap"
+    policy.write_text(json.dumps(end_to_end.build_policy_data()))
+    clients, servers = end_to_end.clients_and_servers()
+    synth.write_capture(str(capture), packets, clients, servers, seed=seed, flows=flows)
+    return str(policy), str(capture)
+
+
 def cli_run(scenario: Scenario, directory: Path, *extra: str) -> CliOutcome:
     packets, summary = directory / "packets.csv", directory / "summary.json"
     for path in (packets, summary):

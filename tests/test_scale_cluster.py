@@ -33,6 +33,7 @@ from tests.cluster import (
     Scenario,
     alive,
     assert_same_cli,
+    big_capture,
     cli_run,
     dask_or_skip,
     descendants,
@@ -59,14 +60,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
 def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A synthetic capture of 300,000 packets among 100 instances, and its 500-rule policy."""
     sys.path.insert(0, str(EXAMPLES.parent))
-    from benchmarks import end_to_end, synth
-
-    directory = tmp_path_factory.mktemp("big")
-    policy, capture = directory / "policy.json", directory / "big.pcap"
-    policy.write_text(json.dumps(end_to_end.build_policy_data()))
-    clients, servers = end_to_end.clients_and_servers()
-    synth.write_capture(str(capture), 300_000, clients, servers, seed=16, flows=5000)
-    return str(policy), str(capture)
+    return big_capture(tmp_path_factory.mktemp("big"), 300_000, seed=16, flows=5000)
 
 
 def compare_cli(scenario: Scenario, *extra: str) -> None:

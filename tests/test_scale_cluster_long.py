@@ -14,7 +14,6 @@ contract takes 10 s, and more and bigger scenarios.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -27,7 +26,15 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.cluster import BIN, Scenario, assert_same_cli, cli_run, real_cluster, scenarios
+from tests.cluster import (
+    BIN,
+    Scenario,
+    assert_same_cli,
+    big_capture,
+    cli_run,
+    real_cluster,
+    scenarios,
+)
 from tests.conftest import EXAMPLES
 from tests.test_scale_cluster import (
     assert_no_outputs,
@@ -51,14 +58,7 @@ MORE = settings(max_examples=30, deadline=None, suppress_health_check=list(Healt
 def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A million packets (about 80 MB) among 100 instances, and the 500-rule policy."""
     sys.path.insert(0, str(EXAMPLES.parent))
-    from benchmarks import end_to_end, synth
-
-    directory = tmp_path_factory.mktemp("big")
-    policy, capture = directory / "policy.json", directory / "big.pcap"
-    policy.write_text(json.dumps(end_to_end.build_policy_data()))
-    clients, servers = end_to_end.clients_and_servers()
-    synth.write_capture(str(capture), 1_000_000, clients, servers, seed=61, flows=20000)
-    return str(policy), str(capture)
+    return big_capture(tmp_path_factory.mktemp("big"), 1_000_000, seed=61, flows=20000)
 
 
 def fails(command: subprocess.Popen[str], directory: Path, code: int, *words: str) -> str:
