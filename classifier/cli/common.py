@@ -87,6 +87,9 @@ def file_inputs(paths: Sequence[str]) -> list[str]:
 
 
 def _is_regular(path: str) -> bool:
+    """A regular file on disk: not standard input, a pipe or a device."""
+    if not file_inputs([path]):
+        return False
     try:
         return stat.S_ISREG(os.stat(path).st_mode)
     except OSError:
@@ -219,7 +222,7 @@ def repeated_captures(paths: Sequence[str]) -> dict[int, str]:
         return digests[path]
 
     for position, path in enumerate(paths):
-        if not file_inputs([path]) or not _is_regular(path):
+        if not _is_regular(path):
             continue  # standard input or a pipe: read once, never hashed here
         info = os.stat(path)
         for other, other_info in seen:
@@ -298,6 +301,6 @@ def progress_bar(paths: Sequence[str], quiet: bool, err: TextIO) -> Iterator[Any
 
 def _progress_size(path: str) -> int:
     """A capture's size for the progress bar: 0 for standard input or a pipe."""
-    if not file_inputs([path]) or not _is_regular(path):
+    if not _is_regular(path):
         return 0
     return os.path.getsize(path)
