@@ -93,3 +93,25 @@ def test_denied_counter_prunes_the_long_tail_and_says_so() -> None:
     rows, counts = counter.most_common(1)
     assert counts[0] == 50 and rows[0]["dport"] == 22
     assert counter.pruned and len(counter) <= 100
+
+
+def test_denied_tuples_differing_in_the_last_address_byte_stay_apart(twin_mode: str) -> None:
+    # The tuple's 64-bit name once kept an IPv6 address's last byte (the top byte of its
+    # little-endian word) in the top bits of a product: 4,096 such tuples got 256 names.
+    packets = [
+        Packet(
+            ip_version=6,
+            src=ipaddress.ip_address(f"2001:db8:ff::{a:x}"),
+            dst=ipaddress.ip_address(f"2001:db8:1::{b:x}"),
+            protocol=6,
+            sport=1000,
+            dport=8080,
+        )
+        for a in range(64)
+        for b in range(64)
+    ]
+    counter = DeniedCounter()
+    counter.add(PacketBatch.from_packets(packets), np.arange(len(packets)))
+    rows, counts = counter.most_common(len(packets))
+    assert len(counter) == len(packets) and set(counts.tolist()) == {1}
+    assert len({(r["src"], r["dst"]) for r in rows}) == len(packets)
