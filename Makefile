@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine (Python 3.11+ and a C compiler):
 #   make demo   - classify the bundled sample captures with the bundled example policy
-#   make test   - lint, type-check and run the whole test suite on both twins and a debug build
+#   make test   - lint, type-check and run the whole test suite on both twins, and its compiled
+#                 part on a debug build and (a subset) on a sanitizer build
 # Each creates .venv when missing and (re)builds the extensions when their sources change.
 # The parts of `make test` run alone too: lint, typecheck, test-compiled, test-pure, test-debug.
 
@@ -72,13 +73,24 @@ test-compiled: $(STAMP) tools
 test-pure: $(STAMP) tools
 	CLASSIFIER_NO_EXTENSIONS=1 $(BIN)/python -m pytest -q --benchmark-disable -m "not slow"
 
-# the suite once more on extensions built with CLASSIFIER_DEBUG=1 (bounds checks, asserts in
-# the C cores, -O0), from a copy of the package put first on the path
+# the tests that drive the compiled modules, once more on extensions built with
+# CLASSIFIER_DEBUG=1 (bounds checks, asserts in the C cores, -O0), from a copy of the package
+# put first on the path: the reader and its streams, the lookup core, the engine and the fused
+# pass, connection tracking, statistics, the scale-out's kernel and lanes, whole captures end
+# to end, the fuzz targets' regressions, the benchmarks' kernels. (The command line, the
+# analysis, the report, packaging and the real-cluster tests are Python over those same
+# kernels: they run on the compiled build and on the pure twins.)
+DEBUG_SUBSET := $(wildcard tests/test_pcap_*.py tests/test_acl*.py) tests/test_conntrack.py \
+    tests/test_engine.py tests/test_fused.py tests/test_twins.py tests/test_stats.py \
+    tests/test_timeline.py tests/test_scale_state.py tests/test_scale_blocks.py \
+    tests/test_scale_exact.py tests/test_fuzz.py tests/test_bounds.py tests/test_conservation.py \
+    tests/test_classify_captures.py tests/test_flows.py tests/test_end_to_end.py \
+    tests/test_reference.py benchmarks
 test-debug: $(STAMP) tools
 	$(MAKE) --no-print-directory debug-build
 	cd $(DEBUG_TREE) && PYTHONPATH=$(CURDIR)/$(DEBUG_TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -m pytest \
 	    -q --benchmark-disable -m "not slow" -p no:cacheprovider --rootdir $(CURDIR) \
-	    -c $(CURDIR)/pyproject.toml $(CURDIR)/tests $(CURDIR)/benchmarks
+	    -c $(CURDIR)/pyproject.toml $(addprefix $(CURDIR)/,$(DEBUG_SUBSET))
 
 # a copy of the package in $(TREE) with its extensions built with $(BUILD_ENV): the debug
 # build (asserts, bounds checks) by default, the sanitizer build for test-sanitize

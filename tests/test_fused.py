@@ -21,8 +21,13 @@ from benchmarks import end_to_end, synth
 from classifier import reference
 from classifier.codes import REASON_NAMES, TCP_ACK, TCP_FIN, TCP_SYN, VERDICT_NAMES
 from classifier.engine import Classification, Engine
+from classifier.engine.conntrack import ConnectionTracker
+from classifier.engine.pipeline import classify_fused
+from classifier.engine.stats import SummaryBuilder
+from classifier.limits import DEFAULT_MAX_CONNECTIONS
 from classifier.packets import Packet, PacketBatch
 from classifier.policy import Instance, Policy, Rule, SecurityGroup, load_policy_data
+from classifier.scale.tasks import lanes_of
 from tests import strategies
 
 COLUMNS = (
@@ -102,6 +107,52 @@ def test_fused_equals_the_pieces_and_the_reference_under_a_limit(
     assert [bool(c) for c in fused["columns"]["created"]] == [v.created for v in want]
     connections = fused["summary"]["connections"]
     assert (connections["limit"], connections["evicted"]) == (limit, oracle.evicted)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(scenario=strategies.policy_and_sequences(), lanes=st.integers(2, 4))
+def test_lanes_together_equal_one_tracker(
+    twin_mode: str, scenario: tuple[Policy, list[Packet]], lanes: int
+) -> None:
+    """The scale-out's lanes (classifier.scale.tasks): each its own tracker and statistics,
+    each the whole batch with its fragments joined and only its rows classified, at the
+    clock of every row; together the columns and the summary of one tracker."""
+    policy, packets = scenario
+    engine = Engine(policy)
+    batch = PacketBatch.from_packets(packets)
+    batches = [batch.slice(i, i + 5) for i in range(0, len(packets), 5)]
+    one, _ = run_both(engine, batches, True)
+    trackers = [ConnectionTracker() for _ in range(lanes)]
+    builders = [SummaryBuilder(engine.rules, engine.instance_ids, True) for _ in range(lanes)]
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in COLUMNS}
+    for piece in batches:
+        columns = {name: np.full(len(piece), -99, np.int64) for name in COLUMNS}
+        for lane in range(lanes):
+            copy = PacketBatch(**{k: v.copy() for k, v in piece.columns().items()})
+            trackers[lane].join_fragments(copy)
+            lane_of = lanes_of(copy, lanes)
+            result = classify_fused(
+                engine, trackers[lane].core, builders[lane], copy, lane_of=lane_of, lane=lane
+            )
+            rows = np.flatnonzero(lane_of == lane)
+            for name in COLUMNS:
+                assert np.all(columns[name][rows] == -99)  # every row in one lane only
+                columns[name][rows] = getattr(result, name)[rows]
+        for name in COLUMNS:
+            parts[name].append(columns[name])
+    for name in COLUMNS:
+        got = np.concatenate(parts[name]) if parts[name] else np.zeros(0, np.int64)
+        np.testing.assert_array_equal(got, one["columns"][name].astype(np.int64), name)
+    merged = builders[0]
+    for other in builders[1:]:
+        other.packets = 0  # lane 0 counts them
+        merged.merge(other)
+    merged.connection_limit = DEFAULT_MAX_CONNECTIONS
+    assert merged.summary(top=1000) == one["summary"]
 
 
 @pytest.mark.parametrize("budget", [1_000_000, -1], ids=["sequence-mode", "group-mode"])

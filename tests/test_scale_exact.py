@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -27,7 +26,7 @@ from hypothesis import strategies as st
 from classifier.codes import FRAGMENT_FIRST, FRAGMENT_LATER
 from classifier.packets import Packet, PacketBatch, QuotedHeader
 from classifier.policy import Instance, Policy, Rule, SecurityGroup
-from classifier.scale.tasks import _groups_of
+from classifier.scale.tasks import lanes_of
 from tests.cluster import Scenario, api_run, assert_same, dask_or_skip, scenarios
 from tests.conftest import PCAPS_DEV, SAMPLE_PCAPS
 from tests.strategies import T0
@@ -112,8 +111,9 @@ def test_a_capture_the_command_cannot_read_stops_the_run_as_in_one_process(
 
 def _addresses_in_other_groups() -> tuple[str, str, str]:
     """A host H, a server X and a router R whose pairs {H, X} and {R, H} fall in different
-    groups of two: the error's first fragment (quoting H -> X) and its later fragment (joined
-    by R -> H) are then routed to different groups unless the rejoining does its work."""
+    lanes of two: the error's first fragment (quoting H -> X) and its later fragment (sent
+    R -> H) then fall in different lanes unless the later fragment is joined first (every
+    lane joins every fragment) and only then given its lane."""
     for last in range(2, 250):
         h, x, r = "10.0.0.1", "203.0.113.9", f"198.51.100.{last}"
         H, X, R = (ipaddress.ip_address(a) for a in (h, x, r))
@@ -123,7 +123,7 @@ def _addresses_in_other_groups() -> tuple[str, str, str]:
                 Packet(ip_version=4, src=R, dst=H, protocol=6),
             ]
         )
-        if len(_groups_of(pairs, np.zeros(2, np.uint8), 2)[0]) == 1:  # one each
+        if sorted(lanes_of(pairs, 2).tolist()) == [0, 1]:  # one each
             return h, x, r
     raise AssertionError("no such addresses")
 

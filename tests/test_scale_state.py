@@ -20,7 +20,7 @@ from classifier.engine.stats import SummaryBuilder
 from classifier.limits import DEFAULT_MAX_CONNECTIONS
 from classifier.packets import Packet, PacketBatch
 from classifier.policy import Policy
-from classifier.scale.tasks import _groups_of
+from classifier.scale.tasks import lanes_of
 from tests.strategies import policy_and_sequences
 
 SLOW = settings(
@@ -191,6 +191,4 @@ def test_state_groups_twins_agree_symmetric_and_spread() -> None:
     swapped = PacketBatch(**batch.columns())
     swapped.src, swapped.dst = batch.dst, batch.src
     swapped.inner_src, swapped.inner_dst = batch.inner_dst, batch.inner_src
-    assert [r.tolist() for r in _groups_of(batch, verdict, 7)] == [
-        r.tolist() for r in _groups_of(swapped, verdict, 7)
-    ]
+    assert lanes_of(batch, 7).tolist() == lanes_of(swapped, 7).tolist()

@@ -34,4 +34,6 @@ def classify_batch(
     out_key: np.ndarray,
     out_count: np.ndarray,
     out_row: np.ndarray,
+    lane_of: np.ndarray | None = None,
+    lane: int = 0,
 ) -> int: ...

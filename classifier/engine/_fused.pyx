@@ -20,8 +20,11 @@ on the tracker, and in `_conntrack.pyx` would make the tracker know the policy; 
 stays what it was and the fused pass is the one place where they meet.
 
 How. The batch is walked in blocks of BLOCK (1,024) packets (so the flow slots a block touches stay
-in the caches between its passes), four passes per block:
-  1. per packet: the capture clock, status, owners (open-addressing table), and for judged
+in the caches between its passes); gathering a block advances the capture clock over every
+row and takes each packet's effective time. With `lane_of` (the scale-out's lanes), a block
+is the next BLOCK packets of the lane: the other rows only move the clock, and the passes
+below run on full blocks of the lane's packets. Four passes per block:
+  1. per packet: status, owners (open-addressing table), and for judged
      packets the connection key and its hash (LOOKUP_OWN / LOOKUP_QUOTED, as in apply);
   2. per judged packet with a key: probe the flow table (prefetching AHEAD packets
      ahead). A live connection (or, for an ICMP error, a live quoted one) means the packet
@@ -60,7 +63,7 @@ and a summary builder belong to one run.
 
 import numpy as np
 
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 from classifier._codes cimport (
@@ -301,11 +304,18 @@ def classify_batch(
     uint64_t[::1] out_key,
     int64_t[::1] out_count,
     int64_t[::1] out_row,
+    const uint16_t[::1] lane_of=None,
+    int lane=0,
 ):
     """Final columns, state and counters of one batch (the design note); returns the number
     of distinct denied tuples written to out_key/out_count/out_row. `tracker` None: stateless.
     `stats` (a SummaryBuilder) must have framed the batch: `timeline_low`/`timeline_shift`
-    are what its frame returned."""
+    are what its frame returned.
+
+    `lane_of` (per row, a state lane: classifier.scale's design note) with `lane`: only the
+    rows of that lane are classified and counted (the others' output columns are left as
+    they were); the clock still advances over every row, so the tracker's times are those of
+    one tracker that saw the whole batch."""
     cdef Columns c
     cdef const PolicyRef* pr = &policy.ref
     cdef Py_ssize_t n = verdict.shape[0]
@@ -313,6 +323,11 @@ def classify_batch(
         return 0
     columns_of(batch, &c)
     cdef bint stateful = tracker is not None
+    cdef const uint16_t* lanes = NULL
+    if lane_of is not None:
+        if lane_of.shape[0] != n:
+            raise ValueError(f"lane_of has {lane_of.shape[0]} rows, the batch {n}")
+        lanes = &lane_of[0]
     cdef int64_t[::1] verdict_packets = stats.verdict_packets
     cdef int64_t[::1] verdict_bytes = stats.verdict_bytes
     cdef int64_t[::1] reason_packets = stats.reason_packets
@@ -332,6 +347,7 @@ def classify_batch(
     cdef int64_t[::1] teff = np.empty(BLOCK, np.int64)
     cdef uint8_t[::1] lookup = np.empty(BLOCK, np.uint8)
     cdef uint8_t[::1] needs = np.empty(BLOCK, np.uint8)  # 1: sides looked up in pass 3
+    cdef int64_t[::1] at = np.empty(BLOCK, np.int64)  # the batch row of each block packet
     cdef uint64_t[::1] home = np.empty(BLOCK, np.uint64)
     cdef int64_t[::1] fslot = np.empty(BLOCK, np.int64)  # pass 2: the slot holding the key
     cdef uint64_t[::1] tkey = np.empty(BLOCK, np.uint64)  # denied-tuple key (needs[j] only)
@@ -354,7 +370,7 @@ def classify_batch(
     cdef void* kb
     cdef uint32_t[::1] keys32 = np.empty(NF4 * 2 * BLOCK, np.uint32)
     cdef uint64_t[::1] keys64 = np.empty(NF6 * 2 * BLOCK, np.uint64)
-    cdef Py_ssize_t b0, b1, m, i, j, r, pos, n_rows, n_pending, kept, step, ch
+    cdef Py_ssize_t next_row = 0, m, i, j, r, pos, n_rows, n_pending, kept, step, ch
     cdef Py_ssize_t found, slot, distinct = 0, dslot
     cdef uint64_t dmask = slot_index.shape[0] - 1, dkey
     cdef int64_t total_bytes = 0, mids = 0, clock = 0, size
@@ -369,20 +385,33 @@ def classify_batch(
     cdef Key* key
     cdef int64_t tl
 
-    for b0 in range(0, n, BLOCK):
-        b1 = min(n, b0 + BLOCK)
-        m = b1 - b0
-        if stateful:
-            tracker._flow_reserve(m, max(c.ts_ns[b0], tracker.clock_ns))
-            tracker._heap_reserve(2 * m)  # creations and class changes
-            clock = tracker.clock_ns
+    if stateful:
+        clock = tracker.clock_ns
+    while next_row < n:
+        # --- the block: the next BLOCK packets (of the lane), the clock over every row
+        m = 0
         with nogil:
-            # --- pass 1: clock, owners, connection keys
-            for j in range(m):
-                i = b0 + j
+            while next_row < n and m < BLOCK:
+                i = next_row
+                next_row += 1
                 if stateful:
                     clock = c.ts_ns[i] if c.ts_ns[i] > clock else clock
-                    teff[j] = clock
+                if lanes != NULL and lanes[i] != lane:
+                    continue
+                at[m] = i
+                teff[m] = clock
+                m += 1
+        if stateful:
+            if m:
+                tracker._flow_reserve(m, teff[0])
+                tracker._heap_reserve(2 * m)  # creations and class changes
+            tracker.clock_ns = clock
+        if m == 0:
+            continue
+        with nogil:
+            # --- pass 1: owners, connection keys
+            for j in range(m):
+                i = at[j]
                 st = c.status[i]
                 usable = st == STATUS_OK or st == STATUS_L4_TRUNCATED
                 v = c.ip_version[i] if usable else 0
@@ -407,8 +436,6 @@ def classify_batch(
                         if tracker._stats != NULL:  # flow records: the counters' line too
                             __builtin_prefetch(
                                 &tracker._stats[home[j] & <uint64_t>tracker._flow_mask])
-            if stateful:
-                tracker.clock_ns = clock
             # --- pass 2: guess which packets state will allow; side rows for the others
             n_rows = 0
             for j in range(m):
@@ -421,7 +448,7 @@ def classify_batch(
                     if found >= 0 and not _flow_expired(&tracker._flows[found], teff[j]):
                         needs[j] = 0
                         continue
-                i = b0 + j
+                i = at[j]
                 # the packet may be denied: its tuple's slot, fetched for pass 4
                 tkey[j] = tuple_key(&c.src[16 * i], &c.dst[16 * i], c.ip_version[i],
                                     c.protocol[i], c.l4[i], c.dport[i], c.icmp_type[i],
@@ -473,7 +500,7 @@ def classify_batch(
                         kb = &keys64[NF6 * bucket[ch + 1]]
                     for pos in range(size):
                         r = order[bucket[ch + 1] + pos]
-                        i = b0 + row_packet[r]
+                        i = at[row_packet[r]]
                         remote = &c.dst[16 * i] if row_egress[r] else &c.src[16 * i]
                         _write_keys(
                             ref, kb, size, pos, remote, pr.table_local[row_table[r]],
@@ -502,10 +529,10 @@ def classify_batch(
                     j = row_packet[r]
                     if row_egress[r]:
                         table = _plan(pr, src_owner[j], DIRECTION_EGRESS,
-                                      c.ip_version[b0 + j] == 6, step)
+                                      c.ip_version[at[j]] == 6, step)
                     else:
                         table = _plan(pr, dst_owner[j], DIRECTION_INGRESS,
-                                      c.ip_version[b0 + j] == 6, step)
+                                      c.ip_version[at[j]] == 6, step)
                     if table >= 0:
                         row_table[r] = table
                         pending[kept] = r
@@ -513,7 +540,7 @@ def classify_batch(
                 n_pending = kept
             # --- pass 4: state, combination and counters, in capture order
             for j in range(m):
-                i = b0 + j
+                i = at[j]
                 wire = c.wire_len[i]
                 total_bytes += wire
                 created[i] = 0

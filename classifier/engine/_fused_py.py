@@ -18,6 +18,7 @@ import numpy as np
 
 from classifier.codes import REASON_ESTABLISHED, VERDICT_DENY
 from classifier.engine import _engine_py
+from classifier.packets import COLUMNS, PacketBatch
 
 
 class FusedPolicy:
@@ -51,13 +52,22 @@ def classify_batch(
     out_key: np.ndarray,
     out_count: np.ndarray,
     out_row: np.ndarray,
+    lane_of: np.ndarray | None = None,
+    lane: int = 0,
 ) -> int:
     """Final columns, state and counters of one framed batch; returns the distinct denied
     tuples written to out_key/out_count/out_row. (`timeline_low`/`timeline_shift` are what
-    the compiled pass counts with; `SummaryBuilder.count` reads them off the time line.)"""
+    the compiled pass counts with; `SummaryBuilder.count` reads them off the time line.)
+    `lane_of`/`lane`: only the rows of that lane, at the clock of the whole batch."""
     n = len(verdict)
     if n == 0:
         return 0
+    if lane_of is not None:
+        return _classify_lane(
+            policy, batch, tracker, verdict, reason, rule, instance, direction, created,
+            midstream, egress_rule, ingress_rule, stats, timeline_low, timeline_shift,
+            slot_key, slot_index, out_key, out_count, out_row, lane_of, lane,
+        )  # fmt: skip
     stateless = policy.engine.classify(batch)
     verdict[:] = stateless.verdict
     reason[:] = stateless.reason
@@ -112,3 +122,66 @@ def classify_batch(
         out_count,
         out_row,
     )
+
+
+def _classify_lane(
+    policy: FusedPolicy,
+    batch: Any,
+    tracker: Any,
+    verdict: np.ndarray,
+    reason: np.ndarray,
+    rule: np.ndarray,
+    instance: np.ndarray,
+    direction: np.ndarray,
+    created: np.ndarray,
+    midstream: np.ndarray,
+    egress_rule: np.ndarray,
+    ingress_rule: np.ndarray,
+    stats: Any,
+    timeline_low: int,
+    timeline_shift: int,
+    slot_key: np.ndarray,
+    slot_index: np.ndarray,
+    out_key: np.ndarray,
+    out_count: np.ndarray,
+    out_row: np.ndarray,
+    lane_of: np.ndarray,
+    lane: int,
+) -> int:
+    """The lane's rows as a batch of their own, given the effective times of the whole batch
+    (`Tracker.apply(times=)`), their columns put back in place; the clock ends where the
+    whole batch leaves it."""
+    if len(lane_of) != len(verdict):
+        raise ValueError(f"lane_of has {len(lane_of)} rows, the batch {len(verdict)}")
+    rows = np.flatnonzero(lane_of == lane)
+    times = None
+    if tracker is not None:
+        times = np.maximum.accumulate(np.maximum(batch.ts_ns, tracker.clock_ns))
+    sub = PacketBatch(**{name: np.take(getattr(batch, name), rows, axis=0) for name in COLUMNS})
+    outputs = (verdict, reason, rule, instance, direction, created, midstream, egress_rule,
+               ingress_rule)  # fmt: skip
+    parts = [np.empty(len(rows), column.dtype) for column in outputs]
+    distinct = 0
+    if len(rows):
+        lane_tracker = tracker if times is None else _AtTimes(tracker, times[rows])
+        v, rs, r, inst, d, c, mid, eg, ing = parts
+        distinct = classify_batch(
+            policy, sub, lane_tracker, v, rs, r, inst, d, c, mid, eg, ing, stats, timeline_low,
+            timeline_shift, slot_key, slot_index, out_key, out_count, out_row,
+        )  # fmt: skip
+        out_row[:distinct] = rows[out_row[:distinct]]
+    for column, part in zip(outputs, parts, strict=True):
+        column[rows] = part
+    if tracker is not None:
+        tracker.clock_ns = max(int(tracker.clock_ns), int(times[-1]))  # type: ignore[index]
+    return distinct
+
+
+class _AtTimes:
+    """A tracker whose `apply` takes the given effective times (the lane's rows')."""
+
+    def __init__(self, tracker: Any, times: np.ndarray):
+        self.tracker, self.times = tracker, times
+
+    def apply(self, *args: Any) -> None:
+        self.tracker.apply(*args, times=self.times)

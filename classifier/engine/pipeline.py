@@ -200,46 +200,8 @@ class Classification:
 
     def _classify_fused(self, batch: PacketBatch, file: str, file_number: int) -> BatchResult:
         """The same columns, state and statistics as the pieces, in one fused pass."""
-        n = len(batch)
-        result = BatchResult(
-            file,
-            file_number,
-            batch,
-            np.empty(n, np.uint8),
-            np.empty(n, np.uint8),
-            np.empty(n, np.int32),
-            np.empty(n, np.int32),
-            np.empty(n, np.uint8),
-            np.empty(n, np.int8),
-            np.empty(n, np.int8),
-            np.empty(n, np.int32),
-            np.empty(n, np.int32),
-        )
-        if n == 0:
-            return result
-        low, shift = self.stats.frame(batch)
-        scratch = self.stats.denied.scratch(n)
-        distinct = fused_kernels.classify_batch(
-            self.engine.fused_policy(),  # type: ignore[attr-defined]
-            batch,
-            self.tracker.core if self.tracker is not None else None,
-            result.verdict,
-            result.reason,
-            result.rule,
-            result.instance,
-            result.direction,
-            result.created,
-            result.midstream,
-            result.egress_rule,
-            result.ingress_rule,
-            self.stats,
-            low,
-            shift,
-            *scratch,
-        )
-        if distinct:
-            self.stats.denied.add_distinct(batch, scratch, distinct)
-        return result
+        tracker = self.tracker.core if self.tracker is not None else None
+        return classify_fused(self.engine, tracker, self.stats, batch, file, file_number)
 
     def run(
         self,
@@ -417,6 +379,69 @@ _RESULT_EMPTY: dict[str, tuple[Any, tuple[int, ...]]] = {
     "instance": (np.int32, ()), "direction": (np.uint8, ()),
     **{name: (np.int64, ()) for name in OWN_FIELDS},
 }  # fmt: skip
+
+
+def classify_fused(
+    engine: BatchEngine,
+    tracker: Any,
+    stats: SummaryBuilder,
+    batch: PacketBatch,
+    file: str = "",
+    file_number: int = 0,
+    lane_of: np.ndarray | None = None,
+    lane: int = 0,
+) -> BatchResult:
+    """One batch through the fused pass (`tracker`: a tracker's core, None stateless), its
+    statistics folded into `stats`. With `lane_of`/`lane` (a state lane of the scale-out),
+    only that lane's rows are classified and counted; the other rows' columns are left
+    unset."""
+    n = len(batch)
+    result = BatchResult(
+        file,
+        file_number,
+        batch,
+        np.empty(n, np.uint8),
+        np.empty(n, np.uint8),
+        np.empty(n, np.int32),
+        np.empty(n, np.int32),
+        np.empty(n, np.uint8),
+        np.empty(n, np.int8),
+        np.empty(n, np.int8),
+        np.empty(n, np.int32),
+        np.empty(n, np.int32),
+    )
+    if n == 0:
+        return result
+    low, shift = stats.frame(batch)
+    scratch = stats.denied.scratch(n)
+    slot_key, slot_index, out_key, out_count, out_row = scratch
+    distinct = fused_kernels.classify_batch(
+        engine.fused_policy(),  # type: ignore[attr-defined]
+        batch,
+        tracker,
+        result.verdict,
+        result.reason,
+        result.rule,
+        result.instance,
+        result.direction,
+        result.created,
+        result.midstream,
+        result.egress_rule,
+        result.ingress_rule,
+        stats,
+        low,
+        shift,
+        slot_key,
+        slot_index,
+        out_key,
+        out_count,
+        out_row,
+        lane_of,
+        lane,
+    )
+    if distinct:
+        stats.denied.add_distinct(batch, scratch, distinct)
+    return result
 
 
 def classify_pcap(

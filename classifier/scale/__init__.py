@@ -15,48 +15,52 @@ opens the capture itself at its absolute path, restores that state and reads jus
 reads them, and never pass through the scheduler.
 
 For each block, in capture order, inside a window of `2 x workers + 2` blocks in flight:
-1. decode (on any worker): read the block, judge every row by the rules (`Engine.classify`,
-   stateless verdicts), keep the running maximum of its timestamps, and sort its rows into
-   groups: state groups (rows the rules judged, by a symmetric hash of their key's two
-   addresses: the quoted header's for an ICMP error that quotes one, so that a connection,
-   both directions, and every error quoting it fall in one group) and fragment groups (usable
-   fragments, by their outer addresses: a datagram is whole in one group).
-2. fragments (stateful, a block with fragments): one chain per fragment group, a step per
-   block, joins them at the capture's clock (`ConnectionTracker.join_fragments(times=)`).
-   When the block has later fragments, a `rejoin` step writes their joined fields back, judges
-   them again by the rules and only then sorts the rows into state groups, so a fragmented
-   ICMP error's later fragments (errors only once joined) land in the quoted connection's
-   group with its first fragment.
-3. state (stateful): one chain per state group, a step per block, applies connection state
-   (`ConnectionTracker.apply(times=)`) to the block's rows of the group. Each step prefers the
-   worker of its group, so chains spread over the workers and their trackers stay put.
-4. finish (on the block's worker): the state's answers written back into the block's
-   verdicts as one tracker would have left them, then the block's statistics
-   (`SummaryBuilder.add`, by batches as one process) and, when asked, its `BatchResult`.
-The driver takes the finished blocks back in capture order, merges their statistics
+- stateless: one task (on any worker) reads the block and runs the fused pass over it
+  (`tasks.classify_block`): every record depends on itself alone.
+- stateful: the connection keys are split into lanes (one per worker by default), by a
+  symmetric hash of the two addresses a row's state key is made of (an ICMP error's quoted
+  header's, else its own; `tasks.lanes_of` on `classifier.scale._scale`, a nogil kernel with
+  a pure twin that computes the same lanes bit for bit: a cluster may mix them), so that a
+  connection, both directions, and every error quoting it fall in one lane. Each lane is a
+  chain of steps, one per block, on the lane's worker (`tasks.lane_step`): read the whole
+  block, join its fragments (every lane joins every fragment, so its fragment table is one
+  process's, and a later fragment of an ICMP error gets its lane only once joined), then the
+  fused pass (`classifier.engine.pipeline.classify_fused` with `lane_of`) over the block,
+  classifying and counting only the lane's rows while the clock advances over every row.
+  So a lane's tracker sees exactly the packets one process's tracker sees of its
+  connections, at the same effective times, and its answers are one process's. A third task
+  per block (`tasks.combine`) puts the lanes' columns together when per-packet results are
+  wanted; it carries the block's facts (first and last timestamps, records scapy decoded).
+  The lanes keep their statistics and send them once, after the last block
+  (`tasks.lane_summary`).
+The driver takes the finished blocks back in capture order, yields their results, adds each
+capture's facts after its last block, and at the end merges the lanes' statistics
 (`SummaryBuilder.merge`: sums per key, the mergeable timeline, top-denied ties broken by the
-tuple's hash as in one process), adds each capture's facts after its last block, and yields
-the results.
+tuple's hash as in one process).
 
 The clock. A record's effective time is the largest timestamp up to it in the whole capture,
-across blocks and files. A step of block i is given `carry`, the largest timestamp of every
-block before i (the driver knows it from each block's small `meta` once decoded), and each row
-its block-local running maximum: the row's effective time is the larger of the two, which the
-trackers take instead of their own packets' times.
+across blocks and files. Every lane reads every record in capture order, so its tracker's
+clock is the capture's, with nothing carried between tasks but the tracker.
 
-What travels. To a decode task: the block (a reader state and offsets, under 1 KiB) and the
-engine (once per worker). Decode -> state step: per row the columns of its key and flags and
-its stateless verdict and rule, 30 to 60 bytes (IPv4 addresses as 4 bytes, a quoted header
-only for the errors that have one). State step -> finish: one byte per row (the state's
-reason, created, midstream). Finish -> driver: a partial summary (the counts, the block's
-timeline, its distinct denied tuples) and, only when the caller wants per-packet results
-(`--packets`, `run()` in the API), the block's columns. Steps of a chain hand their tracker to
-the next, on the same worker unless it was lost.
+What travels. To a lane step: the block (a reader state and offsets, under 1 KiB) and the
+engine (once per worker); the lane's tracker and statistics stay on its worker, handed from
+step to step. To the driver: per block a few facts and, only when the caller wants
+per-packet results (`--packets`, `run()` in the API), the block's columns (each lane its
+rows'); at the end each lane's statistics (counts, time line, distinct denied tuples).
 
-Memory per worker: the blocks in flight on it (about 1.5 x blocksize of columns each for the
-decoded rows and their verdicts) plus its groups' trackers (bounded as in one process: the
-live connections and recent first fragments of its share of the keys). Whatever the
-capture's size, a worker holds at most the window's blocks.
+Why every lane reads every block. The alternative, decoding each block once and sending each
+lane its rows, moves 30 to 60 bytes per row between processes and runs the stateless and
+stateful pieces apart; measured, that did 2.3 times one process's CPU work. Reading is the
+cheapest part of a classification (about a tenth of one process's time: the reader's rate
+against `classify`'s), so with W lanes the run costs about (W x read + classify) of CPU and
+W lanes speed it up by at most 1 / (r + (1 - r) / W), r the reading's share: about 1.8 for
+2 lanes, 4.4 for 8, 7.5 for 64 at r = 0.12 (benchmarks/RESULTS.md). More lanes than workers
+gain nothing; many machines want a two-level cut (blocks decoded once per machine) that is
+not built.
+
+Memory per worker: one block's pieces at a time per lane step (the reader's batches, reused),
+plus its lanes' trackers and statistics (bounded as in one process: its share of the live
+connections, a whole fragment table, the distinct denied tuples it saw).
 
 Faults. Tasks are deterministic and never change their inputs (a chain's tracker is the one
 thing handed on, and each step checks it got it as the previous step left it), so a task run

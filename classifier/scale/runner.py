@@ -2,13 +2,14 @@
 
 `ScaledRun.run(paths)` connects (or starts a local cluster), checks the workers' version, then
 walks the captures' blocks in a bounded window: for each block it submits the tasks of
-`classifier.scale.tasks` (decode; in stateful mode the fragment and state chains of its
-groups and, when it has later fragments, their rejoining; finish), then takes the finished
-blocks back in capture order, merging their statistics into the run's `SummaryBuilder` and
-yielding their `BatchResult`s. Between waits (at most `WATCH_S` each) it watches the cluster:
-a worker gone is noted once (its tasks run again elsewhere, by Dask's lineage), no worker or
-no scheduler for `SCHEDULER_TIMEOUT_S`, a task lost with its workers three times, a capture a
-worker cannot read or a version mismatch end the run with a `ClusterError`.
+`classifier.scale.tasks` (stateless: one that classifies it; stateful: a step of every
+lane's chain and the task that combines their shares), then takes the finished blocks back
+in capture order, yielding their `BatchResult`s, and at the end merges the lanes'
+statistics into the run's `SummaryBuilder`. Between waits (at most `WATCH_S` each) it
+watches the cluster: a worker gone is noted once (its tasks run again elsewhere, by Dask's
+lineage), no worker or no scheduler for `SCHEDULER_TIMEOUT_S`, a task lost with its workers
+three times, a capture a worker cannot read or a version mismatch end the run with a
+`ClusterError`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from classifier.engine.columns import BatchEngine, BatchResult
-from classifier.engine.layouts import CLOCK_START
 from classifier.engine.stats import SummaryBuilder
 from classifier.errors import (
     ClassifierError,
@@ -59,16 +59,18 @@ ALLOWED_FAILURES = 2  # a task lost with its worker a third time fails the run (
 # handing it back (Dask's default, a trim threshold of 64 KiB, makes every block's columns
 # fresh pages: twice the system time of the whole run); a column below 32 MiB (a 64 MiB
 # block's) comes from that heap rather than its own mapping.
+# Dask's sampling profiler (every 10 ms it walks the task thread's stack, holding the GIL) is
+# off: nothing reads it, and it costs the workers CPU time.
 LOCAL_CONFIG = {
     "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+    "distributed.worker.profile.enabled": False,
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": str(1 << 34),
     "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": str(1 << 25),
 }
 # task kinds in the order they run for one block: a block's later steps go before the next
 # block's earlier ones (Dask runs higher priorities first)
 RANKS = {name: rank for rank, name in enumerate(
-    ("decode", "meta", "join-part", "join", "join-out", "rejoin", "part", "state", "out", "finish",
-     "evicted")
+    ("lane", "out", "finish", "summary")
 )}  # fmt: skip
 
 
@@ -91,10 +93,8 @@ class _BlockRun:
     """The futures of one block in flight."""
 
     block: Block
-    decoded: Any
-    meta: Any = None
-    finish: Any = None
-    others: list[Any] = field(default_factory=list)
+    finish: Any  # the block's Finished (stateful: the lanes' shares combined)
+    others: list[Any] = field(default_factory=list)  # stateful: each lane's share
 
 
 class ScaledRun:
@@ -358,11 +358,8 @@ class _Driver:
             max(few, few * DEFAULT_BLOCKSIZE // max(run.blocksize, 1)), MAX_WINDOW
         )
         self.lane_workers = sorted(workers)
-        self.state_lanes: list[Any] = [None] * self.groups
-        self.state_steps = [0] * self.groups
-        self.join_lanes: list[Any] = [None] * self.groups
-        self.join_steps = [0] * self.groups
-        self.carry = CLOCK_START
+        self.lanes: list[Any] = [None] * self.groups  # each lane's last step
+        self.steps = [0] * self.groups
 
     # --- the cluster ---------------------------------------------------------------------
 
@@ -509,8 +506,7 @@ class _Driver:
         then forgets (the running ones are stopped with their results dropped). Not
         `Client.cancel`: it trips over dependents that no client wants any more."""
         self.futures = set()
-        self.state_lanes = [None] * self.groups
-        self.join_lanes = [None] * self.groups
+        self.lanes = [None] * self.groups
 
     # --- tasks ---------------------------------------------------------------------------
 
@@ -547,71 +543,30 @@ class _Driver:
                 self.futures.discard(future)
 
     def start(self, block: Block, engine: Any, results: bool) -> _BlockRun:
+        """Submit a block's tasks: stateless, one that classifies it; stateful, a step of
+        every lane's chain on it and the task that combines their shares."""
         run = self.run_
         n = block.number
-        decoded = self.submit(
-            "decode", tasks.decode, engine, block, run.stateful, run.batch_size, self.groups,
-            block=n,
-        )  # fmt: skip
-        br = _BlockRun(block, decoded)
-        if run.stateful:
-            br.meta = self.submit("meta", tasks.meta, decoded, block=n)
-        else:
-            br.finish = self.submit(
-                "finish", tasks.finish, engine, decoded, [], False, run.batch_size, results,
-                block=n,
-            )  # fmt: skip
-        return br
-
-    def chain_state(self, br: _BlockRun, meta: dict[str, Any], engine: Any, results: bool) -> None:
-        """Submit a block's fragment and state steps, at the capture's clock so far."""
-        n, carry = br.block.number, self.carry
-        if meta["max_ts"] is not None:
-            self.carry = max(self.carry, meta["max_ts"])
-        joined = []
-        for group, count in enumerate(meta["join"]):
-            if not count:
-                continue
-            part = self.submit(
-                "join-part", tasks.join_part, br.decoded, group, block=n, group=group
+        if not run.stateful:
+            finish = self.submit(
+                "finish", tasks.classify_block, engine, block, run.batch_size, results, block=n
             )
-            step = self.submit(
-                "join", tasks.join_step, self.join_lanes[group], part, carry,
-                self.join_steps[group], self.lane_limit, block=n, group=group, pin=True,
-            )  # fmt: skip
-            self.release([self.join_lanes[group]])
-            self.join_lanes[group] = step
-            self.join_steps[group] += 1
-            br.others.append(part)
-            if meta["later"]:
-                out = self.submit("join-out", tasks.output, step, block=n, group=group)
-                joined.append((group, out))
-                br.others.append(out)
-        decoded = br.decoded
-        counts = meta["state"]
-        if meta["later"]:
-            decoded = self.submit("rejoin", tasks.rejoin, engine, br.decoded, joined, block=n)
-            br.others.append(decoded)
-            counts = [1] * self.groups  # sorted on the worker: every group may have rows
+            return _BlockRun(block, finish)
+        br = _BlockRun(block, None)
         outs = []
-        for group, count in enumerate(counts):
-            if not count:
-                continue
-            part = self.submit("part", tasks.state_part, decoded, group, block=n, group=group)
+        for lane in range(self.groups):
             step = self.submit(
-                "state", tasks.state_step, self.state_lanes[group], part, carry,
-                self.state_steps[group], self.lane_limit, block=n, group=group, pin=True,
+                "lane", tasks.lane_step, engine, block, self.lanes[lane], lane, self.groups,
+                self.steps[lane], self.lane_limit, run.batch_size, results, block=n,
+                group=lane, pin=True,
             )  # fmt: skip
-            self.release([self.state_lanes[group]])
-            self.state_lanes[group] = step
-            self.state_steps[group] += 1
-            out = self.submit("out", tasks.output, step, block=n, group=group)
-            outs.append((group, out))
-            br.others += [part, out]
-        br.finish = self.submit(
-            "finish", tasks.finish, engine, decoded, outs, True, self.run_.batch_size, results,
-            block=n,
-        )  # fmt: skip
+            self.release([self.lanes[lane]])
+            self.lanes[lane] = step
+            self.steps[lane] += 1
+            outs.append(self.submit("out", tasks.output, step, block=n, group=lane))
+        br.others = outs
+        br.finish = self.submit("finish", tasks.combine, block, outs, results, block=n)
+        return br
 
     # --- the run -------------------------------------------------------------------------
 
@@ -628,7 +583,6 @@ class _Driver:
         self.futures.add(engine)
         blocks = plan(paths, run.blocksize, run.batch_size)
         queue: deque[_BlockRun | FileDone] = deque()  # in capture order
-        unplanned: deque[_BlockRun] = deque()  # stateful blocks waiting for their meta
         slow_path: dict[int, int] = {}
         times: dict[int, tuple[int, int | None]] = {}  # per capture: first, last timestamps
         in_flight, exhausted = 0, False
@@ -650,19 +604,12 @@ class _Driver:
                 if isinstance(item, FileDone):
                     queue.append(item)
                     continue
-                br = self.start(item, engine, results)
-                queue.append(br)
-                if run.stateful:
-                    unplanned.append(br)
+                queue.append(self.start(item, engine, results))
                 in_flight += 1
             progressed = False
-            ready = self.gather([br.meta for br in unplanned])
-            for meta in ready:
-                self.chain_state(unplanned.popleft(), meta, engine, results)
-                progressed = True
             done = self.gather([
                 item.finish for item in queue
-                if not isinstance(item, FileDone) and item.finish is not None
+                if not isinstance(item, FileDone)
             ])  # fmt: skip
             while queue:
                 head = queue[0]
@@ -676,8 +623,9 @@ class _Driver:
                 finished: tasks.Finished = done.pop(0)
                 queue.popleft()
                 in_flight -= 1
-                self.release([head.decoded, head.meta, head.finish, *head.others])
-                run.stats.merge(finished.stats)
+                self.release([head.finish, *head.others])
+                if finished.stats is not None:
+                    run.stats.merge(finished.stats)
                 number = head.block.file_number
                 slow_path[number] = slow_path.get(number, 0) + finished.slow_path
                 if finished.first_ns is not None:
@@ -690,12 +638,12 @@ class _Driver:
             if not queue and exhausted:
                 break
             if not progressed:
-                waiting = [br.meta for br in list(unplanned)[:1]]
-                if queue and not isinstance(queue[0], FileDone) and queue[0].finish is not None:
+                waiting = []
+                if queue and not isinstance(queue[0], FileDone):
                     waiting.append(queue[0].finish)
                 self.wait(waiting)
         if run.stateful:
-            run.evicted = self._lanes_evicted()
+            run.evicted = self._lane_summaries()
             if run.evicted:
                 run.note(
                     f"the connection limit ({run.max_connections:,}, shared by the cluster's "
@@ -709,21 +657,24 @@ class _Driver:
         if failure is not None:
             raise failure
 
-    def _lanes_evicted(self) -> int:
-        """The evictions of every state lane, from their last steps."""
+    def _lane_summaries(self) -> int:
+        """Every lane's statistics, from its last step, merged into the run's; returns the
+        connections the lanes' limits forgot."""
         futures = [
-            self.submit("evicted", tasks.lane_evicted, lane, block=-1, group=group)
-            for group, lane in enumerate(self.state_lanes)
-            if lane is not None
+            self.submit("summary", tasks.lane_summary, step, lane, block=-1, group=lane)
+            for lane, step in enumerate(self.lanes)
+            if step is not None
         ]
-        values: list[int] = []
+        values: list[tuple[SummaryBuilder, int]] = []
         while len(values) < len(futures):
             _check_interrupt()
             values.extend(self.gather(futures[len(values) :]))
             if len(values) < len(futures):
                 self.wait(futures[len(values) :])
         self.release(futures)
-        return sum(values)
+        for stats, _ in values:
+            self.run_.stats.merge(stats)
+        return sum(evicted for _, evicted in values)
 
     def __repr__(self) -> str:
         return f"<scale driver {self.token} on {self.address}: {os.getpid()}>"
