@@ -50,13 +50,13 @@ rows'); at the end each lane's statistics (counts, time line, distinct denied tu
 
 Why every lane reads every block. The alternative, decoding each block once and sending each
 lane its rows, moves 30 to 60 bytes per row between processes and runs the stateless and
-stateful pieces apart; measured, that did 2.3 times one process's CPU work. Reading is the
-cheapest part of a classification (about a tenth of one process's time: the reader's rate
-against `classify`'s), so with W lanes the run costs about (W x read + classify) of CPU and
-W lanes speed it up by at most 1 / (r + (1 - r) / W), r the reading's share: about 1.8 for
-2 lanes, 4.4 for 8, 7.5 for 64 at r = 0.12 (benchmarks/RESULTS.md). More lanes than workers
-gain nothing; many machines want a two-level cut (blocks decoded once per machine) that is
-not built.
+stateful pieces apart; measured, that did 2.3 times one process's CPU work. Here a lane costs
+about a + b / W for W lanes: a, about a quarter of one process's time, is what every lane does
+for every row (read, join fragments, the lane hash, the clock), b the fused pass's work on its
+own rows. So W lanes speed a run up by at most (a + b) / (a + b / W): about 1.5 for 2, 2.8 for
+8, 3.7 for 64 (benchmarks/RESULTS.md, section 11). More lanes than workers gain nothing; one
+read per machine shared by its lanes, and for many machines a two-level cut (blocks per
+machine, lanes per core), would lift that bound; neither is built.
 
 Memory per worker: one block's pieces at a time per lane step (the reader's batches, reused),
 plus its lanes' trackers and statistics (bounded as in one process: its share of the live
