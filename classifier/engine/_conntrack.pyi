@@ -41,6 +41,7 @@ class Tracker:
     def _alloc_flows(self, capacity: int) -> None: ...  # empty tables (unpickling refills)
     def _alloc_fragments(self, capacity: int) -> None: ...
     def _flow_reserve(self, more: int, t: int) -> None: ...  # room, rehashing when needed
+    def rehash(self, more: int, t: int) -> None: ...  # rebuilt at t: expired dropped, heaps
     def join_fragments(self, batch: Any, times: np.ndarray | None = None) -> None: ...
     def apply(
         self,

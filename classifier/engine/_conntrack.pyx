@@ -228,9 +228,15 @@ cdef class Tracker:
     def _flow_reserve(self, Py_ssize_t more, int64_t t):
         """Room for `more` insertions at load <= 1/2; `t` = the batch's first effective time
         (what is expired then stays expired)."""
-        cdef Py_ssize_t capacity = self._flow_mask + 1
-        if self.flow_count + more <= capacity // 2:
+        if self.flow_count + more <= (self._flow_mask + 1) // 2:
             return
+        self.rehash(more, t)
+
+    def rehash(self, Py_ssize_t more, int64_t t):
+        """The table rebuilt at time `t` with room for `more` insertions: what has expired is
+        dropped (forgotten uncounted: expired connections are dead), the eviction heaps are
+        rebuilt from what remains."""
+        cdef Py_ssize_t capacity = self._flow_mask + 1
         cdef Py_ssize_t i, j, live = 0
         for i in range(capacity):
             if self._flows[i].used and not _flow_expired(&self._flows[i], t):

@@ -253,9 +253,14 @@ class Tracker:
         """Make room for `more` insertions at load <= 1/2: rehash live entries if needed.
 
         `t` is the batch's first effective time: what is expired then stays expired."""
-        capacity = len(self._flow_used)
-        if self.flow_count + more <= capacity // 2:
+        if self.flow_count + more <= len(self._flow_used) // 2:
             return
+        self.rehash(more, t)
+
+    def rehash(self, more: int, t: int) -> None:
+        """The table rebuilt at time `t` with room for `more` insertions: what has expired is
+        dropped (forgotten uncounted), the eviction heaps are rebuilt from what remains."""
+        capacity = len(self._flow_used)
         live = [i for i in range(capacity) if self._flow_used[i] and not self._flow_expired(i, t)]
         old, old_stats = self.flows, self.flowstats
         if old_stats is not None:

@@ -197,8 +197,7 @@ class ConnectionTracker:
         core.fragments[...] = state["fragments"]
         for name in self._PICKLED:
             setattr(core, name, state[name])
-        core.flow_count = len(state["flows"])  # as if full: the rehash below always runs
-        core._flow_reserve(1, state["clock_ns"])
+        core.rehash(0, state["clock_ns"])
 
     @property
     def connections_created(self) -> int:
