@@ -277,6 +277,21 @@ def test_stateless_mode(tmp_path: Path) -> None:
     assert island(page) == summary
 
 
+def test_evictions_and_the_capture_filter_are_on_the_page(tmp_path: Path) -> None:
+    code, html, summary, err = classify(tmp_path, "--max-connections", "1", "--filter", "tcp")
+    if code == 2 and "libpcap" in err:
+        pytest.skip("libpcap is not installed (the capture filter's compiler)")
+    assert code == 0, err
+    page = Page(html)
+    evicted = summary["connections"]["evicted"]
+    assert evicted > 0
+    assert f"{evicted:,} were evicted" in page.text["connections"]
+    assert "--max-connections" in page.text["connections"]
+    assert "Capture filter" in page.text["totals"] and "tcp" in page.text["totals"]
+    assert f"{summary['filter']['filtered']:,} records" in page.text["totals"]
+    assert island(page) == summary
+
+
 def test_damaged_capture_still_writes_the_report(tmp_path: Path) -> None:
     data = (SAMPLE_PCAPS / "web.pcap").read_bytes()
     cut = tmp_path / "cut.pcap"

@@ -271,6 +271,14 @@ def _totals(summary: Mapping[str, Any]) -> str:
     out.append(f'<div><h3>Reasons</h3><dl class="pairs">{reasons}</dl></div>')
     if malformed:
         out.append(f'<div><h3>Malformed</h3><dl class="pairs">{malformed}</dl></div>')
+    if "filter" in summary:
+        capture_filter = summary["filter"]
+        out.append(
+            '<div><h3>Capture filter</h3><dl class="pairs"><dt>--filter</dt>'
+            f"<dd><code>{esc(capture_filter['expression'])}</code></dd><dt>Filtered out</dt>"
+            f"<dd>{count(capture_filter['filtered'])} records (not part of this run)</dd>"
+            "</dl></div>"
+        )
     out.append("</div>")
 
     out.append("<h3>Capture files</h3>")
@@ -643,19 +651,33 @@ def _connections(summary: Mapping[str, Any]) -> str:
         f'<span class="num">{count(n)}</span>'
         for name, n in by_protocol.items()
     )
+    evicted, limit = int(connections.get("evicted", 0)), int(connections.get("limit", 0))
+    evictions = (
+        '<div class="kpi"><div class="label">Evicted</div>'
+        f'<div class="value">{count(evicted)}</div><div class="hint">forgotten at the limit of '
+        f"{count(limit)} tracked at once (--max-connections)</div></div>"
+        if evicted
+        else ""
+    )
     body = (
         '<div class="kpis"><div class="kpi"><div class="label">Created</div><div class="value">'
         f"{count(total)}</div>"
         '<div class="hint">connections</div></div><div class="kpi"><div class="label">'
         "Mid-stream</div>"
         f'<div class="value">{count(midstream)}</div><div class="hint">TCP connections picked up '
-        "mid-stream</div></div></div>"
+        f"mid-stream</div></div>{evictions}</div>"
         f'<h3>By protocol</h3><div class="bars">{bars}</div>'
     )
     lead = (
         f"{count(total)} connections created; {count(midstream)} TCP "
         f"connection{'s' if midstream != 1 else ''} "
         "picked up mid-stream (the first packet seen was not a bare SYN)."
+        + (
+            f" {count(evicted)} were evicted: at most {count(limit)} are tracked at once, and "
+            "the connection idle longest makes room (--max-connections)."
+            if evicted
+            else ""
+        )
     )
     return _section(title.lower(), title, lead, body)
 
