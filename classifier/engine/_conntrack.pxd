@@ -4,6 +4,7 @@
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
+from classifier.engine._hashing cimport fmix64
 from classifier._codes cimport (
     ICMP_TIMEOUT_NS,
     L4_ICMP,
@@ -64,12 +65,7 @@ cdef inline uint64_t _hash(const uint64_t* w) noexcept nogil:
     cdef uint64_t x = (w[0] * 0x9E3779B97F4A7C15ULL + w[1] * 0xC2B2AE3D27D4EB4FULL
                        + w[2] * 0x165667B19E3779F9ULL + w[3] * 0xD6E8FEB86659FD93ULL
                        + w[4] * 0xFF51AFD7ED558CCDULL)
-    x ^= x >> 33
-    x *= 0xFF51AFD7ED558CCDULL
-    x ^= x >> 33
-    x *= 0xC4CEB9FE1A85EC53ULL
-    x ^= x >> 33
-    return x
+    return fmix64(x)
 
 
 cdef inline uint64_t _word(const uint8_t* p) noexcept nogil:

@@ -46,6 +46,7 @@ from classifier.codes import (
     VERDICT_ALLOW,
     VERDICT_DENY,
 )
+from classifier.engine.hashing import fmix64
 from classifier.engine.layouts import (
     CLASS_BOTH,
     CLASS_ICMP,
@@ -89,13 +90,7 @@ _HASH_MULTIPLIERS = (
 def _hash(meta: int, a0: int, a1: int, b0: int, b1: int) -> int:
     """The words times odd constants, summed mod 2**64, then murmur3's 64-bit finaliser."""
     words = (meta, a0, a1, b0, b1)
-    x = sum(w * k for w, k in zip(words, _HASH_MULTIPLIERS, strict=True)) & M64
-    x ^= x >> 33
-    x = (x * 0xFF51AFD7ED558CCD) & M64
-    x ^= x >> 33
-    x = (x * 0xC4CEB9FE1A85EC53) & M64
-    x ^= x >> 33
-    return x
+    return fmix64(sum(w * k for w, k in zip(words, _HASH_MULTIPLIERS, strict=True)) & M64)
 
 
 def _words(address: np.ndarray) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
+from classifier.engine._hashing cimport fmix64
 from classifier._codes cimport (
     ICMP_CODE_UNKNOWN,
     ICMP_PORT_BASE,
@@ -77,17 +78,6 @@ cdef inline uint64_t _le_word(const uint8_t* p) noexcept nogil:
             | (<uint64_t>p[1] << 8) | <uint64_t>p[0])
 
 
-cdef inline uint64_t _fmix(uint64_t x) noexcept nogil:
-    """murmur3's 64-bit finaliser: a bijection whose every output bit depends on every input
-    bit."""
-    x ^= x >> 33
-    x *= 0xFF51AFD7ED558CCDULL
-    x ^= x >> 33
-    x *= 0xC4CEB9FE1A85EC53ULL
-    x ^= x >> 33
-    return x
-
-
 cdef inline uint64_t _tuple_hash(
     const uint8_t* src, const uint8_t* dst, uint64_t rest
 ) noexcept nogil:
@@ -96,10 +86,10 @@ cdef inline uint64_t _tuple_hash(
     multiplies), and a last finaliser. (Products of the raw words alone would keep an IPv6
     address's last byte, the top byte of its little-endian word, in the top bits only, and
     merge every pair of tuples that differ just there into 256 names.)"""
-    return _fmix(_fmix(_le_word(src)) + _fmix(_le_word(src + 8)) * 0x9E3779B97F4A7C15ULL
-                 + _fmix(_le_word(dst)) * 0xC2B2AE3D27D4EB4FULL
-                 + _fmix(_le_word(dst + 8)) * 0x165667B19E3779F9ULL
-                 + _fmix(rest) * 0xD6E8FEB86659FD93ULL)
+    return fmix64(fmix64(_le_word(src)) + fmix64(_le_word(src + 8)) * 0x9E3779B97F4A7C15ULL
+                  + fmix64(_le_word(dst)) * 0xC2B2AE3D27D4EB4FULL
+                  + fmix64(_le_word(dst + 8)) * 0x165667B19E3779F9ULL
+                  + fmix64(rest) * 0xD6E8FEB86659FD93ULL)
 
 
 cdef inline uint64_t tuple_key(

@@ -30,6 +30,7 @@ from classifier.codes import (
     VERDICT_NOT_IP,
     VERDICT_UNMANAGED,
 )
+from classifier.engine.hashing import fmix64
 
 _MASK64 = (1 << 64) - 1
 
@@ -130,15 +131,6 @@ def combine_sides(
             new_instance[i], new_direction[i] = src_owner[i], DIRECTION_EGRESS
 
 
-def _fmix(x: int) -> int:
-    x ^= x >> 33
-    x = (x * 0xFF51AFD7ED558CCD) & _MASK64
-    x ^= x >> 33
-    x = (x * 0xC4CEB9FE1A85EC53) & _MASK64
-    x ^= x >> 33
-    return x
-
-
 _TUPLE_WEIGHTS = (1, 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
                   0xD6E8FEB86659FD93)  # fmt: skip
 
@@ -153,8 +145,8 @@ def _tuple_hash(src: bytes, dst: bytes, rest: int) -> int:
         int.from_bytes(dst[8:], "little"),
         rest,
     )
-    total = sum(_fmix(word) * weight for word, weight in zip(words, _TUPLE_WEIGHTS, strict=True))
-    return _fmix(total & _MASK64)
+    total = sum(fmix64(word) * weight for word, weight in zip(words, _TUPLE_WEIGHTS, strict=True))
+    return fmix64(total & _MASK64)
 
 
 def count_tuples(

@@ -63,10 +63,12 @@ def classify_batch(
     if n == 0:
         return 0
     if lane_of is not None:
+        outputs = (verdict, reason, rule, instance, direction, created, midstream, egress_rule,
+                   ingress_rule)  # fmt: skip
+        scratch = (slot_key, slot_index, out_key, out_count, out_row)
         return _classify_lane(
-            policy, batch, tracker, verdict, reason, rule, instance, direction, created,
-            midstream, egress_rule, ingress_rule, stats, timeline_low, timeline_shift,
-            slot_key, slot_index, out_key, out_count, out_row, lane_of, lane,
+            policy, batch, tracker, outputs, stats, (timeline_low, timeline_shift), scratch,
+            lane_of, lane,
         )  # fmt: skip
     stateless = policy.engine.classify(batch)
     verdict[:] = stateless.verdict
@@ -128,46 +130,32 @@ def _classify_lane(
     policy: FusedPolicy,
     batch: Any,
     tracker: Any,
-    verdict: np.ndarray,
-    reason: np.ndarray,
-    rule: np.ndarray,
-    instance: np.ndarray,
-    direction: np.ndarray,
-    created: np.ndarray,
-    midstream: np.ndarray,
-    egress_rule: np.ndarray,
-    ingress_rule: np.ndarray,
+    outputs: tuple[np.ndarray, ...],
     stats: Any,
-    timeline_low: int,
-    timeline_shift: int,
-    slot_key: np.ndarray,
-    slot_index: np.ndarray,
-    out_key: np.ndarray,
-    out_count: np.ndarray,
-    out_row: np.ndarray,
+    timeline: tuple[int, int],
+    scratch: tuple[np.ndarray, ...],
     lane_of: np.ndarray,
     lane: int,
 ) -> int:
     """The lane's rows as a batch of their own, given the effective times of the whole batch
     (`Tracker.apply(times=)`), their columns put back in place; the clock ends where the
     whole batch leaves it."""
-    if len(lane_of) != len(verdict):
-        raise ValueError(f"lane_of has {len(lane_of)} rows, the batch {len(verdict)}")
+    if len(lane_of) != len(batch):
+        raise ValueError(f"lane_of has {len(lane_of)} rows, the batch {len(batch)}")
     rows = np.flatnonzero(lane_of == lane)
     times = None
     if tracker is not None:
         times = np.maximum.accumulate(np.maximum(batch.ts_ns, tracker.clock_ns))
     sub = PacketBatch(**{name: np.take(getattr(batch, name), rows, axis=0) for name in COLUMNS})
-    outputs = (verdict, reason, rule, instance, direction, created, midstream, egress_rule,
-               ingress_rule)  # fmt: skip
     parts = [np.empty(len(rows), column.dtype) for column in outputs]
     distinct = 0
     if len(rows):
         lane_tracker = tracker if times is None else _AtTimes(tracker, times[rows])
         v, rs, r, inst, d, c, mid, eg, ing = parts
+        slot_key, slot_index, out_key, out_count, out_row = scratch
         distinct = classify_batch(
-            policy, sub, lane_tracker, v, rs, r, inst, d, c, mid, eg, ing, stats, timeline_low,
-            timeline_shift, slot_key, slot_index, out_key, out_count, out_row,
+            policy, sub, lane_tracker, v, rs, r, inst, d, c, mid, eg, ing, stats, *timeline,
+            slot_key, slot_index, out_key, out_count, out_row,
         )  # fmt: skip
         out_row[:distinct] = rows[out_row[:distinct]]
     for column, part in zip(outputs, parts, strict=True):

@@ -17,6 +17,7 @@ must agree on every group).
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
 from libc.string cimport memcpy
 
+from classifier.engine._hashing cimport fmix64
 from classifier._codes cimport (
     L4_ICMP,
     L4_INNER,
@@ -29,20 +30,11 @@ from classifier._codes cimport (
 cdef uint16_t NO_GROUP = 0xFFFF
 
 
-cdef inline uint64_t _mix(uint64_t x) noexcept nogil:
-    x ^= x >> 33
-    x *= 0xFF51AFD7ED558CCDULL
-    x ^= x >> 33
-    x *= 0xC4CEB9FE1A85EC53ULL
-    x ^= x >> 33
-    return x
-
-
 cdef inline uint64_t _address(const uint8_t* p) noexcept nogil:
     cdef uint64_t a, b
     memcpy(&a, p, 8)
     memcpy(&b, p + 8, 8)
-    return _mix(_mix(b) ^ a)
+    return fmix64(fmix64(b) ^ a)
 
 
 cdef inline bint _quoting(uint8_t version, uint8_t protocol, uint8_t l4, uint8_t t) noexcept nogil:
@@ -83,7 +75,7 @@ def state_groups(
                 h = _address(&inner_src[i, 0]) + _address(&inner_dst[i, 0])
             else:
                 h = _address(&src[i, 0]) + _address(&dst[i, 0])
-            group[i] = <uint16_t>(_mix(h) % <uint64_t>groups)
+            group[i] = <uint16_t>(fmix64(h) % <uint64_t>groups)
             bounds[group[i] + 1] += 1
         for g in range(groups):
             bounds[g + 1] += bounds[g]
