@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.foreign import foreign_env
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 DRIVERS = ("chromedriver", "/usr/lib/chromium/chromedriver", "/usr/bin/chromedriver")
 
@@ -59,7 +61,8 @@ def start(browser: str, driver: str) -> Any:
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    session = webdriver.Chrome(service=Service(executable_path=driver), options=options)
+    service = Service(executable_path=driver, env=foreign_env())
+    session = webdriver.Chrome(service=service, options=options)
     session.execute_cdp_cmd("Network.enable", {})
     session.execute_cdp_cmd(
         "Network.emulateNetworkConditions",

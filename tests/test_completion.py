@@ -13,6 +13,7 @@ import pytest
 
 from classifier.cli import build_parser, main
 from classifier.cli.completion import commands
+from tests.foreign import foreign_env
 
 
 def text(*argv: str) -> str:
@@ -31,7 +32,9 @@ def complete(script: Path, words: list[str]) -> list[str]:
         "_sgclassify\n"
         'printf "%s\\n" "${COMPREPLY[@]}"\n'
     )
-    done = subprocess.run(["bash", "-c", program], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["bash", "-c", program], capture_output=True, text=True, check=True, env=foreign_env()
+    )
     return done.stdout.split()
 
 
@@ -70,7 +73,7 @@ def test_zsh_script_parses(tmp_path: Path) -> None:
     assert script.read_text().startswith("#compdef sgclassify\n")
     if shutil.which("zsh") is None:
         pytest.skip("zsh is not installed (the script was written; it is not parsed)")
-    subprocess.run(["zsh", "-n", str(script)], check=True)
+    subprocess.run(["zsh", "-n", str(script)], check=True, env=foreign_env())
 
 
 def test_man_page_renders_without_warnings(tmp_path: Path) -> None:
@@ -79,7 +82,11 @@ def test_man_page_renders_without_warnings(tmp_path: Path) -> None:
     if shutil.which("groff") is None:
         pytest.skip("groff is not installed (the page was written; it is not rendered)")
     done = subprocess.run(
-        ["groff", "-man", "-Tutf8", "-ww", str(page)], capture_output=True, text=True, check=True
+        ["groff", "-man", "-Tutf8", "-ww", str(page)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=foreign_env(),
     )
     assert done.stderr == ""
     rendered = re.sub(".\b", "", done.stdout)  # overstrike bold and underline

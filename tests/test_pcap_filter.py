@@ -29,6 +29,7 @@ from classifier.pcap import CaptureFilter, _pcap_py, bpf
 from classifier.pcap.dump import dump_packets
 from classifier.pcap.kernels import reader_kernels
 from tests.conftest import EXAMPLES, PCAPS_DEV, SAMPLE_PCAPS
+from tests.foreign import foreign_env
 from tests.test_pcap_streams import _marked, run_cli, stdin_pipe
 
 FILTERS = (
@@ -76,6 +77,7 @@ def test_filter_equals_tcpdump(path: Path, tmp_path: Path) -> None:
             [TCPDUMP, "--time-stamp-precision=nano", "-r", str(path), "-w", "-", expression],
             capture_output=True,
             check=False,
+            env=foreign_env(),
         )
         if not proc.stdout:  # tcpdump cannot read the file or compile this filter for it
             rc, _, err = run_cli(["packets", "--filter", expression, str(path)], tmp_path)

@@ -47,6 +47,7 @@ from classifier.codes import (
 )
 from classifier.packets import PacketBatch
 from tests.conftest import PCAPS_DEV, SHARED, require
+from tests.foreign import foreign_env
 
 TSHARK = shutil.which("tshark")
 
@@ -94,7 +95,7 @@ def tshark_rows(path: str) -> list[dict[str, str]]:
     ]
     for f in FIELDS:
         cmd += ["-e", f]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=foreign_env()).stdout
     rows = [dict(zip(FIELDS, line.split("\t"), strict=True)) for line in out.splitlines()]
     # pcapng custom blocks show up as records without an encapsulation: not packets
     return [row for row in rows if row["frame.encap_type"]]
