@@ -35,6 +35,15 @@ with atheris.instrument_imports(include=["classifier"]):
     import classifier.pcap.dump  # noqa: F401
     import classifier.policy  # noqa: F401
 
+    # The pure twins load when a kernel is first called (classifier._twins), after this block
+    # would have ended: imported here, they are instrumented too, and their branches (the C
+    # kernels' own, written again) guide the fuzzer.
+    import classifier.acl._lookup_py  # noqa: F401
+    import classifier.engine._conntrack_py  # noqa: F401
+    import classifier.engine._engine_py  # noqa: F401
+    import classifier.engine._fused_py  # noqa: F401
+    import classifier.pcap._pcap_py  # noqa: F401
+
 from tests.fuzz import seeds, targets  # noqa: E402
 
 CAPTURE_SEEDS = (ROOT / "pcaps", ROOT.parent / "shared" / "pcaps" / "dev")
