@@ -29,20 +29,19 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # after a debug/sanitizer build first on the path, if any
     sys.path.append(str(ROOT))
 
+# The pure twins load when a kernel is first called (classifier._twins), after this block
+# would have ended: imported in it, they are instrumented too, and their branches (the C
+# kernels' own, written again) guide the fuzzer.
 with atheris.instrument_imports(include=["classifier"]):
-    import classifier.engine  # noqa: F401
-    import classifier.pcap  # noqa: F401
-    import classifier.pcap.dump  # noqa: F401
-    import classifier.policy  # noqa: F401
-
-    # The pure twins load when a kernel is first called (classifier._twins), after this block
-    # would have ended: imported here, they are instrumented too, and their branches (the C
-    # kernels' own, written again) guide the fuzzer.
     import classifier.acl._lookup_py  # noqa: F401
+    import classifier.engine  # noqa: F401
     import classifier.engine._conntrack_py  # noqa: F401
     import classifier.engine._engine_py  # noqa: F401
     import classifier.engine._fused_py  # noqa: F401
+    import classifier.pcap  # noqa: F401
     import classifier.pcap._pcap_py  # noqa: F401
+    import classifier.pcap.dump  # noqa: F401
+    import classifier.policy  # noqa: F401
 
 from tests.fuzz import seeds, targets  # noqa: E402
 
