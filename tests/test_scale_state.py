@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from classifier._twins import Twin
+from classifier.codes import L4_ICMP, L4_INNER
 from classifier.engine import Engine
 from classifier.engine.conntrack import ConnectionTracker
 from classifier.engine.pipeline import Classification
@@ -152,10 +153,10 @@ def test_summaries_merge_exactly(
     assert json.dumps(merged.summary(top=3)) == whole
 
 
-def test_state_groups_twins_agree_symmetric_and_spread() -> None:
-    """Both twins put every row in the same group (a cluster may mix them), the two
-    directions of a pair together, an ICMP error quoting a header with that header's pair,
-    and spread pairs evenly."""
+def test_row_lanes_twins_agree_symmetric_and_spread() -> None:
+    """Both twins give every row the same lane (a cluster may mix them), the two directions
+    of a pair the same lane, an ICMP error quoting a header that header's pair's lane, and
+    spread pairs evenly."""
     compiled, twin = Twin("classifier.scale._scale").both()
     rng = np.random.default_rng(16)
     n = 5000
@@ -164,31 +165,53 @@ def test_state_groups_twins_agree_symmetric_and_spread() -> None:
     batch.dst[...] = rng.integers(0, 256, (n, 16), dtype=np.uint8)
     batch.inner_src[...] = rng.integers(0, 256, (n, 16), dtype=np.uint8)
     batch.inner_dst[...] = rng.integers(0, 256, (n, 16), dtype=np.uint8)
-    batch.ip_version[...] = rng.choice((4, 6), n)
-    batch.protocol[...] = np.where(batch.ip_version == 4, 1, 58) * rng.integers(0, 2, n)
+    v4 = rng.integers(0, 2, n).astype(bool)  # IPv4 as the reader stores it: ::ffff:a.b.c.d
+    for column in (batch.src, batch.dst, batch.inner_src, batch.inner_dst):
+        column[v4, :10], column[v4, 10:12] = 0, 0xFF
+    batch.ip_version[...] = np.where(v4, 4, 6)
+    batch.protocol[...] = np.where(v4, 1, 58) * rng.integers(0, 2, n)
     batch.icmp_type[...] = rng.integers(0, 13, n)
     batch.l4[...] = rng.integers(0, 256, n)
-    verdict = rng.integers(0, 5, n).astype(np.uint8)
-    for groups in (1, 2, 7, 64):
+    quoting = (
+        ((batch.l4 & L4_ICMP) != 0)
+        & ((batch.l4 & L4_INNER) != 0)
+        & (batch.protocol > 0)
+        & np.where(v4, np.isin(batch.icmp_type, (3, 4, 5, 11, 12)), (batch.icmp_type >= 1)
+                   & (batch.icmp_type <= 4))
+    )  # fmt: skip
+    assert 0 < quoting.sum() < n
+    for lanes in (1, 2, 7, 64, 65536):
         found = []
         for module in (compiled, twin):
-            group, order = np.empty(n, np.uint16), np.empty(n, np.int32)
-            bounds = np.empty(groups + 1, np.int64)
-            total = module.state_groups(
-                verdict, batch.ip_version, batch.protocol, batch.l4, batch.icmp_type,
-                batch.src, batch.dst, batch.inner_src, batch.inner_dst, groups, group, order,
-                bounds,
+            lane = np.full(n, 0xABCD, np.uint16)
+            module.row_lanes(
+                batch.ip_version, batch.protocol, batch.l4, batch.icmp_type, batch.src,
+                batch.dst, batch.inner_src, batch.inner_dst, lanes, lane,
             )  # fmt: skip
-            found.append((group.copy(), order[:total].copy(), bounds.copy()))
-        assert all(np.array_equal(a, b) for a, b in zip(*found, strict=True))
-        group, order, bounds = found[0]
-        assert set(order.tolist()) == set(np.flatnonzero(verdict <= 1).tolist())
-        for g in range(groups):  # each group in row order, its rows in it
-            rows = order[bounds[g] : bounds[g + 1]]
-            assert np.all(np.diff(rows) > 0) and np.all(group[rows] == g)
-        if groups > 1:
-            assert np.bincount(group[order], minlength=groups).min() > len(order) / groups / 2
+            found.append(lane)
+        lane, twin_lane = found
+        assert np.array_equal(lane, twin_lane)
+        assert int(lane.max()) < lanes
+        if 1 < lanes < 100:
+            for rows in (np.flatnonzero(v4 & ~quoting), np.flatnonzero(~v4 & ~quoting)):
+                counts = np.bincount(lane[rows], minlength=lanes)
+                assert counts.min() > len(rows) / lanes / 2
+        quoted = PacketBatch(**batch.columns())  # the quoted pair as the row's own
+        quoted.src, quoted.dst = batch.inner_src, batch.inner_dst
+        quoted.l4 = np.zeros(n, np.uint8)
+        assert np.array_equal(lanes_of(quoted, lanes)[quoting], lane[quoting])
     swapped = PacketBatch(**batch.columns())
     swapped.src, swapped.dst = batch.dst, batch.src
     swapped.inner_src, swapped.inner_dst = batch.inner_dst, batch.inner_src
     assert lanes_of(batch, 7).tolist() == lanes_of(swapped, 7).tolist()
+    for module in (compiled, twin):
+        with pytest.raises(ValueError, match="lanes must be"):
+            module.row_lanes(
+                batch.ip_version, batch.protocol, batch.l4, batch.icmp_type, batch.src,
+                batch.dst, batch.inner_src, batch.inner_dst, 0, np.empty(n, np.uint16),
+            )  # fmt: skip
+        with pytest.raises(ValueError, match="one entry per row"):
+            module.row_lanes(
+                batch.ip_version[1:], batch.protocol, batch.l4, batch.icmp_type, batch.src,
+                batch.dst, batch.inner_src, batch.inner_dst, 2, np.empty(n, np.uint16),
+            )  # fmt: skip

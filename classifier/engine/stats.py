@@ -95,6 +95,14 @@ class DeniedCounter:
         self._slot_key = np.zeros(0, np.uint64)  # the per-batch hash table (see `scratch`)
         self._slot_index = np.zeros(0, np.int64)
 
+    def __getstate__(self) -> dict[str, object]:
+        """What travels (a lane's counter, scale-out): the runs folded on the sending side,
+        which has the time for it, and without the per-batch hash table."""
+        self._merge()
+        state = self.__dict__.copy()
+        state["_slot_key"], state["_slot_index"] = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        return state
+
     def add(self, batch: PacketBatch, rows: np.ndarray) -> None:
         """Count the denied packets `rows` (indices into `batch`): a hash-table pass in the
         kernel reduces the batch to its distinct tuples before anything is sorted."""

@@ -2,8 +2,7 @@
 
 import numpy as np
 
-def state_groups(
-    verdict: np.ndarray,
+def row_lanes(
     ip_version: np.ndarray,
     protocol: np.ndarray,
     l4: np.ndarray,
@@ -12,8 +11,6 @@ def state_groups(
     dst: np.ndarray,
     inner_src: np.ndarray,
     inner_dst: np.ndarray,
-    groups: int,
-    group: np.ndarray,
-    order: np.ndarray,
-    bounds: np.ndarray,
-) -> int: ...
+    lanes: int,
+    lane: np.ndarray,
+) -> None: ...

@@ -1,24 +1,14 @@
-"""Pure-Python twin of `classifier.scale._scale` (numpy, the same groups bit for bit).
+"""Pure-Python twin of `classifier.scale._scale` (numpy, the same lanes bit for bit).
 
-Read `_scale.pyx` for what the groups are; this file computes the same hash with numpy's
-wrapping uint64 arithmetic and the same stable order.
+Read `_scale.pyx` for what the lanes are; this file computes the same hash with numpy's
+wrapping uint64 arithmetic.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from classifier.codes import (
-    ICMP_ERROR_TYPES,
-    L4_ICMP,
-    L4_INNER,
-    PROTO_ICMP,
-    PROTO_ICMPV6,
-    VERDICT_ALLOW,
-    VERDICT_DENY,
-)
-
-NO_GROUP = 0xFFFF
+from classifier.codes import ICMP_ERROR_TYPES, L4_ICMP, L4_INNER, PROTO_ICMP, PROTO_ICMPV6
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -31,15 +21,18 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _address(column: np.ndarray) -> np.ndarray:
-    words = np.ascontiguousarray(column).view(np.uint64).reshape(-1, 2)
-    high = _mix(words[:, 1].copy())
-    high ^= words[:, 0]
-    return _mix(high)
+def _words(column: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(column).view(np.uint64).reshape(-1, 2)
 
 
-def state_groups(
-    verdict: np.ndarray,
+def _lanes(x: np.ndarray, y: np.ndarray, lanes: int) -> np.ndarray:
+    x_words, y_words = _words(x), _words(y)
+    high = _mix(x_words[:, 1] + y_words[:, 1])
+    high ^= x_words[:, 0] + y_words[:, 0]
+    return (_mix(high) % np.uint64(lanes)).astype(np.uint16)
+
+
+def row_lanes(
     ip_version: np.ndarray,
     protocol: np.ndarray,
     l4: np.ndarray,
@@ -48,12 +41,18 @@ def state_groups(
     dst: np.ndarray,
     inner_src: np.ndarray,
     inner_dst: np.ndarray,
-    groups: int,
-    group: np.ndarray,
-    order: np.ndarray,
-    bounds: np.ndarray,
-) -> int:
-    judged = (verdict == VERDICT_ALLOW) | (verdict == VERDICT_DENY)
+    lanes: int,
+    lane: np.ndarray,
+) -> None:
+    n = len(lane)
+    if not 1 <= lanes <= 65536:
+        raise ValueError("lanes must be 1..65536")
+    if any(len(column) != n for column in (ip_version, protocol, l4, icmp_type)):
+        raise ValueError("every column needs one entry per row")
+    if any(len(a) != n for a in (src, dst, inner_src, inner_dst)):
+        raise ValueError("every column needs one entry per row")
+    if any(a.shape[1:] != (16,) for a in (src, dst, inner_src, inner_dst)):
+        raise ValueError("every address column needs 16 bytes per row")
     v4, v6 = ip_version == 4, ip_version == 6
     quoting = (
         ((l4 & L4_ICMP) != 0)
@@ -63,14 +62,7 @@ def state_groups(
             | (v6 & (protocol == PROTO_ICMPV6) & np.isin(icmp_type, sorted(ICMP_ERROR_TYPES[6])))
         )
     )
-    h = _address(src) + _address(dst)
+    lane[...] = _lanes(src, dst, lanes)
     rows = np.flatnonzero(quoting)
     if len(rows):
-        h[rows] = _address(inner_src[rows]) + _address(inner_dst[rows])
-    g = (_mix(h) % np.uint64(groups)).astype(np.uint16)
-    group[...] = np.where(judged, g, NO_GROUP)
-    grouped = np.flatnonzero(judged)
-    sorted_rows = grouped[np.argsort(g[grouped], kind="stable")]
-    order[: len(sorted_rows)] = sorted_rows
-    bounds[...] = np.concatenate(([0], np.cumsum(np.bincount(g[grouped], minlength=groups))))
-    return len(sorted_rows)
+        lane[rows] = _lanes(inner_src[rows], inner_dst[rows], lanes)

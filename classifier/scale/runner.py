@@ -563,7 +563,8 @@ class _Driver:
             self.release([self.lanes[lane]])
             self.lanes[lane] = step
             self.steps[lane] += 1
-            outs.append(self.submit("out", tasks.output, step, block=n, group=lane))
+            if results or lane == 0:  # else the other lanes' shares hold nothing to combine
+                outs.append(self.submit("out", tasks.output, step, block=n, group=lane))
         br.others = outs
         br.finish = self.submit("finish", tasks.combine, block, outs, results, block=n)
         return br

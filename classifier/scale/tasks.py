@@ -11,14 +11,14 @@ exactly as the previous step left it (else `LaneError`, never a silently differe
 A block is read in pieces of one process's batch size, so that the reader, the fused pass
 and the statistics work on batches that stay in the caches, as in one process.
 
-Lanes (`lanes_of`, on `classifier.scale._scale`): every row of a batch belongs to one lane,
-by a symmetric hash of the two addresses of its connection-state key (an ICMP error's quoted
-header's, else its own), so a connection, both directions, and every error quoting it fall
-in one lane (semantics section 4; scale.md section 3). A lane's step reads the whole block,
-joins its fragments (every lane joins every fragment: its fragment table is one process's),
-then runs the fused pass on the lane's rows only, with the clock advanced by every row: its
-tracker sees exactly what one process's tracker sees of those connections, at the same
-times.
+Lanes (`lanes_of`, on `classifier.scale._scale.row_lanes`): every row of a batch belongs to
+one lane, by a symmetric hash of the two addresses of its connection-state key (an ICMP
+error's quoted header's, else its own), so a connection, both directions, and every error
+quoting it fall in one lane (semantics section 4; scale.md section 3). A lane's step reads
+the whole block, joins its fragments (every lane joins every fragment: its fragment table
+is one process's), then runs the fused pass on the lane's rows only, with the clock advanced
+by every row: its tracker sees exactly what one process's tracker sees of those
+connections, at the same times.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 
-from classifier.codes import VERDICT_ALLOW
 from classifier.engine.columns import BatchEngine, BatchResult
 from classifier.engine.conntrack import ConnectionTracker
 from classifier.engine.pipeline import classify_fused
@@ -109,18 +108,14 @@ class LaneOut:
 
 
 def lanes_of(batch: PacketBatch, lanes: int) -> np.ndarray:
-    """Each row's lane (uint16): by the symmetric hash of its state key's two addresses
-    (`_scale.state_groups`, every row counted as judged, so that rows no rule judges get a
-    lane too; they take part in no state, any lane is right for them)."""
-    n = len(batch)
-    group, order = np.empty(n, np.uint16), np.empty(n, np.int32)
-    bounds = np.empty(lanes + 1, np.int64)
-    scale_kernels.state_groups(
-        np.full(n, VERDICT_ALLOW, np.uint8), batch.ip_version, batch.protocol, batch.l4,
-        batch.icmp_type, batch.src, batch.dst, batch.inner_src, batch.inner_dst, lanes, group,
-        order, bounds,
+    """Each row's lane (uint16), by the symmetric hash of its state key's two addresses
+    (`_scale.row_lanes`)."""
+    lane = np.empty(len(batch), np.uint16)
+    scale_kernels.row_lanes(
+        batch.ip_version, batch.protocol, batch.l4, batch.icmp_type, batch.src, batch.dst,
+        batch.inner_src, batch.inner_dst, lanes, lane,
     )  # fmt: skip
-    return group
+    return lane
 
 
 @contextlib.contextmanager
@@ -281,7 +276,8 @@ def lane_summary(done: LaneStep, lane: int) -> tuple[SummaryBuilder, int]:
 
 def combine(block: Block, outs: list[LaneOut], results: bool) -> Finished:
     """A block's lanes' shares as one finished block (its statistics are the lanes'): when
-    asked for, each piece's columns put together from its lanes' rows."""
+    asked for, each piece's columns put together from its lanes' rows (`outs`: every lane's
+    share then, else lane 0's alone, which carries the block's facts)."""
     first = outs[0]
     done: list[BatchResult] = []
     if results:
