@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import pickle
 from collections import Counter
 
 import numpy as np
@@ -79,6 +80,30 @@ def test_denied_counter_is_exact(twin_mode: str, batches: list[list[Packet]]) ->
     assert len(counter) == len(expected)
     assert list(counts) == sorted(counts, reverse=True)
     assert not counter.pruned
+
+
+def test_denied_counter_travels_folded_and_goes_on_counting(twin_mode: str) -> None:
+    """A pickled counter (a lane's, sent to the driver) arrives with its runs folded and
+    without the per-batch hash table, counts as the original did, and counts on after."""
+    packets = [
+        Packet(src=ADDRESSES[i % 3], dst=ADDRESSES[1], protocol=6, sport=1, dport=port)
+        for i, port in enumerate(range(1, 301))
+    ]
+    counter = DeniedCounter(merge_at=1 << 20)  # nothing merges by itself
+    for chunk in (packets[:100], packets[:150]):
+        counter.add(PacketBatch.from_packets(chunk), np.arange(len(chunk)))
+    assert counter.pending and len(counter._slot_index) > 0
+    arrived = pickle.loads(pickle.dumps(counter))
+    assert arrived.pending == [] and len(arrived._slot_index) == 0
+    for a, b in zip(arrived.most_common(500), counter.most_common(500), strict=True):
+        assert np.array_equal(a, b)
+    chunk = packets[100:]
+    for c in (counter, arrived):
+        c.add(PacketBatch.from_packets(chunk), np.arange(len(chunk)))
+    rows, counts = arrived.most_common(500)
+    assert len(arrived) == 300 and int(counts.sum()) == 100 + 150 + 200
+    for a, b in zip((rows, counts), counter.most_common(500), strict=True):
+        assert np.array_equal(a, b)
 
 
 def test_denied_counter_prunes_the_long_tail_and_says_so() -> None:

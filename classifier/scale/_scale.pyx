@@ -56,10 +56,8 @@ def row_lanes(
     if not 1 <= lanes <= 65536:
         raise ValueError("lanes must be 1..65536")
     if (ip_version.shape[0] != n or protocol.shape[0] != n or l4.shape[0] != n
-            or icmp_type.shape[0] != n):
-        raise ValueError("every column needs one entry per row")
-    if (src.shape[0] != n or dst.shape[0] != n or inner_src.shape[0] != n
-            or inner_dst.shape[0] != n):
+            or icmp_type.shape[0] != n or src.shape[0] != n or dst.shape[0] != n
+            or inner_src.shape[0] != n or inner_dst.shape[0] != n):
         raise ValueError("every column needs one entry per row")
     if (src.shape[1] != 16 or dst.shape[1] != 16 or inner_src.shape[1] != 16
             or inner_dst.shape[1] != 16):

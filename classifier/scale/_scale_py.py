@@ -47,11 +47,10 @@ def row_lanes(
     n = len(lane)
     if not 1 <= lanes <= 65536:
         raise ValueError("lanes must be 1..65536")
-    if any(len(column) != n for column in (ip_version, protocol, l4, icmp_type)):
+    addresses = (src, dst, inner_src, inner_dst)
+    if any(len(column) != n for column in (ip_version, protocol, l4, icmp_type, *addresses)):
         raise ValueError("every column needs one entry per row")
-    if any(len(a) != n for a in (src, dst, inner_src, inner_dst)):
-        raise ValueError("every column needs one entry per row")
-    if any(a.shape[1:] != (16,) for a in (src, dst, inner_src, inner_dst)):
+    if any(a.shape[1:] != (16,) for a in addresses):
         raise ValueError("every address column needs 16 bytes per row")
     v4, v6 = ip_version == 4, ip_version == 6
     quoting = (
