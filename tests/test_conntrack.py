@@ -456,3 +456,46 @@ def test_first_fragments_are_bounded(twin_mode: str) -> None:
     )
     tracker.join_fragments(again)
     assert int(again.dport[1]) == 80 and tracker.fragments_dropped == 1
+
+
+def _mapping_of(address: int) -> dict[str, str]:
+    """The /proc/self/smaps fields of the mapping holding `address`."""
+    fields: dict[str, str] = {}
+    found = False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                low, high = (int(part, 16) for part in head.split("-"))
+                if found:
+                    break
+                found = low <= address < high
+                fields = {"range": line.strip()}
+            elif found:
+                name, _, value = line.partition(":")
+                fields[name] = value.strip()
+    return fields
+
+
+def test_a_big_flow_table_sits_on_huge_pages_where_the_kernel_grants_them() -> None:
+    """The flow table is probed at random: past 2 MiB it is a private mapping of its own,
+    2 MiB aligned and asked for huge pages (a shared mapping, as Python's mmap makes by
+    default, gets none), so a probe is not also a page walk (RESULTS.md, section 12)."""
+    compiled, _ = Twin("classifier.engine._conntrack").both()
+    tracker = compiled.Tracker()
+    tracker.rehash(100_000, 0)  # room for 100,000 connections: megabytes of slots
+    flows = tracker.flows
+    assert flows.nbytes >= 4 << 20 and flows.ctypes.data % (2 << 20) == 0
+    assert not flows.view(np.uint8).any() and flows.flags.writeable
+    flows["last"][:] = 1  # the first touch: the kernel places the pages now
+    mapping = _mapping_of(flows.ctypes.data)
+    assert " rw-p " in mapping["range"], mapping["range"]  # private, not shared memory
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            mode = f.read()
+    except OSError:
+        pytest.skip("no transparent huge pages in this kernel")
+    if "[never]" in mode:
+        pytest.skip("transparent huge pages are off on this machine")
+    # the kernel may be short of free 2 MiB blocks: some huge pages, not necessarily all
+    assert int(mapping["AnonHugePages"].split()[0]) > 0, mapping

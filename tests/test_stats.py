@@ -61,12 +61,18 @@ def key(p: Packet) -> tuple[object, ...]:
     batches=st.lists(st.lists(denied_packets(), min_size=1, max_size=40), min_size=1, max_size=4)
 )
 def test_denied_counter_is_exact(twin_mode: str, batches: list[list[Packet]]) -> None:
-    counter = DeniedCounter(merge_at=16)  # merge often: runs must combine exactly
+    counter = DeniedCounter()
     expected: Counter[tuple[object, ...]] = Counter()
     for packets in batches:
         batch = PacketBatch.from_packets(packets)
         counter.add(batch, np.arange(len(packets)))
         expected.update(key(p) for p in packets)
+    # the map names every entry, also after the resizes of a growing run
+    for entry, tuple_hash in enumerate(counter.keys.tolist()):
+        slot = tuple_hash & (len(counter._map_index) - 1)
+        while counter._map_key[slot] != tuple_hash:
+            slot = (slot + 1) & (len(counter._map_index) - 1)
+        assert counter._map_index[slot] == entry
     rows, counts = counter.most_common(1000)
     got = {}
     for (src, dst, version, protocol, dport, icmp_type, icmp_code), count in zip(
@@ -83,18 +89,21 @@ def test_denied_counter_is_exact(twin_mode: str, batches: list[list[Packet]]) ->
 
 
 def test_denied_counter_travels_folded_and_goes_on_counting(twin_mode: str) -> None:
-    """A pickled counter (a lane's, sent to the driver) arrives with its runs folded and
-    without the per-batch hash table, counts as the original did, and counts on after."""
+    """A pickled counter (a lane's, sent to the driver) arrives with only its entries in use,
+    without its hash tables, counts as the original did, and counts on after (the map
+    rebuilt when it next counts)."""
     packets = [
         Packet(src=ADDRESSES[i % 3], dst=ADDRESSES[1], protocol=6, sport=1, dport=port)
         for i, port in enumerate(range(1, 301))
     ]
-    counter = DeniedCounter(merge_at=1 << 20)  # nothing merges by itself
+    counter = DeniedCounter()
     for chunk in (packets[:100], packets[:150]):
         counter.add(PacketBatch.from_packets(chunk), np.arange(len(chunk)))
-    assert counter.pending and len(counter._slot_index) > 0
+    assert len(counter._slot_index) > 0 and len(counter._map_index) > 0
+    assert len(counter._keys) > len(counter) == 150  # room to grow, which does not travel
     arrived = pickle.loads(pickle.dumps(counter))
-    assert arrived.pending == [] and len(arrived._slot_index) == 0
+    assert len(arrived._slot_index) == len(arrived._map_index) == 0
+    assert len(arrived._keys) == len(arrived._rows) == 150
     for a, b in zip(arrived.most_common(500), counter.most_common(500), strict=True):
         assert np.array_equal(a, b)
     chunk = packets[100:]
@@ -112,7 +121,7 @@ def test_denied_counter_prunes_the_long_tail_and_says_so() -> None:
         for port in range(1, 401)
     ]
     heavy = [Packet(src=ADDRESSES[2], dst=ADDRESSES[1], protocol=6, sport=1, dport=22)] * 50
-    counter = DeniedCounter(limit=100, merge_at=64)
+    counter = DeniedCounter(limit=100)
     for chunk in (packets[:200], heavy, packets[200:]):
         counter.add(PacketBatch.from_packets(chunk), np.arange(len(chunk)))
     rows, counts = counter.most_common(1)

@@ -73,6 +73,8 @@ Thread safety: none; one tracker per capture stream. The pure-Python twin `_conn
 mirrors this file (same tables, same hash, same slots) without the prefetching pass.
 """
 
+import mmap
+
 import numpy as np
 
 from libc.stdint cimport INT64_MIN, int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
@@ -167,6 +169,29 @@ if not (
     raise ImportError("classifier.engine._conntrack disagrees with its layouts module: rebuild")
 
 
+HUGE_PAGE = 1 << 21
+
+
+def _table_zeros(Py_ssize_t count, dtype):
+    """A zeroed array for a table probed at random (the flow table): from 2 MiB up, in a
+    mapping of its own, asked for 2 MiB pages before its first touch. With 4 KiB pages a
+    table past the TLB's reach costs a page walk on nearly every probe, which the probes'
+    prefetches do not hide (RESULTS.md, section 12); where the kernel grants no huge pages
+    the array is simply zeroed memory."""
+    dtype = np.dtype(dtype)
+    cdef Py_ssize_t size = count * dtype.itemsize
+    if size < HUGE_PAGE or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return np.zeros(count, dtype)
+    area = mmap.mmap(-1, size + HUGE_PAGE, flags=mmap.MAP_PRIVATE)  # shared memory: no THP
+    raw = np.frombuffer(area, np.uint8)
+    start = (-raw.ctypes.data) % HUGE_PAGE
+    try:
+        area.madvise(mmap.MADV_HUGEPAGE, start, size)
+    except OSError:  # a kernel without transparent huge pages: small pages, same table
+        pass
+    return raw[start : start + size].view(dtype)
+
+
 cdef class Tracker:
     """Connection state and the first-fragment table, carried across batches (fields: the
     .pxd, shared with the fused pass)."""
@@ -209,14 +234,14 @@ cdef class Tracker:
     # --- flow table ---------------------------------------------------------------------
 
     def _alloc_flows(self, Py_ssize_t capacity):
-        self.flows = np.zeros(capacity, FLOW_DTYPE)
+        self.flows = _table_zeros(capacity, FLOW_DTYPE)
         cdef uint8_t[::1] raw = self.flows.view(np.uint8)
         self._flows = <Flow*>&raw[0]
         self._flow_mask = capacity - 1
         self.flow_count = 0
         cdef uint8_t[::1] stats
         if self.record_flows:
-            self.flowstats = np.zeros(capacity, FLOWSTAT_DTYPE)
+            self.flowstats = _table_zeros(capacity, FLOWSTAT_DTYPE)
             stats = self.flowstats.view(np.uint8)
             self._stats = <FlowStat*>&stats[0]
 

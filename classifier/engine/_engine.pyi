@@ -50,6 +50,17 @@ def count_tuples(
     out_count: np.ndarray,
     out_row: np.ndarray,
 ) -> int: ...
+def fold_tuples(
+    map_key: np.ndarray,
+    map_index: np.ndarray,
+    keys: np.ndarray,
+    counts: np.ndarray,
+    size: int,
+    in_keys: np.ndarray,
+    in_counts: np.ndarray,
+    new: np.ndarray,
+) -> int: ...
+def index_tuples(map_key: np.ndarray, map_index: np.ndarray, keys: np.ndarray) -> None: ...
 def side_rows(
     src_owner: np.ndarray,
     dst_owner: np.ndarray,

@@ -11,13 +11,17 @@ Four loops that numpy would spend a dozen array passes on each:
 - `combine_sides`: spec section 3 (both sides must allow; which side is reported) and the
   section-6 side of state-allowed packets, from the two sides' lookup results.
 - `count_tuples`: packets per denied (source, destination, protocol, port) tuple of a batch,
-  through a per-batch hash table, for `stats.DeniedCounter`.
+  through a per-batch hash table, for `stats.DeniedCounter`; `fold_tuples` and
+  `index_tuples` keep the run's distinct tuples in a second, lasting table.
 
 Codes are those of `classifier.codes`, cimported from `classifier/_codes.pxd`. Nothing here
 raises: the engine hands in arrays of the right types and lengths.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+cdef extern from *:
+    void __builtin_prefetch(const void* address) noexcept nogil
 
 from classifier._codes cimport (
     DIRECTION_EGRESS,
@@ -180,6 +184,66 @@ def count_tuples(
             out_count[slot_index[slot]] += 1
         tuples_reset(&slot_key[0], &slot_index[0], mask, &out_key[0], distinct)
     return distinct
+
+
+cdef Py_ssize_t FOLD_AHEAD = 16  # keys whose map slots are fetched ahead of their probe
+
+
+def fold_tuples(
+    uint64_t[::1] map_key,
+    int64_t[::1] map_index,
+    uint64_t[::1] keys,
+    int64_t[::1] counts,
+    Py_ssize_t size,
+    const uint64_t[::1] in_keys,
+    const int64_t[::1] in_counts,
+    int64_t[::1] new,
+):
+    """Add `in_counts` to the run's counts of the tuples `in_keys` (distinct), returning how
+    many were new.
+
+    The run's tuples are the entries keys[:size]/counts[:size]; the open-addressing map
+    `map_key`/`map_index` (capacity a power of two, -1: empty) names each one's entry. A key
+    not there yet becomes the next entry (size, size + 1, ...), its position in `in_keys`
+    written to `new` in that order. The caller has made room: keys/counts for size +
+    len(in_keys) entries, the map at most half full with them.
+    """
+    cdef Py_ssize_t k, n = in_keys.shape[0], added = 0
+    cdef uint64_t mask = map_index.shape[0] - 1, key, slot
+    with nogil:
+        for k in range(n):
+            if k + FOLD_AHEAD < n:  # the map outgrows the caches in a long scan
+                slot = in_keys[k + FOLD_AHEAD] & mask
+                __builtin_prefetch(&map_index[slot])
+                __builtin_prefetch(&map_key[slot])
+            key = in_keys[k]
+            slot = key & mask
+            while map_index[slot] >= 0 and map_key[slot] != key:
+                slot = (slot + 1) & mask
+            if map_index[slot] >= 0:
+                counts[map_index[slot]] += in_counts[k]
+                continue
+            map_index[slot] = size + added
+            map_key[slot] = key
+            keys[size + added] = key
+            counts[size + added] = in_counts[k]
+            new[added] = k
+            added += 1
+    return added
+
+
+def index_tuples(uint64_t[::1] map_key, int64_t[::1] map_index, const uint64_t[::1] keys):
+    """Name the entries `keys` (distinct) in an empty map (all -1, at most half full with
+    them), each by its position: the map `fold_tuples` probes, rebuilt after a resize."""
+    cdef Py_ssize_t i, n = keys.shape[0]
+    cdef uint64_t mask = map_index.shape[0] - 1, slot
+    with nogil:
+        for i in range(n):
+            slot = keys[i] & mask
+            while map_index[slot] >= 0:
+                slot = (slot + 1) & mask
+            map_index[slot] = i
+            map_key[slot] = keys[i]
 
 
 def side_rows(

@@ -191,6 +191,41 @@ def count_tuples(
     return distinct
 
 
+def fold_tuples(
+    map_key: np.ndarray,
+    map_index: np.ndarray,
+    keys: np.ndarray,
+    counts: np.ndarray,
+    size: int,
+    in_keys: np.ndarray,
+    in_counts: np.ndarray,
+    new: np.ndarray,
+) -> int:
+    mask = len(map_index) - 1
+    added = 0
+    for k, (key, count) in enumerate(zip(in_keys.tolist(), in_counts.tolist(), strict=True)):
+        slot = key & mask
+        while map_index[slot] >= 0 and int(map_key[slot]) != key:
+            slot = (slot + 1) & mask
+        if map_index[slot] >= 0:
+            counts[map_index[slot]] += count
+            continue
+        map_index[slot], map_key[slot] = size + added, key
+        keys[size + added], counts[size + added] = key, count
+        new[added] = k
+        added += 1
+    return added
+
+
+def index_tuples(map_key: np.ndarray, map_index: np.ndarray, keys: np.ndarray) -> None:
+    mask = len(map_index) - 1
+    for i, key in enumerate(keys.tolist()):
+        slot = key & mask
+        while map_index[slot] >= 0:
+            slot = (slot + 1) & mask
+        map_index[slot], map_key[slot] = i, key
+
+
 def side_rows(
     src_owner: np.ndarray,
     dst_owner: np.ndarray,

@@ -14,6 +14,7 @@ distinct denied tuples overflow the table (`denied_tuples_exact` false) may it d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -76,36 +77,55 @@ def _tuples(batch: PacketBatch, rows: np.ndarray) -> np.ndarray:
 class DeniedCounter:
     """Packets per denied (source, destination, protocol, port) tuple, in bounded memory.
 
-    Each batch is reduced to (hash, count, tuple) runs sorted by hash; runs are merged when
-    they add up to `merge_at` entries. Past `limit` distinct tuples (a long scan), the
-    least-hit half is dropped and `pruned` is set: the top entries remain right as long as
-    the dropped ones could not have overtaken them, and the summary says it is not exact.
+    Each batch is reduced to its distinct tuples (hash, count, first row) in the kernel's
+    per-batch table, then folded into the run's table: entries in order of first sight
+    (`keys`, `counts`, `rows`) and an open-addressing map from hash to entry, so a batch costs
+    one probe per distinct tuple and a description only for the tuples never seen before.
+    Past `limit` distinct tuples (a long scan), the least-hit half is dropped (ties: the
+    larger hash goes) and `pruned` is set: the top entries remain right as long as the
+    dropped ones could not have overtaken them, and the summary says it is not exact.
     A 64-bit hash identifies a tuple: a collision (odds about n**2 / 2**65) would merge two.
     """
 
-    def __init__(self, limit: int = DENIED_TUPLES_LIMIT, merge_at: int = 1 << 18):
+    def __init__(self, limit: int = DENIED_TUPLES_LIMIT):
         self.limit = limit
-        self.merge_at = merge_at
-        self.keys = np.zeros(0, np.uint64)
-        self.counts = np.zeros(0, np.int64)
-        self.rows = np.zeros(0, _DENIED_TUPLE)
-        self.pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.pending_size = 0
+        self.size = 0  # entries in use
+        self._keys = np.zeros(0, np.uint64)  # entries, with room to grow
+        self._counts = np.zeros(0, np.int64)
+        self._rows = np.zeros(0, _DENIED_TUPLE)
+        self._map_key = np.zeros(0, np.uint64)  # hash -> entry (index -1: empty slot)
+        self._map_index = np.zeros(0, np.int64)
         self.pruned = False
         self._slot_key = np.zeros(0, np.uint64)  # the per-batch hash table (see `scratch`)
         self._slot_index = np.zeros(0, np.int64)
 
+    @property
+    def keys(self) -> np.ndarray:
+        return self._keys[: self.size]
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self._counts[: self.size]
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self._rows[: self.size]
+
     def __getstate__(self) -> dict[str, object]:
-        """What travels (a lane's counter, scale-out): the runs folded on the sending side,
-        which has the time for it, and without the per-batch hash table."""
-        self._merge()
+        """What travels (a lane's counter, scale-out): the entries in use, without the maps,
+        which the receiver rebuilds when it next counts."""
         state = self.__dict__.copy()
-        state["_slot_key"], state["_slot_index"] = np.zeros(0, np.uint64), np.zeros(0, np.int64)
+        state["_keys"], state["_counts"] = self.keys.copy(), self.counts.copy()
+        state["_rows"] = self.rows.copy()
+        for name in ("_map_key", "_slot_key"):
+            state[name] = np.zeros(0, np.uint64)
+        for name in ("_map_index", "_slot_index"):
+            state[name] = np.zeros(0, np.int64)
         return state
 
     def add(self, batch: PacketBatch, rows: np.ndarray) -> None:
         """Count the denied packets `rows` (indices into `batch`): a hash-table pass in the
-        kernel reduces the batch to its distinct tuples before anything is sorted."""
+        kernel reduces the batch to its distinct tuples before they are folded in."""
         scratch = self.scratch(len(rows))
         distinct = engine_kernels.count_tuples(
             batch.src,
@@ -141,86 +161,83 @@ class DeniedCounter:
     def add_distinct(
         self, batch: PacketBatch, scratch: tuple[np.ndarray, ...], distinct: int
     ) -> None:
-        """Fold in a batch reduced to `distinct` tuples in `scratch` (keys, counts, first rows).
-
-        Only tuples not yet in the merged table are spelled out (addresses, protocol, port):
-        in a steady stream most denied tuples were seen before, and their description is
-        already kept."""
-        keys, counts = scratch[2][:distinct], scratch[3][:distinct]
+        """Fold in a batch reduced to `distinct` tuples in `scratch` (keys, counts, first rows);
+        only the tuples never seen before are spelled out (addresses, protocol, port)."""
         first = scratch[4][:distinct]
-        rows = np.zeros(distinct, _DENIED_TUPLE)
-        if len(self.keys):
-            at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-            new = np.flatnonzero(self.keys[at] != keys)
-        else:
-            new = np.arange(distinct)
-        rows[new] = _tuples(batch, first[new])  # a known key takes the merged table's row
-        self.pending.append((keys.copy(), counts.copy(), rows))
-        self.pending_size += distinct
-        if self.pending_size >= self.merge_at:
-            self._merge()
-
-    def _merge(self) -> None:
-        if not self.pending:
-            return
-        # the runs reduced among themselves (sorted, distinct), then merged into the sorted
-        # table: a known key adds its count and keeps the table's row, a new one is inserted
-        keys, counts, rows = _reduce(
-            np.concatenate([p[0] for p in self.pending]),
-            np.concatenate([p[1] for p in self.pending]),
-            np.concatenate([p[2] for p in self.pending]),
+        self._fold(
+            scratch[2][:distinct], scratch[3][:distinct], lambda new: _tuples(batch, first[new])
         )
-        self.pending, self.pending_size = [], 0
-        if len(self.keys):
-            pos = np.searchsorted(self.keys, keys)
-            at = np.minimum(pos, len(self.keys) - 1)
-            known = self.keys[at] == keys
-            self.counts[at[known]] += counts[known]  # distinct keys: no index twice
-            new = ~known
-            self.keys = np.insert(self.keys, pos[new], keys[new])
-            self.counts = np.insert(self.counts, pos[new], counts[new])
-            self.rows = np.insert(self.rows, pos[new], rows[new])
-        else:
-            self.keys, self.counts, self.rows = keys, counts, rows
-        if len(self.keys) > self.limit:
-            keep = np.sort(np.argsort(-self.counts, kind="stable")[: self.limit // 2])
-            self.keys, self.counts, self.rows = self.keys[keep], self.counts[keep], self.rows[keep]
-            self.pruned = True
 
     def merge(self, other: DeniedCounter) -> None:
         """Add `other`'s counts (packets counted after this counter's, for which tuple text a
         hash keeps)."""
-        other._merge()
-        self.pending.append((other.keys, other.counts, other.rows))
-        self.pending_size += len(other.keys)
+        rows = other.rows
+        self._fold(other.keys, other.counts, lambda new: rows[new])
         self.pruned = self.pruned or other.pruned
-        if self.pending_size >= self.merge_at:
-            self._merge()
+
+    def _fold(
+        self, keys: np.ndarray, counts: np.ndarray, describe: Callable[[np.ndarray], np.ndarray]
+    ) -> None:
+        """Add the counts of the distinct `keys`; `describe(positions)`: the rows of the new
+        ones among them."""
+        if not len(keys):
+            return
+        self._reserve(len(keys))
+        new = np.empty(len(keys), np.int64)
+        added = engine_kernels.fold_tuples(
+            self._map_key,
+            self._map_index,
+            self._keys,
+            self._counts,
+            self.size,
+            np.ascontiguousarray(keys, dtype=np.uint64),
+            np.ascontiguousarray(counts, dtype=np.int64),
+            new,
+        )
+        self._rows[self.size : self.size + added] = describe(new[:added])
+        self.size += added
+        if self.size > self.limit:
+            self._prune()
+
+    def _reserve(self, more: int) -> None:
+        """Room for `more` new entries, the map at most half full with them."""
+        need = self.size + more
+        if len(self._keys) < need:
+            grown = max(2 * len(self._keys), need, 64)
+            self._keys = _grown(self._keys, grown, self.size)
+            self._counts = _grown(self._counts, grown, self.size)
+            self._rows = _grown(self._rows, grown, self.size)
+        if len(self._map_index) < 2 * need:
+            self._index(1 << max(4, (2 * need - 1).bit_length()))
+
+    def _index(self, capacity: int) -> None:
+        """The map rebuilt at `capacity` slots from the entries in use."""
+        self._map_key = np.empty(capacity, np.uint64)
+        self._map_index = np.full(capacity, -1, np.int64)
+        engine_kernels.index_tuples(self._map_key, self._map_index, self.keys)
+
+    def _prune(self) -> None:
+        top = np.lexsort((self.keys, -self.counts))[: self.limit // 2]
+        keep = np.sort(top)  # the order of first sight stays
+        self._keys[: len(keep)] = self.keys[keep]
+        self._counts[: len(keep)] = self.counts[keep]
+        self._rows[: len(keep)] = self.rows[keep]
+        self.size = len(keep)
+        self._index(len(self._map_index))
+        self.pruned = True
 
     def __len__(self) -> int:
-        self._merge()
-        return len(self.keys)
+        return self.size
 
     def most_common(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        self._merge()
         top = np.lexsort((self.keys, -self.counts))[:n]
         return self.rows[top], self.counts[top]
 
 
-def _reduce(
-    keys: np.ndarray, counts: np.ndarray, rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sum the counts of equal keys; the result is sorted by key."""
-    order = np.argsort(keys, kind="stable")
-    keys = keys[order]
-    starts = (
-        np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, np.intp)
-    )
-    return (
-        keys[starts],
-        np.add.reduceat(counts[order], starts) if len(starts) else counts[:0],
-        rows[order[starts]],
-    )
+def _grown(array: np.ndarray, length: int, used: int) -> np.ndarray:
+    grown = np.zeros(length, array.dtype)
+    grown[:used] = array[:used]
+    return grown
 
 
 # a capture's status in the summary's `files`: read to the end; read up to damage (the
