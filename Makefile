@@ -65,13 +65,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# the suites run on every core (pytest-xdist); PYTEST_WORKERS= runs them in one process
+PYTEST_WORKERS ?= -n auto
+
 # the whole suite on the compiled modules (tests taking `twin_mode` run on both twins)
 test-compiled: $(STAMP) tools
-	$(BIN)/python -m pytest -q --benchmark-disable
+	$(BIN)/python -m pytest -q --benchmark-disable $(PYTEST_WORKERS)
 
 # every other test again on the pure-Python twins
 test-pure: $(STAMP) tools
-	CLASSIFIER_NO_EXTENSIONS=1 $(BIN)/python -m pytest -q --benchmark-disable -m "not slow"
+	CLASSIFIER_NO_EXTENSIONS=1 $(BIN)/python -m pytest -q --benchmark-disable -m "not slow" \
+	    $(PYTEST_WORKERS)
 
 # the tests that drive the compiled modules, once more on extensions built with
 # CLASSIFIER_DEBUG=1 (bounds checks, asserts in the C cores, -O0), from a copy of the package
@@ -90,7 +94,7 @@ test-debug: $(STAMP) tools
 	$(MAKE) --no-print-directory debug-build
 	cd $(DEBUG_TREE) && PYTHONPATH=$(CURDIR)/$(DEBUG_TREE):$(CURDIR) $(CURDIR)/$(BIN)/python -m pytest \
 	    -q --benchmark-disable -m "not slow" -p no:cacheprovider --rootdir $(CURDIR) \
-	    -c $(CURDIR)/pyproject.toml $(addprefix $(CURDIR)/,$(DEBUG_SUBSET))
+	    -c $(CURDIR)/pyproject.toml $(PYTEST_WORKERS) $(addprefix $(CURDIR)/,$(DEBUG_SUBSET))
 
 # a copy of the package in $(TREE) with its extensions built with $(BUILD_ENV): the debug
 # build (asserts, bounds checks) by default, the sanitizer build for test-sanitize

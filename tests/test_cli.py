@@ -272,3 +272,25 @@ def test_python_dash_m_and_help() -> None:
     assert done.returncode == 0
     for command in ("validate", "check", "packets", "classify"):
         assert command in done.stdout
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "1"), ("3", "3")])
+def test_the_command_keeps_numpy_to_one_blas_thread_unless_told(
+    given: str | None, seen: str
+) -> None:
+    """The command sets OPENBLAS_NUM_THREADS=1 before numpy loads (its idle BLAS threads
+    would only take start-up CPU), and leaves a value the user set (OpenBLAS reads it when
+    numpy loads)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    probe = (
+        "import sys, os, classifier.cli; "
+        "assert 'numpy' in sys.modules; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == seen

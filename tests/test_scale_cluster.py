@@ -130,6 +130,22 @@ def test_connection_records_are_one_process_only(tmp_path: Path) -> None:
     assert err.getvalue().startswith("error: --flows: ") and not list(tmp_path.iterdir())
 
 
+def test_a_scaled_classification_holds_no_tracker_and_refuses_single_batches() -> None:
+    """On a cluster the lanes hold the state: the driver's Classification has no tracker
+    of its own (no table allocated for nothing), and a lone batch, which would be judged
+    without the run's state, is refused (one process's API)."""
+    dask_or_skip()
+    from classifier.engine import Classification, Engine
+    from classifier.errors import UsageError
+    from classifier.packets import PacketBatch
+    from classifier.policy import load_policy
+
+    run = Classification(Engine(load_policy(WEB_DB)), workers=2)
+    assert run.tracker is None and run.stateful
+    with pytest.raises(UsageError, match="use run"):
+        run.classify_batch(PacketBatch.from_packets([]))
+
+
 def test_the_connection_limit_on_a_cluster(cluster: RealCluster, tmp_path: Path) -> None:
     """scale.md section 2, the second exception: below the limit the bytes of one process;
     when the limit forgets connections, the lanes share it and one warning says the results

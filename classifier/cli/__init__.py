@@ -12,11 +12,18 @@ under a Ctrl-C handler that prints one line and exits 130, the same as a Ctrl-C 
 
 from __future__ import annotations
 
+import os
 import signal
 
 from classifier import _guard_start_up
 
 _PREVIOUS_HANDLER = _guard_start_up()  # restored at the end of this module
+
+# One thread of computation per process: the kernels are the package's own loops, numpy's
+# BLAS is on no path of the command, and the idle threads OpenBLAS starts with numpy would
+# only take start-up CPU from the cores the run needs (RESULTS.md, section 12). Set before
+# anything imports numpy; the command's Dask workers inherit it. A user's own value stays.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from classifier.cli.main import build_parser, main  # noqa: E402
 

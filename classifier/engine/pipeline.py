@@ -93,9 +93,11 @@ class Classification:
         self.batch_size = batch_size
         self.summarize = summarize
         self.record_flows = flows and stateful
+        scaled = workers is not None or client is not None
+        # on a cluster the lanes' trackers hold the state (classifier.scale): none here
         self.tracker = (
             ConnectionTracker(max_connections=max_connections, record_flows=self.record_flows)
-            if stateful
+            if stateful and not scaled
             else None
         )
         self.paths: list[str] = []  # the captures of run(), in order (the records' files)
@@ -109,7 +111,7 @@ class Classification:
         self.notes: list[str] = []
         self.on_note: Callable[[str], None] | None = None
         self._scaled = None
-        if workers is not None or client is not None:
+        if scaled:
             if capture_filter is not None:
                 raise UsageError(
                     "--filter cannot be used on a Dask cluster yet (its workers read whole "
@@ -133,6 +135,10 @@ class Classification:
     def classify_batch(
         self, batch: PacketBatch, file: str = "", file_number: int = 0
     ) -> BatchResult:
+        if self._scaled is not None:
+            raise UsageError(
+                "a run on a Dask cluster classifies whole captures: use run(), not classify_batch()"
+            )
         if self.tracker is not None:
             self.tracker.join_fragments(batch)
             if self.record_flows:
