@@ -51,12 +51,15 @@ rows'); at the end each lane's statistics (counts, time line, distinct denied tu
 Why every lane reads every block. The alternative, decoding each block once and sending each
 lane its rows, moves 30 to 60 bytes per row between processes and runs the stateless and
 stateful pieces apart; measured, that did 2.3 times one process's CPU work. Here a lane costs
-about a + b / W for W lanes: a, about a quarter of one process's time, is what every lane does
-for every row (read, join fragments, the lane hash, the clock), b the fused pass's work on its
-own rows. So W lanes speed a run up by at most (a + b) / (a + b / W): about 1.5 for 2, 2.8 for
-8, 3.7 for 64 (benchmarks/RESULTS.md, section 11). More lanes than workers gain nothing; one
-read per machine shared by its lanes, and for many machines a two-level cut (blocks per
-machine, lanes per core), would lift that bound; neither is built.
+about a + b / W for W lanes: a is what every lane does for every row (read, join fragments,
+the lane hash, the clock), b the fused pass's work on its own rows. So W lanes speed a run up
+by at most (a + b) / (a + b / W). On the benchmark machine a is about 0.5 s per 5M records:
+15 % of one process's time with the fused pass of benchmarks/RESULTS.md section 11 (at most
+1.7 for 2 workers, 1.37 measured with the cluster's own costs), 20 % with the faster pass of
+section 12 (at most 1.65 for 2, 3.3 for 8, 4.7 for 64; 1.2 measured for 2): the faster the
+pass, the more a weighs. More lanes than workers gain nothing; one read per machine shared by
+its lanes, and for many machines a two-level cut (blocks per machine, lanes per core), would
+lift that bound; neither is built.
 
 Memory per worker: one block's pieces at a time per lane step (the reader's batches, reused),
 plus its lanes' trackers and statistics (bounded as in one process: its share of the live
