@@ -149,6 +149,16 @@ def _tuple_hash(src: bytes, dst: bytes, rest: int) -> int:
     return fmix64(total & _MASK64)
 
 
+def _slot_of(slot_key: np.ndarray, slot_index: np.ndarray, key: int) -> int:
+    """The slot holding `key` in an open-addressing tuple table, else the empty slot that
+    ends its probe sequence (index -1)."""
+    mask = len(slot_index) - 1
+    slot = key & mask
+    while slot_index[slot] >= 0 and int(slot_key[slot]) != key:
+        slot = (slot + 1) & mask
+    return slot
+
+
 def count_tuples(
     src: np.ndarray,
     dst: np.ndarray,
@@ -175,9 +185,7 @@ def count_tuples(
             port = int(icmp_type[row]) * 256 + int(icmp_code[row])
         rest = port | int(protocol[row]) << 40 | int(ip_version[row]) << 48
         key = _tuple_hash(bytes(src[row]), bytes(dst[row]), rest)
-        slot = key & mask
-        while slot_index[slot] >= 0 and int(slot_key[slot]) != key:
-            slot = (slot + 1) & mask
+        slot = _slot_of(slot_key, slot_index, key)
         if slot_index[slot] < 0:
             slot_index[slot], slot_key[slot] = distinct, key
             out_key[distinct], out_count[distinct], out_row[distinct] = key, 0, row
@@ -201,12 +209,9 @@ def fold_tuples(
     in_counts: np.ndarray,
     new: np.ndarray,
 ) -> int:
-    mask = len(map_index) - 1
     added = 0
     for k, (key, count) in enumerate(zip(in_keys.tolist(), in_counts.tolist(), strict=True)):
-        slot = key & mask
-        while map_index[slot] >= 0 and int(map_key[slot]) != key:
-            slot = (slot + 1) & mask
+        slot = _slot_of(map_key, map_index, key)
         if map_index[slot] >= 0:
             counts[map_index[slot]] += count
             continue
@@ -218,11 +223,8 @@ def fold_tuples(
 
 
 def index_tuples(map_key: np.ndarray, map_index: np.ndarray, keys: np.ndarray) -> None:
-    mask = len(map_index) - 1
-    for i, key in enumerate(keys.tolist()):
-        slot = key & mask
-        while map_index[slot] >= 0:
-            slot = (slot + 1) & mask
+    for i, key in enumerate(keys.tolist()):  # distinct keys: each probe ends at an empty slot
+        slot = _slot_of(map_key, map_index, key)
         map_index[slot], map_key[slot] = i, key
 
 
