@@ -100,6 +100,7 @@ def _copy(batch: PacketBatch, start: int, stop: int) -> PacketBatch:
 # --- hand-made corners ------------------------------------------------------------------------
 
 V4 = ipaddress.IPv4Address
+V6 = ipaddress.IPv6Address
 WEB, DB, OUTSIDE = V4("10.0.1.10"), V4("10.0.2.20"), V4("203.0.113.7")
 
 
@@ -171,6 +172,44 @@ def test_many_instances_share_one_table() -> None:
     assert len(engine.tables) == 4  # (ingress, egress) x (IPv4, IPv6), shared by all 300
     owners = engine.instance_of(PacketBatch.from_packets([_tcp(OUTSIDE, V4("10.1.1.5"), 443)]).dst)
     assert engine.instance_ids[int(owners[0])] == "vm254"
+
+
+@pytest.mark.parametrize("sparse_slots", [1 << 16, 64], ids=["eighth-full", "half-full"])
+def test_owner_table_load_and_lookups(monkeypatch: pytest.MonkeyPatch, sparse_slots: int) -> None:
+    """At most an eighth full up to SPARSE_OWNER_SLOTS slots, half full past it; either way
+    every local address finds its instance and no other address finds one."""
+    from classifier.engine import build
+
+    monkeypatch.setattr(build, "SPARSE_OWNER_SLOTS", sparse_slots)
+    instances = {
+        f"vm{i}": Instance(
+            f"vm{i}", (V4(f"10.2.{i // 200}.{i % 200 + 1}"), V6(f"2001:db8:2::{i + 1:x}")), ("g",)
+        )
+        for i in range(300)
+    }
+    policy = Policy(
+        groups={"g": SecurityGroup("g", (Rule("r1", "g", 1, "ingress"),))}, instances=instances
+    )
+    engine = Engine(policy)
+    slots, used = len(engine.compiled.slot_owner), int((engine.compiled.slot_owner >= 0).sum())
+    assert used == 600
+    if sparse_slots > 8 * used:
+        assert slots >= 8 * used
+    else:
+        assert 2 * used <= slots < 8 * used
+    local = [address for instance in instances.values() for address in instance.ips]
+    remote: list[V4 | V6] = [V4(f"10.3.{i // 250}.{i % 250}") for i in range(1000)]
+    remote += [V6(f"2001:db8:3::{i:x}") for i in range(1000)]
+    packets = [
+        Packet(ip_version=a.version, src=a, dst=a, protocol=17, sport=1, dport=2)
+        for a in local + remote
+    ]
+    owners = engine.instance_of(PacketBatch.from_packets(packets).dst)
+    expected = [i for i in range(300) for _ in range(2)]
+    assert [engine.instance_ids[int(o)] for o in owners[: len(local)]] == [
+        f"vm{i}" for i in expected
+    ]
+    assert np.all(owners[len(local) :] == -1)
 
 
 @pytest.mark.parametrize("size", [0, 1, 5])

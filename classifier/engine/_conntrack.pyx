@@ -737,13 +737,8 @@ cdef class Tracker:
 
             for i in range(n):
                 if i + PREFETCH_AHEAD < n and lookup[i + PREFETCH_AHEAD]:
-                    __builtin_prefetch(
-                        &self._flows[home[i + PREFETCH_AHEAD] & <uint64_t>self._flow_mask]
-                    )
-                    if self._stats != NULL:
-                        __builtin_prefetch(
-                            &self._stats[home[i + PREFETCH_AHEAD] & <uint64_t>self._flow_mask]
-                        )
+                    flow_prefetch(self._flows, self._stats, self._flow_mask,
+                                  home[i + PREFETCH_AHEAD])
                 t = c.ts_ns[i] if c.ts_ns[i] > self.clock_ns else self.clock_ns
                 self.clock_ns = t
                 created[i] = 0

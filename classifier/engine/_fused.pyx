@@ -99,6 +99,7 @@ from classifier.engine._conntrack cimport (
     columns_of,
     flow_create,
     flow_find,
+    flow_prefetch,
     is_closing,
     is_midstream,
     packet_key,
@@ -431,11 +432,8 @@ def classify_batch(
                     if lookup[j]:
                         home[j] = _hash(keys[j].w)
                         # fetched now, probed in pass 2: a block's slots fit in the L2 cache
-                        __builtin_prefetch(
-                            &tracker._flows[home[j] & <uint64_t>tracker._flow_mask])
-                        if tracker._stats != NULL:  # flow records: the counters' line too
-                            __builtin_prefetch(
-                                &tracker._stats[home[j] & <uint64_t>tracker._flow_mask])
+                        flow_prefetch(tracker._flows, tracker._stats, tracker._flow_mask,
+                                      home[j])
             # --- pass 2: guess which packets state will allow; side rows for the others
             n_rows = 0
             for j in range(m):

@@ -37,6 +37,14 @@ the deciding rule; `row_rule` holds global rule indices (positions in `rules`, t
 order); `plan[i, d, v, k]` is the k-th table instance i tries for direction d and version
 index v, -1 past the end (sequence mode: one table per side); the owner table is at most
 half full, so every probe sequence ends at an empty slot.
+
+The owner table is probed twice for every packet, and most addresses it is asked about are
+remote ones it does not hold: a lookup that misses walks to the next empty slot. Up to
+SPARSE_OWNER_SLOTS slots it is kept at most an eighth full, so a miss usually stops at its
+first slot (a half-full table's misses walk two or three slots, with a branch each that the
+processor cannot predict; the sparse table takes 12 % off the fused pass's time on the
+end-to-end workload, 23 % with every table cached: benchmarks/RESULTS.md section 13); past
+that, half full bounds its memory (21 bytes a slot).
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from classifier.policy import Instance, Policy, Rule, merge_ranges
 
 CHUNK_ROWS = 4096  # rows per shared matcher: bounds the bit-vector width (memory, scan cost)
 SEQUENCE_ROWS_BUDGET = 1_000_000  # past this many rows in per-sequence tables, use group mode
+SPARSE_OWNER_SLOTS = 1 << 16  # the owner table is kept at most 1/8 full up to this many slots
 DIRECTIONS = ("ingress", "egress")  # index = DIRECTION_INGRESS / DIRECTION_EGRESS
 VERSIONS = (4, 6)
 
@@ -150,8 +159,10 @@ class _Builder:
         """Local address -> instance: an open-addressing table for `_engine.owners`."""
         entries = [(ip, i) for i, instance in enumerate(self.instances) for ip in instance.ips]
         capacity = 16
-        while capacity < 2 * len(entries):
-            capacity *= 2  # at most half full: probe sequences stay short and end
+        while capacity < 2 * len(entries) or (
+            capacity < SPARSE_OWNER_SLOTS and capacity < 8 * len(entries)
+        ):
+            capacity *= 2
         self._slot_hi = np.zeros(capacity, np.uint64)
         self._slot_lo = np.zeros(capacity, np.uint64)
         self._slot_version = np.zeros(capacity, np.uint8)
