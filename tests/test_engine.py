@@ -205,9 +205,8 @@ def test_owner_table_load_and_lookups(monkeypatch: pytest.MonkeyPatch, sparse_sl
         for a in local + remote
     ]
     owners = engine.instance_of(PacketBatch.from_packets(packets).dst)
-    expected = [i for i in range(300) for _ in range(2)]
     assert [engine.instance_ids[int(o)] for o in owners[: len(local)]] == [
-        f"vm{i}" for i in expected
+        f"vm{i}" for i in range(300) for _ in range(2)
     ]
     assert np.all(owners[len(local) :] == -1)
 
