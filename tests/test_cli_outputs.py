@@ -4,6 +4,7 @@ stdout, stderr and the files left behind, for each."""
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import os
@@ -525,3 +526,62 @@ def test_importing_the_package_leaves_ctrl_c_alone() -> None:
         check=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
     )
+
+
+class _InterruptedInDestructor:
+    """A Ctrl-C that lands while an object is being freed (Dask's futures release
+    themselves in `__del__`): Python cannot raise it there."""
+
+    def __del__(self) -> None:
+        raise KeyboardInterrupt
+
+
+def test_a_ctrl_c_a_destructor_swallowed_still_ends_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def swallowing(args: object, out: object, err: object) -> int:
+        _InterruptedInDestructor()  # freed at once: its KeyboardInterrupt is unraisable
+        return 0
+
+    validate = importlib.import_module("classifier.cli.validate")
+    monkeypatch.setattr(validate, "run", swallowing)
+    hook = sys.unraisablehook
+    assert run("validate", WEB_DB) == (130, "", "interrupted\n")
+    assert sys.unraisablehook is hook
+
+
+def deliver_ctrl_c() -> None:
+    """What Python does when SIGINT arrives: call the handler in place."""
+    handler = signal.getsignal(signal.SIGINT)
+    assert callable(handler)
+    handler(signal.SIGINT, None)
+
+
+def test_the_cluster_driver_remembers_a_ctrl_c_under_the_commands_handler() -> None:
+    from classifier.scale.runner import _check_interrupt, _sticky_interrupts
+
+    def raising(signum: int, frame: object) -> None:  # the command's (`_interrupt_once`)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    def counting(signum: int, frame: object) -> None:  # a caller's that does not raise
+        calls.append(signum)
+
+    calls: list[int] = []
+    before = signal.signal(signal.SIGINT, raising)
+    try:
+        with _sticky_interrupts():
+            _check_interrupt()
+            with pytest.raises(KeyboardInterrupt):
+                deliver_ctrl_c()
+            with pytest.raises(KeyboardInterrupt):  # dropped where it landed, raised here
+                _check_interrupt()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the handler's own choice
+        signal.signal(signal.SIGINT, counting)
+        with _sticky_interrupts():
+            deliver_ctrl_c()
+            _check_interrupt()  # nothing raised, nothing remembered
+        assert calls == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGINT) is counting
+    finally:
+        signal.signal(signal.SIGINT, before)

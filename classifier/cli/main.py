@@ -97,11 +97,33 @@ def main(
     out = out or sys.stdout or open(os.devnull, "w")  # noqa: SIM115
     err = err or sys.stderr or open(os.devnull, "w")  # noqa: SIM115
     previous = _interrupt_once()
+    dropped: list[BaseException] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = _keep_interrupts(dropped, hook)
     try:
-        return _main(argv, out, err)
+        code = _main(argv, out, err)
+        if dropped and code == EXIT_OK:  # a Ctrl-C that a destructor swallowed
+            return interrupted(err)
+        return code
     finally:
+        sys.unraisablehook = hook
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _keep_interrupts(dropped: list[BaseException], hook: Any) -> Any:
+    """A Ctrl-C that lands in a destructor or callback is one Python cannot raise: it
+    prints "Exception ignored in ..." with a traceback and goes on. Kept here instead, it
+    ends the command as any Ctrl-C does (`interrupted`, exit 130) once the command returns;
+    every other unraisable error goes to the hook in place."""
+
+    def keep(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            dropped.append(unraisable.exc_value)
+        else:
+            hook(unraisable)
+
+    return keep
 
 
 def _interrupt_once() -> Any:

@@ -222,25 +222,34 @@ _INTERRUPTED = threading.Event()  # a Ctrl-C came during the run (`_sticky_inter
 
 @contextlib.contextmanager
 def _sticky_interrupts() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt as usual, and is remembered: raised in a destructor
-    (Dask's futures release themselves in `__del__`), Python prints and drops it, and the
-    run would go on to the end; the driver raises it again at its next step
-    (`_check_interrupt`). Only over Python's own handler (a caller's is left alone)."""
-    main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    """A Ctrl-C that raises KeyboardInterrupt is remembered: raised in a destructor (Dask's
+    futures release themselves in `__del__`), Python prints and drops it, and the run would
+    go on to the end; the driver raises it again at its next step (`_check_interrupt`).
+    Whatever SIGINT handler is in place (Python's, the command's, a caller's) still runs
+    first and decides: only the KeyboardInterrupt it raises is remembered."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # ignored, or the default action: nothing is raised
+        yield
+        return
+    handler: Callable[[int, Any], Any] = previous
 
     def interrupt(signum: int, frame: Any) -> None:
-        _INTERRUPTED.set()
-        raise KeyboardInterrupt
+        try:
+            handler(signum, frame)
+        except KeyboardInterrupt:
+            _INTERRUPTED.set()
+            raise
 
     _INTERRUPTED.clear()
     signal.signal(signal.SIGINT, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if signal.getsignal(signal.SIGINT) is interrupt:  # not replaced meanwhile (SIG_IGN)
+            signal.signal(signal.SIGINT, previous)
         _INTERRUPTED.clear()
 
 
