@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from classifier.engine.stats import DeniedCounter
+from classifier.engine.stats import DeniedCounter, _most_common_first
 from classifier.packets import Packet, PacketBatch
 
 ADDRESSES = [ipaddress.ip_address(a) for a in ("10.0.0.1", "10.0.0.2", "192.0.2.1")]
@@ -113,6 +113,24 @@ def test_denied_counter_travels_folded_and_goes_on_counting(twin_mode: str) -> N
     assert len(arrived) == 300 and int(counts.sum()) == 100 + 150 + 200
     for a, b in zip((rows, counts), counter.most_common(500), strict=True):
         assert np.array_equal(a, b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, (1 << 64) - 1), st.integers(1, 6)),  # few counts: many ties
+        max_size=60,
+        unique_by=lambda entry: entry[0],  # a counter's keys are distinct
+    ),
+    st.integers(0, 70),
+)
+def test_the_top_of_the_counter_is_the_whole_sort_cut(
+    entries: list[tuple[int, int]], n: int
+) -> None:
+    keys = np.array([key for key, _ in entries], np.uint64)
+    counts = np.array([count for _, count in entries], np.int64)
+    expected = np.lexsort((keys, -counts))[:n]
+    assert _most_common_first(keys, counts, n).tolist() == expected.tolist()
 
 
 def test_denied_counter_prunes_the_long_tail_and_says_so() -> None:
