@@ -56,9 +56,10 @@ the lane hash, the clock), b the fused pass's work on its own rows. So W lanes s
 by at most (a + b) / (a + b / W). On the benchmark machine a is about 0.5 s per 5M records:
 15 % of one process's time with the fused pass of benchmarks/RESULTS.md section 11 (at most
 1.7 for 2 workers, 1.37 measured with the cluster's own costs), 20 % with the faster pass of
-section 12 (at most 1.65 for 2, 3.2 for 8, 4.6 for 64; 1.2 measured for 2), and on section
-13's faster host a = 0.43 s of one process's 1.17 s (at most 1.46 for 2, 1.13 measured): the
-faster the pass, the more a weighs. More lanes than workers gain nothing; one read per
+section 12 (at most 1.65 for 2, 3.2 for 8, 4.6 for 64; 1.2 measured for 2), and with the
+parts timed one by one on section 14's host a = 0.17 s (mostly the read) of one process's
+0.82 s (at most 1.61 for 2; two busy vCPUs cost each about 15 % there, and 1.11 is measured):
+the faster the pass, the more a weighs. More lanes than workers gain nothing; one read per
 machine shared by its lanes, and for many machines a two-level cut (blocks per machine, lanes
 per core), would lift that bound; neither is built.
 
