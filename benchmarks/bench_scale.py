@@ -13,7 +13,17 @@ round by round so the machine's noise falls on both alike:
 Checks that both runs wrote the same bytes (the contract, scale.md), and prints the medians,
 their ratios (one process / cluster: above 1 the cluster is faster), gross and net of
 start-up, the processor and the number of cores.
+
+With --parts, what bounds the cluster instead (the model of classifier/scale's design note: a
+lane costs a + b / W, one process a + b), in CPU seconds, medians of R rounds:
+- in this process, a lane's chain of steps (`tasks.lane_step`, what a worker runs) for every
+  lane of W and for one lane of 1 (one process's work), and the read of every block alone;
+  hence b = (lane of 1 - lane of W) x W / (W - 1), a = lane of 1 - b, and the bound
+  (a + b) / (a + b / W) with no cluster and no machine cost;
+- the machine: W processes each running lane k of W at once, against the same lanes one at
+  a time (a factor above 1: what W busy cores cost each other; shared vCPUs, memory).
 Usage: python benchmarks/bench_scale.py [--packets-out] [--count N] [--workers W] [--repeats R]
+       [--parts]
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import end_to_end, synth  # noqa: E402
+from classifier.scale.tasks import Block  # noqa: E402
 
 SGCLASSIFY = Path(sys.executable).with_name("sgclassify")
 
@@ -59,19 +70,108 @@ def timed(argv: list[str], cpu: list[float]) -> float:
     return wall
 
 
+def lane_cpu(policy: Path, capture: Path, lane: int, lanes: int) -> float:
+    """CPU seconds of one lane's chain of steps over the capture, as a worker runs it."""
+    from classifier.engine import Engine
+    from classifier.policy import load_policy
+    from classifier.scale import blocks, tasks
+    from classifier.scale.options import DEFAULT_BLOCKSIZE
+
+    engine = Engine(load_policy(str(policy)))
+    engine.fused_policy()  # built on first use: not the lane's work
+    plan = [b for b in blocks.plan([str(capture)], DEFAULT_BLOCKSIZE) if isinstance(b, Block)]
+    start = time.process_time()
+    previous = None
+    for step, block in enumerate(plan):
+        previous = tasks.lane_step(engine, block, previous, lane, lanes, step)
+    return time.process_time() - start
+
+
+def read_cpu(capture: Path) -> float:
+    """CPU seconds of reading every block, as each lane reads it (decoding only)."""
+    from classifier.pcap import open_capture
+    from classifier.scale import blocks
+    from classifier.scale.options import DEFAULT_BLOCKSIZE
+
+    plan = [b for b in blocks.plan([str(capture)], DEFAULT_BLOCKSIZE) if isinstance(b, Block)]
+    start = time.process_time()
+    for block in plan:
+        with open_capture(block.location) as reader:
+            reader.resume(block.state)
+            for _ in reader.batches(end=block.end):
+                pass
+    return time.process_time() - start
+
+
+def parts(policy: Path, capture: Path, workers: int, repeats: int) -> None:
+    """The --parts report (the module's docstring)."""
+    lanes: list[list[float]] = [[] for _ in range(workers)]
+    whole: list[float] = []
+    read: list[float] = []
+    alone: list[float] = []
+    together: list[float] = []
+
+    def started(lane: int) -> subprocess.Popen[str]:
+        argv = [sys.executable, __file__, "--policy", str(policy), "--capture", str(capture),
+                "--lane", str(lane), "--of", str(workers)]  # fmt: skip
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+
+    lane_cpu(policy, capture, 0, 1)  # warm: the first run's fresh pages are not the lane's
+    for _ in range(repeats):
+        read.append(read_cpu(capture))
+        whole.append(lane_cpu(policy, capture, 0, 1))
+        for lane in range(workers):
+            lanes[lane].append(lane_cpu(policy, capture, lane, workers))
+        # the machine: fresh processes, one at a time, then all at once
+        alone.extend(float(started(lane).communicate()[0]) for lane in range(workers))
+        running = [started(lane) for lane in range(workers)]
+        together.extend(float(process.communicate()[0]) for process in running)
+    one = statistics.median(whole)
+    lane_w = statistics.median([cpu for share in lanes for cpu in share])
+    b = (one - lane_w) * workers / (workers - 1)
+    a = one - b
+    factor = statistics.median(together) / statistics.median(alone)
+    print(f"processor: {processor()}, {os.cpu_count()} cores; CPU s, median of {repeats}")
+    rows = [("read every block (decoding only)", statistics.median(read))]
+    rows.append(("one lane of 1 (one process's work)", one))
+    rows += [(f"lane {k} of {workers}", statistics.median(share)) for k, share in enumerate(lanes)]
+    for label, cpu in rows:
+        print(f"{label:36} {cpu:7.3f}")
+    print(f"a (every lane) {a:.3f} s, b (split) {b:.3f} s")
+    bound = f"(a + b) / (a + b / {workers}) = {one / lane_w:.2f}"
+    print(f"bound with no cluster or machine cost: {bound}")
+    print(
+        f"{workers} lanes in fresh processes: {statistics.median(alone):.3f} s each one at a "
+        f"time, {statistics.median(together):.3f} s at once ({factor:.2f} x); bound with that: "
+        f"{one / (lane_w * factor):.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--count", type=int, default=5_000_000, help="packets in the capture")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--packets-out", action="store_true", help="write --packets CSVs too")
+    parser.add_argument("--parts", action="store_true", help="what bounds the cluster")
+    # one lane's CPU time, for --parts' processes run at once
+    parser.add_argument("--lane", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--of", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--policy", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--capture", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.lane is not None:
+        print(lane_cpu(args.policy, args.capture, args.lane, args.of))
+        return
     with tempfile.TemporaryDirectory(prefix="sg-bench-scale-") as tmp:
         directory = Path(tmp)
         policy, capture = directory / "policy.json", directory / "big.pcap"
         policy.write_text(json.dumps(end_to_end.build_policy_data()))
         clients, servers = end_to_end.clients_and_servers()
         synth.write_capture(str(capture), args.count, clients, servers, seed=16, flows=20_000)
+        if args.parts:
+            parts(policy, capture, args.workers, args.repeats)
+            return
         tiny = directory / "tiny.pcap"
         synth.write_capture(str(tiny), 1, clients, servers, seed=16)
         size = capture.stat().st_size

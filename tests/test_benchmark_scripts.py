@@ -109,6 +109,12 @@ def test_bench_scale_script() -> None:
     assert "ratio one process / --workers 2" in out and "outputs byte-equal: yes" in out
 
 
+def test_bench_scale_parts() -> None:
+    out = run_script("benchmarks/bench_scale.py", "--parts", "--count", "20000", "--repeats", "1")
+    assert "lane 1 of 2" in out and "bound with no cluster or machine cost" in out
+    assert "2 lanes in fresh processes" in out
+
+
 def test_compressed_script() -> None:
     out = run_script("benchmarks/compressed.py", "--packets", "20000", "--repeats", "1")
     assert "gzip classify / plain classify speed" in out and "| zstd |" in out
