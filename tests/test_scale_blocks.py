@@ -10,18 +10,23 @@ of the damage and snap-length warnings depends on them). Both twins.
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from benchmarks.synth import write_capture
 from classifier._twins import Twin
 from classifier.codes import STOP_DAMAGED, STOP_GROW_IFACES
 from classifier.errors import PcapError
 from classifier.packets import COLUMNS, PacketBatch
-from classifier.pcap import open_capture
+from classifier.pcap import Capture, open_capture
+from classifier.pcap.reader import BlockCut
 from classifier.scale import blocks
 from classifier.scale.tasks import Block
 from tests.conftest import PCAPS_DEV, SAMPLE_PCAPS
@@ -185,3 +190,112 @@ def test_plan_walks_every_capture_in_order(tmp_path: Path) -> None:
         mine = [i for i in items if isinstance(i, Block) and i.path == d.path]
         assert sum(b.records for b in mine) == d.packets
         assert all(b.location == str(Path(d.path).resolve()) for b in mine)
+
+
+def cuts_of(path: Path, blocksize: int) -> tuple[list[tuple[Any, ...]], list[str], bool]:
+    with open_capture(path) as capture:
+        cuts = [(c.state, c.start, c.end, c.first, c.records) for c in capture.cut(blocksize)]
+        return cuts, list(capture.warnings), capture.damaged
+
+
+def test_the_pure_twin_frames_through_its_stream_buffer_as_the_map_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pure twin never maps a capture (it has no SIGBUS guard): it frames blocks with
+    pread through the stream buffer, in several calls per block when the buffer is small, and
+    reads them back from their first record. Its blocks are the compiled map's, byte for
+    byte, even where a record that would end past the limit begins a later call."""
+    pool = seeds()
+    rng = random.Random(99)
+    inputs = pool + [mutate(rng, data) for data in pool]
+    for fmt in ("pcap", "pcapng"):
+        big = tmp_path / f"synthetic.{fmt}"
+        write_capture(big, 3000, fmt=fmt, seed=3)
+        inputs.append(big.read_bytes())
+    for number, data in enumerate(inputs):
+        path = tmp_path / f"input-{number}.bin"
+        path.write_bytes(data)
+        monkeypatch.delenv("CLASSIFIER_NO_EXTENSIONS", raising=False)
+        try:
+            mapped = [cuts_of(path, size) for size in (1, 200, 1000, 4096)]
+        except PcapError:
+            continue
+        monkeypatch.setenv("CLASSIFIER_NO_EXTENSIONS", "1")
+        monkeypatch.setattr(Capture, "stream_buffer", 97)  # many calls per block
+        monkeypatch.setattr(Capture, "stream_max_block", 300)  # and big blocks read through
+        streamed = [cuts_of(path, size) for size in (1, 200, 1000, 4096)]
+        monkeypatch.undo()
+        assert streamed == mapped, number
+    monkeypatch.setenv("CLASSIFIER_NO_EXTENSIONS", "1")
+    monkeypatch.setattr(Capture, "stream_buffer", 97)
+    assert_same_read(tmp_path / "synthetic.pcapng", (1000, 1 << 20), (512,))
+
+
+def shrink_while_cut(
+    path: Path, blocksize: int, new_size: int
+) -> tuple[list[BlockCut], int, list[str], bool]:
+    """The capture cut into blocks, truncated to `new_size` once the first block is out."""
+    with open_capture(path) as capture:
+        cuts = capture.cut(blocksize)
+        done = [next(cuts)]
+        os.truncate(path, new_size)
+        done += list(cuts)
+        return done, capture.records, list(capture.warnings), capture.damaged
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+@pytest.mark.parametrize("check", ["size check", "guard alone"])
+def test_a_capture_that_shrinks_while_it_is_cut_is_framed_up_to_where_its_data_ends(
+    twin_mode: str, check: str, fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """robustness.md section 2 on the driver of a cluster run: a capture truncated while it
+    is cut into blocks never kills the command (the compiled framing is guarded like the
+    decoding; the pure twin frames with pread). The blocks go on up to where the data ends,
+    read back as one read of what is left would give it, with the one warning of a read."""
+    if check == "guard alone":
+        if twin_mode == "python":
+            pytest.skip("the pure twin reads no map: there is no guard to test")
+        monkeypatch.setattr(Capture, "_current_size", lambda self: self._size)  # no size check
+    monkeypatch.setattr(Capture, "stream_buffer", 4096)  # what pread read ahead is little
+    pristine = tmp_path / f"pristine.{fmt}"
+    write_capture(pristine, 20_000, fmt=fmt, seed=5)
+    size = pristine.stat().st_size
+    rng = random.Random(f"{check}{fmt}")
+    for new_size in sorted({rng.randrange(size // 4, size) for _ in range(3)} | {size // 2}):
+        victim = tmp_path / "victim.bin"
+        shutil.copyfile(pristine, victim)
+        cuts, records, warnings, damaged = shrink_while_cut(victim, 64 << 10, new_size)
+        with open_capture(victim) as capture:  # one read of what is left
+            whole = PacketBatch.concatenate(list(capture.batches()))
+        assert sum(c.records for c in cuts) == records == len(whole), new_size
+        assert damaged and len(warnings) == 1, warnings
+        assert warnings[0].endswith(f"; read stopped after {records} records")
+        if check == "size check":
+            assert warnings[0].startswith(f"{victim}: the file shrank from {size} to ")
+        else:  # the rest of the last page reads as zeros: a record cut there may be damage
+            assert warnings[0].startswith(f"{victim}: ")
+        parts = []
+        for cut in cuts:
+            with open_capture(victim) as capture:
+                capture.resume(cut.state)
+                parts += list(capture.batches(4096, end=cut.end))
+        batch = PacketBatch.concatenate(parts)
+        for name in COLUMNS:
+            assert np.array_equal(getattr(batch, name), getattr(whole, name)), name
+
+
+def test_a_capture_truncated_under_its_first_block_still_ends_with_one_warning(
+    twin_mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Truncated below the block already handed out: what was read before counts (with
+    pread, the few KiB read ahead too), then one warning."""
+    monkeypatch.setattr(Capture, "stream_buffer", 4096)
+    victim = tmp_path / "victim.pcap"
+    write_capture(victim, 5_000, seed=6)
+    for new_size in (0, 24, 1000):
+        cuts, records, warnings, damaged = shrink_while_cut(victim, 64 << 10, new_size)
+        assert records == sum(c.records for c in cuts) < 5_000
+        assert cuts[-1].end <= cuts[0].end + 4096
+        assert damaged and len(warnings) == 1, warnings
+        assert warnings[0].startswith(f"{victim}: the file shrank from ")
+        write_capture(victim, 5_000, seed=6)

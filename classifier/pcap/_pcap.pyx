@@ -108,13 +108,13 @@ cdef extern from "pcap_core.h" nogil:
     int pc_run(pc_state *s, const uint8_t *p, uint64_t length, pc_cols *c, size_t *rowp,
                size_t cap, uint64_t limit, pc_fallback *fb)
     int pc_decode(const uint8_t *p, uint64_t n, uint32_t link, pc_cols *c, size_t i)
-    int pc_skip(pc_state *s, const uint8_t *p, uint64_t length, uint64_t limit)
 
 
 cdef extern from "pcap_guard.h" nogil:
     int pc_guard_install()
     int pc_run_guarded(pc_state *s, const uint8_t *p, uint64_t length, pc_cols *c, size_t *rowp,
                        size_t cap, uint64_t limit, pc_fallback *fb)
+    int pc_skip_guarded(pc_state *s, const uint8_t *p, uint64_t length, uint64_t limit)
 
     # headers as data (pcap_layout.h), exported below as LAYOUT
     enum:
@@ -347,13 +347,17 @@ cdef class Decoder:
 
     def skip(self, const uint8_t[::1] buf, uint64_t limit) -> int:
         """Frame records without decoding them, up to `limit` (the first always, then those
-        that end by `limit`): the stop code (STOP_LIMIT, STOP_EOF, STOP_DAMAGED or
-        STOP_GROW_IFACES); `records` counts them. See pc_skip in pcap_core.h."""
+        that end by `limit`): the stop code (STOP_LIMIT, STOP_EOF, STOP_DAMAGED,
+        STOP_GROW_IFACES, STOP_MORE with `more` set, or STOP_FAULT: the mapped file shrank
+        under it, the state as on entry, as for `run`); `records` counts them. See
+        pc_skip_guarded in pcap_guard.h."""
         cdef uint64_t length = buf.shape[0]
         cdef const uint8_t *p = &buf[0] if length else NULL
         cdef int stop
+        if pc_guard_install() != 0:
+            raise OSError("cannot install the SIGBUS handler of the capture reader")
         with nogil:
-            stop = pc_skip(&self.s, p, length, limit)
+            stop = pc_skip_guarded(&self.s, p, length, limit)
         return stop
 
     def snapshot(self) -> tuple:

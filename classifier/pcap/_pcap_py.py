@@ -641,7 +641,7 @@ class Decoder:
         return list(self._fallback)
 
     def skip(self, buf: Any, limit: int) -> int:
-        """Frame records without decoding them, up to `limit` (see pc_skip in pcap_core.h)."""
+        """Frame records without decoding them, up to `limit` (pcap_guard.h, pc_skip_guarded)."""
         if self.damage:
             return STOP_DAMAGED
         run = self._run_pcapng if self.pcapng else self._run_pcap

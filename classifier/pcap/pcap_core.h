@@ -21,7 +21,7 @@
  * does not fit stops the run at its start with STOP_MORE and `need`, the facade reads on and
  * calls again, so a stream gives exactly the rows and damage of the same bytes in a file.
  *
- * Framing alone (`pc_skip`: no columns, `c` NULL) walks the same records with the same checks,
+ * Framing alone (`c` NULL: pcap_guard.h's `pc_skip_guarded`) walks the same records with the same checks,
  * counting them: the scale-out finds its cut points with it (classifier.pcap.reader's
  * `Capture.cut`), so a block begins exactly where a record does and damage is found where a
  * full read finds it.
@@ -981,15 +981,6 @@ static int pc_run(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, size_
     if (s->damage) return STOP_DAMAGED;
     return s->pcapng ? pc_run_pcapng(s, p, len, c, rowp, cap, limit, fb)
                      : pc_run_pcap(s, p, len, c, rowp, cap, limit, fb);
-}
-
-/* Frame records from `pos` without decoding them, up to `limit`: the first record is always
- * taken (one larger than the limit is a block of its own), then every record that ends at or
- * before `limit` (STOP_LIMIT before the first that would end past it), until the end
- * (STOP_EOF), damage, or a full interface table (STOP_GROW_IFACES: grow, and call again). */
-static int pc_skip(pc_state *s, const uint8_t *p, uint64_t len, uint64_t limit) {
-    size_t row = 0;
-    return pc_run(s, p, len, NULL, &row, SIZE_MAX, limit, NULL);
 }
 
 #endif

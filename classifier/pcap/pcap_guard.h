@@ -4,7 +4,8 @@
  * sends SIGBUS, whose default action kills the process. A capture truncated, rotated or
  * rewritten by another process while the reader walks its map would do exactly that, at any
  * moment (a size check before each window leaves a race). So the reader runs the core under
- * a guard: `pc_run_guarded` records the mapped range and a jump target in thread-local storage,
+ * a guard (decoding: `pc_run_guarded`; framing the scale-out's blocks: `pc_skip_guarded`),
+ * which records the mapped range and a jump target in thread-local storage,
  * and the SIGBUS handler, when the faulting address lies inside that range, jumps back to it.
  * The run then returns STOP_FAULT with the reader state exactly as it was on entry (a copy
  * taken then: the rows of the aborted call are dropped, nothing half-written is kept), and
@@ -69,12 +70,12 @@ static int pc_guard_install(void) {
 }
 
 /* pc_run over the mapped bytes p[0..len), surviving SIGBUS inside them: STOP_FAULT then, with
- * *s, *rowp and the fallback list as they were on entry. */
+ * *s, *rowp and the fallback list (fb may be NULL when c is: framing) as they were on entry. */
 static int pc_run_guarded(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *c, size_t *rowp,
                           size_t cap, uint64_t limit, pc_fallback *fb) {
     pc_state saved;
     size_t row0 = *rowp;
-    size_t fb0 = fb->n;
+    size_t fb0 = fb ? fb->n : 0;
     int stop;
     memcpy(&saved, s, sizeof saved);
     pc_guard.lo = (uintptr_t)p;
@@ -82,13 +83,24 @@ static int pc_run_guarded(pc_state *s, const uint8_t *p, uint64_t len, pc_cols *
     if (sigsetjmp(pc_guard.env, 1)) {
         memcpy(s, &saved, sizeof saved);
         *rowp = row0;
-        fb->n = fb0;
+        if (fb) fb->n = fb0;
         return STOP_FAULT;
     }
     pc_guard.armed = 1;
     stop = pc_run(s, p, len, c, rowp, cap, limit, fb);
     pc_guard.armed = 0;
     return stop;
+}
+
+/* Frame records from `pos` without decoding them (no columns, no fallback list), up to
+ * `limit`, under the same guard: the first record is always taken (one larger than the limit
+ * is a block of its own), then every record that ends at or before `limit` (STOP_LIMIT before
+ * the first that would end past it), until the end (STOP_EOF), damage, a full interface table
+ * (STOP_GROW_IFACES: grow, and call again), a record past the buffer of a stream (STOP_MORE)
+ * or a fault (STOP_FAULT). */
+static int pc_skip_guarded(pc_state *s, const uint8_t *p, uint64_t len, uint64_t limit) {
+    size_t row = 0;
+    return pc_run_guarded(s, p, len, NULL, &row, SIZE_MAX, limit, NULL);
 }
 
 #endif

@@ -22,7 +22,9 @@ would kill the process with SIGBUS on the first page past its new end. The compi
 under a guard that survives that signal (pcap_guard.h) and returns STOP_FAULT with the state
 of its call's entry; the size is also checked before each window. Either way this layer drops
 the map and reads on with pread from where the core stood, up to the size the file had when
-opened: the read ends where the data ends, with one warning.
+opened: the read ends where the data ends, with one warning. Framing blocks for the scale-out
+(`cut`) is guarded and goes on with pread the same way; the pure twin frames and reads blocks
+through the stream buffer, never a map.
 
 The format is chosen by the first bytes, never by the file name. What this layer adds to the
 core:
@@ -47,7 +49,7 @@ import os
 import stat
 import struct
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -415,7 +417,7 @@ class Capture:
                 if self._map is not None:
                     stop, row = self._run_map(batch, row, end)
                 else:
-                    stop, row = self._run_stream(batch, row)
+                    stop, row = self._run_stream(batch, row, end)
                 if stop == STOP_GROW_IFACES:
                     dec.grow_interfaces()
                 elif stop == STOP_FILTER:
@@ -481,11 +483,11 @@ class Capture:
         self._view = memoryview(self._buf)
         self._base, self._end, self._eof = pos, 0, False
 
-    def _run_stream(self, batch: PacketBatch, row: int) -> tuple[int, int]:
+    def _run_stream(self, batch: PacketBatch, row: int, end: int | None = None) -> tuple[int, int]:
         dec = self._decoder
         dec.base = self._base
         dec.more = not self._eof
-        stop, row = dec.run(self._view[: self._end], batch, row, NO_LIMIT)
+        stop, row = dec.run(self._view[: self._end], batch, row, NO_LIMIT if end is None else end)
         for r, offset, length, linktype in dec.fallback():
             decode_with_scapy(batch, r, bytes(self._view[offset : offset + length]), linktype)
             self.slow_path += 1
@@ -654,7 +656,11 @@ class Capture:
         if self.damaged:
             return
         cut = stop == STOP_EOF or dec.damage in (DAMAGE_CUT_HEADER, DAMAGE_CUT_DATA)
-        if self._shrank and cut:
+        # a file read with pread from the start (the pure twin's) shrank just as a map does
+        shrank = self._shrank or (
+            isinstance(self._source, PreadSource) and self._current_size() < self._size
+        )
+        if shrank and cut:
             self.damaged = True
             self.damage_offset = int(dec.pos)
             self.warnings.append(
@@ -694,31 +700,34 @@ class Capture:
         """Frame the file without decoding it and yield its blocks (`BlockCut`), in file
         order. A block is whole records (pcapng: blocks) of at most `blocksize` bytes, or one
         larger record. Afterwards `records`, `damaged` and `warnings` are what
-        `batches(batch_size)` would have left (warnings in its order)."""
+        `batches(batch_size)` would have left (warnings in its order): a file that shrinks
+        meanwhile is framed on with pread up to where its data ends, as a read goes on, and
+        noted the same way."""
         if blocksize < 1:
             raise ValueError("blocksize must be at least 1")
-        mm, dec, dropped, page = self._map_for_blocks(), self._decoder, 0, mmap.PAGESIZE
+        self._for_blocks()
+        dec, dropped, page = self._decoder, 0, mmap.PAGESIZE
         stop = STOP_LIMIT
         while stop == STOP_LIMIT and dec.pos < self._size:
             state, first, start = dec.snapshot(), int(dec.records), int(dec.pos)
-            if self._current_size() < self._size:
-                break  # shrank: a full read notes it; the blocks end here
-            stop = dec.skip(mm, start + blocksize)
-            while stop == STOP_GROW_IFACES:
-                dec.grow_interfaces()
-                stop = dec.skip(mm, start + blocksize)
+            stop = self._frame(start, start + blocksize)
             done = (dec.pos // page) * page
-            if done - dropped >= WINDOW and hasattr(mmap, "MADV_DONTNEED"):
-                mm.madvise(mmap.MADV_DONTNEED, dropped, done - dropped)
+            if (
+                self._map is not None
+                and done - dropped >= WINDOW
+                and hasattr(mmap, "MADV_DONTNEED")
+            ):
+                self._map.madvise(mmap.MADV_DONTNEED, dropped, done - dropped)
                 dropped = done
             if dec.records > first:
                 yield BlockCut(state, start, int(dec.pos), first, int(dec.records) - first)
         self.records = int(dec.records)
         # the warnings in the order a read by batches of `batch_size` records appends them:
-        # after each batch, damage first, then the first record above the snap length
-        notes = []
-        if stop == STOP_DAMAGED and not self.damaged:
-            notes.append((dec.records // batch_size, 0, self._note_damage))
+        # after each batch, the end (damage, a shrunk file) first, then the first record above
+        # the snap length
+        notes: list[tuple[int, int, Callable[[], None]]] = []
+        if stop in (STOP_EOF, STOP_DAMAGED) and not self.damaged:
+            notes.append((dec.records // batch_size, 0, functools.partial(self._finish, stop)))
         if dec.over_snaplen and not self._snap_warned:
             notes.append((dec.over_snaplen_record // batch_size, 1, self._note_snaplen))
         for _, _, note in sorted(notes, key=lambda item: item[:2]):
@@ -726,23 +735,67 @@ class Capture:
 
     def resume(self, state: tuple[Any, ...]) -> None:
         """Go on reading from a block's first record (`cut` gave its state)."""
-        self._map_for_blocks()
+        self._for_blocks()
         self._decoder.restore(state)
+        if self._map is None:  # the pure twin's stream: from the block on
+            assert self._fd is not None
+            pos = int(self._decoder.pos)
+            self._source = PreadSource(self._fd, pos, self._size)
+            self._base, self._end, self._eof = pos, 0, False
 
-    def _map_for_blocks(self) -> mmap.mmap:
-        """Blocks are read at positions in a map. A regular uncompressed file that the reader
-        streams (the pure twin has no SIGBUS guard, so it reads with pread) is mapped here,
-        before any record is read: the scale-out's twin path then reads as the compiled one
-        (unguarded: a file truncated meanwhile could end the process, as before the guard)."""
-        if self._map is not None:
-            return self._map
+    def _for_blocks(self) -> None:
+        """Blocks are framed and read at positions of a regular uncompressed file, opened and
+        not read yet: through the map (the compiled core, guarded), or with pread (the pure
+        twin, which has no SIGBUS guard and so never reads a map; a file that shrank)."""
         if self._fd is None or self.compression is not None or self._size == 0:
-            raise ValueError(f"{self.path}: not a mapped file (closed, or a stream)")
+            raise ValueError(f"{self.path}: not a file read at positions (closed, or a stream)")
         if not stat.S_ISREG(os.fstat(self._fd).st_mode) or self.records:
-            raise ValueError(f"{self.path}: not a mapped file (a pipe, or read already)")
-        self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
-        self._decoder.base, self._decoder.more = 0, False
-        return self._map
+            raise ValueError(f"{self.path}: not a file read at positions (a pipe, or read already)")
+
+    def _frame(self, first: int, limit: int) -> int:
+        """Frame records from the decoder's position on, up to `limit` (`Decoder.skip`), for
+        the block whose first record is at `first`; returns the stop code (STOP_LIMIT,
+        STOP_EOF or STOP_DAMAGED).
+
+        The core takes the first record of each call whatever its size (that is how one
+        larger than the block size is a block of its own). A block framed in several calls
+        (the stream buffer ran out, the interface table grew) must not take a record past
+        `limit` at the start of a later call, so a later call is handed the bytes up to
+        `limit` only, with `more` set: a record that would end past it stops short
+        (STOP_MORE), and the block ends there, exactly where one call over the whole file
+        would have ended it."""
+        dec = self._decoder
+        while True:
+            pos = int(dec.pos)
+            if self._map is not None and self._current_size() < self._size:
+                self._leave_map()
+            if self._map is not None:
+                base, more, end = 0, False, self._size
+            else:
+                base, more, end = self._base, not self._eof, self._base + self._end
+            clipped = pos != first and limit < end
+            dec.base, dec.more = base, more or clipped
+            with memoryview(self._map if self._map is not None else self._buf) as whole:
+                with whole[: (limit if clipped else end) - base] as data:
+                    stop = dec.skip(data, limit)
+            if stop == STOP_FAULT:  # the map lost pages under the core: state as on entry
+                self._leave_map()
+            elif stop == STOP_GROW_IFACES:
+                dec.grow_interfaces()
+            elif stop == STOP_MORE and clipped:
+                return STOP_LIMIT  # the record at dec.pos would end past the limit
+            elif stop == STOP_MORE:
+                need = int(dec.need)
+                if need > self.stream_max_block and dec.pcapng:
+                    if int(dec.pos) != first and int(dec.pos) + need > limit:
+                        return STOP_LIMIT
+                    stop, _ = self._big_block(PacketBatch.zeros(1), 0, need)
+                    if stop == STOP_DAMAGED:
+                        return stop
+                else:
+                    self._fill(need)
+            else:
+                return stop
 
     # --- summary -----------------------------------------------------------------------
     @property
