@@ -41,6 +41,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# as in the command and its workers (classifier/cli/__init__.py): numpy's idle BLAS threads
+# would add their spinning to the CPU time of the lanes measured here (8 % of a lane's samples)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from benchmarks import end_to_end, synth  # noqa: E402
 from classifier.scale.tasks import Block  # noqa: E402
