@@ -767,6 +767,8 @@ class Capture:
         dec = self._decoder
         while True:
             pos = int(dec.pos)
+            if pos != first and pos >= limit:
+                return STOP_LIMIT  # a first record past the limit, then a refill or growth
             if self._map is not None and self._current_size() < self._size:
                 self._leave_map()
             if self._map is not None:
