@@ -1,8 +1,8 @@
 """`python -m classifier`: the `sgclassify` command."""
 
 try:
-    from classifier.cli import main
+    from classifier.cli import command
 except KeyboardInterrupt:  # Ctrl-C while the package itself loads
     raise SystemExit(130) from None
 
-raise SystemExit(main())
+command()

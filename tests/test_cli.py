@@ -294,3 +294,27 @@ def test_the_command_keeps_numpy_to_one_blas_thread_unless_told(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert out.stdout.strip() == seen
+
+
+def test_the_executable_freezes_what_it_loaded_then_exits_with_the_command_s_code() -> None:
+    """`sgclassify` and `python -m classifier` run `classifier.cli.command`: the loaded
+    modules frozen out of the garbage collector, then `main`'s exit code; `main` alone (what
+    scripts and tests call) freezes nothing."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'sgclassify = "classifier.cli:command"' in pyproject
+    assert "command()" in (ROOT / "classifier" / "__main__.py").read_text()
+    code = (
+        "import gc, sys\n"
+        "import classifier.cli as cli\n"
+        "def fake():\n"
+        "    print(gc.get_freeze_count() > 0, flush=True)\n"
+        "    return 3\n"
+        "cli.main([\"validate\", sys.argv[1]], open('/dev/null', 'w'))\n"
+        "print(gc.get_freeze_count(), flush=True)\n"
+        "cli.main = fake\n"
+        "cli.command()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, WEB_DB], capture_output=True, text=True, cwd=ROOT
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (3, "0\nTrue\n", "")

@@ -417,3 +417,20 @@ def test_one_process_does_not_import_dask() -> None:
         "assert not {'dask', 'distributed'} & set(sys.modules), 'dask was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_local_worker_freezes_what_it_loaded() -> None:
+    """The local cluster's preload (`classifier.scale.worker`) ignores Ctrl-C and, once the
+    task modules are loaded, freezes them out of the garbage collector: a local worker lives
+    for one run."""
+    code = (
+        "import gc, signal\n"
+        "from classifier.scale import worker\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "worker.dask_setup(None)\n"
+        "import sys\n"
+        "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, gc.get_freeze_count() > 0,\n"
+        "      'classifier.scale.tasks' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "True True True\n", "")
