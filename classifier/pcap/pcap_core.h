@@ -21,10 +21,10 @@
  * does not fit stops the run at its start with STOP_MORE and `need`, the facade reads on and
  * calls again, so a stream gives exactly the rows and damage of the same bytes in a file.
  *
- * Framing alone (`c` NULL: pcap_guard.h's `pc_skip_guarded`) walks the same records with the same checks,
- * counting them: the scale-out finds its cut points with it (classifier.pcap.reader's
- * `Capture.cut`), so a block begins exactly where a record does and damage is found where a
- * full read finds it.
+ * Framing alone (`c` NULL: pcap_guard.h's `pc_skip_guarded`) walks the same records with the
+ * same checks, counting them: the scale-out finds its cut points with it
+ * (classifier.pcap.reader's `Capture.cut`), so a block begins exactly where a record does and
+ * damage is found where a full read finds it.
  */
 #ifndef CLASSIFIER_PCAP_CORE_H
 #define CLASSIFIER_PCAP_CORE_H

@@ -477,10 +477,16 @@ class Capture:
         self._shrank = True
         self._map.close()
         self._map = None
-        pos = int(self._decoder.pos)
-        self._source = PreadSource(self._fd, pos, self._size)
         self._buf = bytearray(self.stream_buffer)
         self._view = memoryview(self._buf)
+        self._pread_from_here()
+
+    def _pread_from_here(self) -> None:
+        """The stream buffer empty, the stream read with pread from the decoder's position on,
+        up to the size the file had when opened."""
+        assert self._fd is not None
+        pos = int(self._decoder.pos)
+        self._source = PreadSource(self._fd, pos, self._size)
         self._base, self._end, self._eof = pos, 0, False
 
     def _run_stream(self, batch: PacketBatch, row: int, end: int | None = None) -> tuple[int, int]:
@@ -738,10 +744,7 @@ class Capture:
         self._for_blocks()
         self._decoder.restore(state)
         if self._map is None:  # the pure twin's stream: from the block on
-            assert self._fd is not None
-            pos = int(self._decoder.pos)
-            self._source = PreadSource(self._fd, pos, self._size)
-            self._base, self._end, self._eof = pos, 0, False
+            self._pread_from_here()
 
     def _for_blocks(self) -> None:
         """Blocks are framed and read at positions of a regular uncompressed file, opened and
