@@ -36,17 +36,22 @@ EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=list(H
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    """Two workers in this process (threads: quick to start, the same tasks)."""
+    """Two workers in this process (threads: quick to start, the same tasks). Dask's
+    sampling profiler is off, as on the command's own local cluster (`LOCAL_CONFIG`): in
+    this process it walks the test's threads (`sys._current_frames`) every 10 ms from the
+    cluster's event loop, and once left a run waiting forever on a lock inside it."""
     dask_or_skip()
+    import dask
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=False,
-        dashboard_address=":0",  # any free port: 8787 may be another cluster's (a warning)
-        silence_logs=logging.CRITICAL,
-    )
+    with dask.config.set({"distributed.worker.profile.enabled": False}):  # read at start
+        cluster = LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            dashboard_address=":0",  # any free port: 8787 may be another cluster's (a warning)
+            silence_logs=logging.CRITICAL,
+        )
     client = Client(cluster, set_as_default=False)
     yield client
     client.close()
