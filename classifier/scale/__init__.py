@@ -61,7 +61,12 @@ parts timed one by one on section 14's host a = 0.17 s (mostly the read) of one 
 0.82 s (at most 1.61 for 2; two busy vCPUs cost each about 15 % there, and 1.11 is measured):
 the faster the pass, the more a weighs. More lanes than workers gain nothing; one read per
 machine shared by its lanes, and for many machines a two-level cut (blocks per machine, lanes
-per core), would lift that bound; neither is built.
+per core), would lift that bound; neither is built. The driver runs on the same cores as a
+local cluster's workers: cutting the capture, the scheduler's and the client's thread and the
+final merge took 0.2-0.4 s of CPU per 5M records there (RESULTS.md section 16), against the
+lanes' 1.4 s. Letting each lane cut the capture as it reads it (block k: the records that
+start in its k-th byte range, the reader's state handed along the lane's chain with the
+tracker) would take the cut off the machine; not built either.
 
 Memory per worker: one block's pieces at a time per lane step (the reader's batches, reused),
 plus its lanes' trackers and statistics (bounded as in one process: its share of the live
