@@ -154,7 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--count", type=int, default=5_000_000, help="packets in the capture")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--packets-out", action="store_true", help="write --packets CSVs too")
     parser.add_argument("--parts", action="store_true", help="what bounds the cluster")
     # one lane's CPU time, for --parts' processes run at once
@@ -195,9 +195,12 @@ def main() -> None:
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
         cpu: dict[str, list[float]] = {name: [] for name in commands}
-        for _ in range(args.repeats):
-            for name, argv in commands.items():
-                times[name].append(timed(argv, cpu[name]))
+        names = list(commands)
+        for round_ in range(args.repeats):
+            # each round in another order, so that no command always follows the same one
+            turn = round_ % len(names)
+            for name in names[turn:] + names[:turn]:
+                times[name].append(timed(commands[name], cpu[name]))
         for ext in ("json", "csv") if args.packets_out else ("json",):
             a = (directory / f"one.{ext}").read_bytes()
             b = (directory / f"scaled.{ext}").read_bytes()
@@ -231,6 +234,23 @@ def main() -> None:
         f"net of start-up: {net_one:.2f} s / {net_scaled:.2f} s = {net_one / net_scaled:.2f} "
         "(scale.md section 4's target: at least 1.6 on 2 free cores)"
     )
+    # the same ratio round by round (each round's start-ups taken from its own figures): how
+    # far one figure can be trusted on a noisy host
+    rounds = [
+        (one - one_start) / (scaled - scaled_start)
+        for one, one_start, scaled, scaled_start in zip(
+            times["one"], times["one-startup"], times["scaled"], times["scaled-startup"],
+            strict=True,
+        )
+        if scaled > scaled_start
+    ]  # fmt: skip
+    if rounds:
+        print(
+            f"  round by round: median {statistics.median(rounds):.2f}, "
+            f"range {min(rounds):.2f}-{max(rounds):.2f} over {len(rounds)} rounds"
+        )
+    else:  # a capture so small that the cluster's run took no longer than its start-up
+        print("  round by round: no round whose cluster run outlasted its start-up")
     cpu_one = statistics.median(cpu["one"]) - statistics.median(cpu["one-startup"])
     cpu_scaled = statistics.median(cpu["scaled"]) - statistics.median(cpu["scaled-startup"])
     print(

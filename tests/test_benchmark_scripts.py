@@ -107,6 +107,7 @@ def test_bench_scale_script() -> None:
         "benchmarks/bench_scale.py", "--count", "20000", "--repeats", "1", "--packets-out"
     )
     assert "ratio one process / --workers 2" in out and "outputs byte-equal: yes" in out
+    assert "  round by round: " in out
 
 
 def test_bench_scale_parts() -> None:

@@ -66,7 +66,11 @@ local cluster's workers: cutting the capture, the scheduler's and the client's t
 final merge took 0.2-0.4 s of CPU per 5M records there (RESULTS.md section 16), against the
 lanes' 1.4 s. Letting each lane cut the capture as it reads it (block k: the records that
 start in its k-th byte range, the reader's state handed along the lane's chain with the
-tracker) would take the cut off the machine; not built either.
+tracker) would take the cut off the machine; not built either. Measured since (section 17):
+cutting the capture in a thread during the local cluster's start-up, and merging the lanes'
+statistics as they arrive, gained nothing measurable (the lanes are the critical path), and
+most of what a lane repeats is walking the capture's bytes, not decoding the other lanes'
+records, so a reader that skips those would not lift the bound either.
 
 Memory per worker: one block's pieces at a time per lane step (the reader's batches, reused),
 plus its lanes' trackers and statistics (bounded as in one process: its share of the live
