@@ -2,7 +2,7 @@
 
 Writes the synthetic capture of benchmarks/end_to_end.py (default 5M packets among 100
 instances and outside clients, its 500-rule policy), then times whole commands, alternated
-round by round so the machine's noise falls on both alike:
+round by round (each round in another order) so the machine's noise falls on all alike:
 
 - `sgclassify classify --policy P CAPTURE -q --json OUT` (one process);
 - the same with `--workers N` (a local Dask cluster the command starts and stops: its start-up
@@ -12,7 +12,8 @@ round by round so the machine's noise falls on both alike:
 
 Checks that both runs wrote the same bytes (the contract, scale.md), and prints the medians,
 their ratios (one process / cluster: above 1 the cluster is faster), gross and net of
-start-up, the processor and the number of cores.
+start-up, the net ratio round by round (its median and range: how far one figure can be
+trusted on a noisy host), the processor and the number of cores.
 
 With --parts, what bounds the cluster instead (the model of classifier/scale's design note: a
 lane costs a + b / W, one process a + b), in CPU seconds, medians of R rounds:
@@ -234,8 +235,7 @@ def main() -> None:
         f"net of start-up: {net_one:.2f} s / {net_scaled:.2f} s = {net_one / net_scaled:.2f} "
         "(scale.md section 4's target: at least 1.6 on 2 free cores)"
     )
-    # the same ratio round by round (each round's start-ups taken from its own figures): how
-    # far one figure can be trusted on a noisy host
+    # the same ratio round by round, each round's start-ups taken from its own figures
     rounds = [
         (one - one_start) / (scaled - scaled_start)
         for one, one_start, scaled, scaled_start in zip(

@@ -72,7 +72,7 @@ statistics as they arrive, gained nothing measurable (the lanes are the critical
 most of what a lane repeats is walking the capture's bytes, not decoding the other lanes'
 records, so a reader that skips those would not lift the bound either.
 
-Memory per worker: one block's pieces at a time per lane step (the reader's batches, reused),
+Memory per worker: one piece of a block at a time per lane step (one batch of the reader's),
 plus its lanes' trackers and statistics (bounded as in one process: its share of the live
 connections, a whole fragment table, the distinct denied tuples it saw).
 
