@@ -167,8 +167,9 @@ bench-scale: $(STAMP)
 bench-check: $(STAMP)
 	$(BIN)/python benchmarks/bench_check.py
 
-# Refresh benchmarks/baseline.json (on a quiet machine, after a deliberate change; commit it
-# with a line in benchmarks/RESULTS.md saying why).
+# Refresh this processor's entry of benchmarks/baseline.json (on a quiet machine, after a
+# deliberate change or on a new kind of machine; commit it with a line in
+# benchmarks/RESULTS.md saying why).
 bench-baseline: $(STAMP) bench-tools
 	$(BIN)/python benchmarks/bench_check.py --write-baseline --rounds 9
 

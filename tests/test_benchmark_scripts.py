@@ -94,6 +94,29 @@ def test_bench_check_script() -> None:
         "--no-dpdk",
     )
     assert "e2e_over_decode" in out and "numpy_over_startup" in out
+    assert "processor: " in out and "baseline: " in out
+
+
+def test_bench_check_baseline_per_processor(tmp_path: Path) -> None:
+    from benchmarks import bench_check
+
+    path = tmp_path / "baseline.json"
+    assert bench_check.read_baseline(path) == {}
+    assert bench_check.baseline_for({}, "any")[0] == {}
+    entries = {
+        "A": {"packets": 1, "ratios": {"e2e": 0.2, "start": 0.4}},
+        "B": {"packets": 1, "ratios": {"e2e": 0.1, "start": 0.6, "core": 0.9}},
+    }
+    bench_check.write_baseline(entries, path)
+    assert bench_check.read_baseline(path) == entries
+    own, source = bench_check.baseline_for(entries, "B")
+    assert own == entries["B"]["ratios"] and source == "this processor's entry"
+    # a processor nobody measured: the lowest known value of each ratio, and it says so
+    lowest, source = bench_check.baseline_for(entries, "C")
+    assert lowest == {"e2e": 0.1, "start": 0.4, "core": 0.9}
+    assert "no entry for this processor" in source and "A, B" in source
+    # the file on main has the processors it was measured on
+    assert bench_check.read_baseline(), "benchmarks/baseline.json has no entry"
 
 
 def test_flood_script() -> None:
