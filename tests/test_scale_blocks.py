@@ -30,7 +30,7 @@ from classifier.pcap.reader import BlockCut
 from classifier.scale import blocks
 from classifier.scale.tasks import Block
 from tests.conftest import PCAPS_DEV, SAMPLE_PCAPS
-from tests.fuzz.seeds import capture_seeds
+from tests.fuzz.seeds import capture_seeds, two_sections
 
 BLOCKSIZES = (1, 37, 200, 1000, 1 << 30)
 EDGES = (0, 1, 0x7F, 0x80, 0xFF, 0xFFFF, 0x10000, 0x7FFFFFFF, 0xFFFFFFFF)
@@ -143,7 +143,7 @@ def test_a_record_is_never_split_and_the_limit_holds(tmp_path: Path) -> None:
     """Blocks end at record boundaries at or before the limit; one record larger than the
     limit is a block of its own; a pcapng block between packets (an interface, a section)
     starts a block like any other."""
-    data = seeds()[-1]  # two sections, interfaces in each
+    data = two_sections()
     path = tmp_path / "two-sections.pcapng"
     path.write_bytes(data)
     for blocksize in (1, 64, 96, 128, 300):

@@ -124,6 +124,12 @@ def _pcapng(frames: list[tuple[int, bytes]], be: bool) -> bytes:
     return out
 
 
+def two_sections() -> bytes:
+    """A pcapng file of two sections (big-endian, then little-endian), interfaces in each."""
+    pairs = frames()
+    return _pcapng(pairs[:6], be=True) + _pcapng(pairs[6:], be=False)
+
+
 def capture_seeds() -> list[bytes]:
     pairs = frames()
     out: list[bytes] = []
@@ -133,7 +139,7 @@ def capture_seeds() -> list[bytes]:
     for link, group in by_link.items():
         out.append(_pcap(group, link, be=link % 2 == 0, nsec=link > 100))
     out.append(_pcapng(pairs, be=False))
-    out.append(_pcapng(pairs[:6], be=True) + _pcapng(pairs[6:], be=False))
+    out.append(two_sections())
     # damage at the edges: a cut header, a cut record, a block length below 12
     out.append(out[0][:20])
     out.append(out[0][: len(out[0]) - 3])
