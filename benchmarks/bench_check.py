@@ -69,10 +69,15 @@ def policy_data() -> dict[str, Any]:
 
 
 def read_baseline(path: Path = BASELINE) -> dict[str, dict[str, Any]]:
-    """The baseline's entries by processor (an empty mapping without the file)."""
+    """The baseline's entries by processor (an empty mapping without the file). A file of
+    the format before entries per processor (one `processor` and its `ratios`) reads as the
+    entry of that processor."""
     if not path.exists():
         return {}
-    return dict(json.loads(path.read_text())["processors"])
+    data = json.loads(path.read_text())
+    if "processors" not in data:
+        return {data["processor"]: {"packets": data.get("packets"), "ratios": data["ratios"]}}
+    return dict(data["processors"])
 
 
 def write_baseline(entries: dict[str, dict[str, Any]], path: Path = BASELINE) -> None:

@@ -115,6 +115,9 @@ def test_bench_check_baseline_per_processor(tmp_path: Path) -> None:
     lowest, source = bench_check.baseline_for(entries, "C")
     assert lowest == {"e2e": 0.1, "start": 0.4, "core": 0.9}
     assert "no entry for this processor" in source and "A, B" in source
+    # the format before entries per processor: one processor's ratios
+    path.write_text(json.dumps({"processor": "A", "packets": 1, "ratios": {"e2e": 0.2}}))
+    assert bench_check.read_baseline(path) == {"A": {"packets": 1, "ratios": {"e2e": 0.2}}}
     # the file on main has the processors it was measured on
     assert bench_check.read_baseline(), "benchmarks/baseline.json has no entry"
 
