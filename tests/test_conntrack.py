@@ -305,6 +305,7 @@ def test_twins_build_the_same_tables() -> None:
             assert np.array_equal(x, y)
     a, b = trackers
     assert np.array_equal(a.flows, b.flows) and np.array_equal(a.fragments, b.fragments)
+    assert np.array_equal(a.flow_tags, b.flow_tags)
     assert (a.clock_ns, a.fragment_clock_ns, a.flow_count, a.frag_count) == (
         b.clock_ns,
         b.fragment_clock_ns,

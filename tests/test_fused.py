@@ -260,3 +260,73 @@ def test_an_engine_pickles_after_a_fused_run(twin_mode: str) -> None:
     copy = pickle.loads(pickle.dumps(engine))
     again = Classification(copy).classify_batch(PacketBatch.from_packets([batch.packet(0)]))
     assert list(again.verdict) == list(first.verdict) and list(again.rule) == list(first.rule)
+
+
+def _time_lines(engine: Engine, batches: list[PacketBatch], stateful: bool) -> list[Any]:
+    """(width, low, counts) of the run's time line, its own buckets (not the summary's
+    coarser ones), fused and unfused."""
+    lines = []
+    for fused in (True, False):
+        run = Classification(engine, stateful=stateful, fused=fused)
+        for batch in batches:
+            run.classify_batch(PacketBatch(**{k: v.copy() for k, v in batch.columns().items()}))
+        line = run.stats.timeline
+        lines.append((line.width_ns, line.low, line.counts.tolist()))
+    return lines
+
+
+def test_the_time_line_counted_by_runs_equals_the_pieces(twin_mode: str) -> None:
+    """The fused pass counts the time line by runs of consecutive packets in one bucket: times
+    that go back and forth across buckets, before 1970 and at the ends of the int64 range
+    land in the buckets the unfused count puts them in."""
+    policy = Policy(
+        groups={"g": SecurityGroup("g", (Rule("in", "g", 1, "ingress", protocol=6),))},
+        instances={"web": Instance("web", (WEB,), ("g",))},
+    )
+    engine = Engine(policy)
+
+    def batch_at(times: list[int]) -> PacketBatch:
+        batch = PacketBatch.from_packets(
+            [_tcp(CLIENT, WEB, 40000 + k, 80 + k % 2, TCP_SYN, 0) for k in range(len(times))]
+        )
+        batch.ts_ns[:] = times
+        return batch
+
+    near = [5_000_000_000, 5_000_000_001, 5_000_000_999, 1_000_000_000, 5_000_000_000, 1_500]
+    near += [-3_000_500, -1, 0, 999, 1_000, -1_001, 1_000_000_000, -1_000, -999]
+    # 1 µs buckets: each time next to a bucket edge, on one side and then the other
+    edges = [5_000, 4_999, 5_000, 5_999, 6_000, 4_000, 3_999, -1, 0, -1_000, -1_001, 999, 1_000]
+    far = [-(2**63), -(2**63) + 1, 2**63 - 1_000_001, 2**63 - 2, 2**63 - 1, 0, 2**63 - 1]
+    cases = ([batch_at(near[:7]), batch_at(near[7:])], [batch_at(edges)], [batch_at(far)])
+    for batches in cases:
+        for stateful in (True, False):
+            fused, pieces = _time_lines(engine, batches, stateful)
+            assert fused == pieces
+            assert sum(map(sum, fused[2])) == sum(map(len, batches))
+    assert _time_lines(engine, cases[1], False)[0][0] == 1_000
+
+
+def test_the_tag_bytes_follow_the_flow_table(tmp_path: Path, twin_mode: str) -> None:
+    """The tracker's tag bytes (what the compiled probes walk) say, slot by slot, whether the
+    slot is used and the top bits of its key's hash, after creations, evictions and growth."""
+    from classifier import pcap
+    from classifier.engine import _conntrack_py
+
+    engine = Engine(load_policy_data(end_to_end.build_policy_data(20), "synthetic"))
+    clients, servers = end_to_end.clients_and_servers(20)
+    path = tmp_path / "mix.pcap"
+    synth.write_capture(path, 6_000, clients, servers, seed=5, flows=400)
+    for limit in (DEFAULT_MAX_CONNECTIONS, 150):
+        run = Classification(engine, stateful=True, max_connections=limit)
+        for batch in pcap.read_batches(str(path), batch_size=1_500):
+            run.classify_batch(batch)
+        assert run.tracker is not None
+        core = run.tracker.core
+        expected = [
+            _conntrack_py._flow_tag(_conntrack_py._hash(*(int(w) for w in flow["key"])))
+            if flow["used"]
+            else 0
+            for flow in core.flows
+        ]
+        assert list(core.flow_tags) == expected
+        assert core.flow_count == sum(1 for tag in expected if tag)

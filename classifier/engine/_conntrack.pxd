@@ -4,7 +4,7 @@
 
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
-from classifier.engine._hashing cimport fmix64
+from classifier.engine._hashing cimport _word, fmix64
 from classifier._codes cimport (
     ICMP_TIMEOUT_NS,
     L4_ICMP,
@@ -66,15 +66,6 @@ cdef inline uint64_t _hash(const uint64_t* w) noexcept nogil:
                        + w[2] * 0x165667B19E3779F9ULL + w[3] * 0xD6E8FEB86659FD93ULL
                        + w[4] * 0xFF51AFD7ED558CCDULL)
     return fmix64(x)
-
-
-cdef inline uint64_t _word(const uint8_t* p) noexcept nogil:
-    """Eight bytes, big-endian (so that word order is address order)."""
-    cdef uint64_t x = 0
-    cdef int k
-    for k in range(8):
-        x = (x << 8) | p[k]
-    return x
 
 
 cdef inline bint _is_icmp(uint8_t version, uint8_t protocol) noexcept nogil:
@@ -254,13 +245,38 @@ cdef inline Py_ssize_t flow_find(
     return -1
 
 
-cdef inline void flow_prefetch(
-    const Flow* flows, const FlowStat* stats, Py_ssize_t mask, uint64_t h
+cdef inline uint8_t flow_tag(uint64_t h) noexcept nogil:
+    """The tag byte of a used slot whose key hashes to `h`: the hash's top 7 bits (the slot
+    index takes the low ones), the high bit set, so that 0 stays "unused"."""
+    return <uint8_t>(0x80 | (h >> 57))
+
+
+cdef inline Py_ssize_t flow_probe(
+    const Flow* flows, const uint8_t* tags, Py_ssize_t mask, const uint64_t* w, uint64_t h
 ) noexcept nogil:
-    """Start fetching what `flow_find` of a key with hash `h` will read: its home slot and
-    the next one (a slot is one cache line; at the table's load about half the walks reach
-    the second, and without this that line was the pass's costliest miss: RESULTS.md section
-    13), and with flow records the home slot's counters."""
+    """flow_find without its `free`: the slot holding the key, or -1. Walks the tag bytes
+    (one per slot, 64 to a cache line) and reads a slot only where its tag matches, so a key
+    that is absent, the common case of a denied packet, mostly reads no slot at all."""
+    cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>mask)
+    cdef uint8_t want = flow_tag(h), tag
+    while True:
+        tag = tags[i]
+        if tag == 0:
+            return -1
+        if tag == want and _same(flows[i].key, w):
+            return i
+        i = (i + 1) & mask
+
+
+cdef inline void flow_prefetch(
+    const Flow* flows, const uint8_t* tags, const FlowStat* stats, Py_ssize_t mask,
+    uint64_t h
+) noexcept nogil:
+    """Start fetching what a probe of a key with hash `h` will read: its tag byte, its home
+    slot and the next one (a slot is one cache line; at the table's load about half the walks
+    reach the second, and without this that line was the pass's costliest miss: RESULTS.md
+    section 13), and with flow records the home slot's counters."""
+    __builtin_prefetch(&tags[h & <uint64_t>mask])
     __builtin_prefetch(&flows[h & <uint64_t>mask])
     __builtin_prefetch(&flows[(h + 1) & <uint64_t>mask])
     if stats != NULL:
@@ -276,13 +292,28 @@ cdef inline void flow_refresh(Flow* f, const Key* key, int64_t t, bint closing) 
         f.flags |= FLAG_BOTH
 
 
+cdef inline bint flow_touch(Flow* f, const Key* key, int64_t t, bint closing) noexcept nogil:
+    """flow_refresh of a packet that changes no flag (most packets of a live connection):
+    then the connection keeps its timeout class and heap entry, and only `last` moves.
+    Returns False, f untouched, when a flag would change (call Tracker.refresh)."""
+    if closing and not (f.flags & FLAG_FIN_RST):
+        return False
+    if not (f.flags & FLAG_BOTH) and key.from_low != ((f.flags & FLAG_INIT_LOW) != 0):
+        return False
+    f.last = t
+    return True
+
+
 cdef inline void flow_create(
-    Flow* f, const Key* key, int64_t t, bint closing, bint mid, int32_t rule
+    Flow* f, uint8_t* tag, uint64_t h, const Key* key, int64_t t, bint closing, bint mid,
+    int32_t rule
 ) noexcept nogil:
-    """An allowed packet without a live connection creates one in slot `f` (which may hold an
-    expired connection: the new one replaces it). The caller counts it (flow_count when the
-    slot was unused, connections_created, midstream_created)."""
+    """An allowed packet without a live connection (key hash `h`) creates one in slot `f`
+    (which may hold an expired connection: the new one replaces it), `tag` its tag byte. The
+    caller counts it (flow_count when the slot was unused, connections_created,
+    midstream_created)."""
     f.used = 1
+    tag[0] = flow_tag(h)
     _copy_key(f.key, key.w)
     f.last = t
     f.flags = (
@@ -320,7 +351,10 @@ cdef class Tracker:
     cdef Py_ssize_t _heap_cap[N_CLASSES]
     cdef readonly object flows  # numpy FLOW_DTYPE array (inspectable, picklable)
     cdef readonly object fragments  # numpy FRAGMENT_DTYPE array
+    cdef readonly object flow_tags  # numpy uint8 array beside `flows`: 0 for an unused slot,
+    # else flow_tag of its key's hash (flow_probe walks it); rebuilt by every rehash
     cdef Flow* _flows  # the arrays' data; valid while the arrays above are held
+    cdef uint8_t* _tags
     cdef Py_ssize_t _flow_mask
     cdef Fragment* _frags
     cdef Py_ssize_t _frag_mask

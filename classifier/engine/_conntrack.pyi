@@ -28,6 +28,8 @@ class Tracker:
     @property
     def flows(self) -> np.ndarray: ...  # FLOW_DTYPE records
     @property
+    def flow_tags(self) -> np.ndarray: ...  # uint8 per slot: 0 unused, else 0x80 | hash >> 57
+    @property
     def fragments(self) -> np.ndarray: ...  # FRAGMENT_DTYPE records
     @property
     def flowstats(self) -> np.ndarray | None: ...  # FLOWSTAT_DTYPE beside flows

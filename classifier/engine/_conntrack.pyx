@@ -237,6 +237,9 @@ cdef class Tracker:
         self.flows = _table_zeros(capacity, FLOW_DTYPE)
         cdef uint8_t[::1] raw = self.flows.view(np.uint8)
         self._flows = <Flow*>&raw[0]
+        self.flow_tags = np.zeros(capacity, np.uint8)
+        cdef uint8_t[::1] tags = self.flow_tags
+        self._tags = &tags[0]
         self._flow_mask = capacity - 1
         self.flow_count = 0
         cdef uint8_t[::1] stats
@@ -266,6 +269,7 @@ cdef class Tracker:
         for i in range(capacity):
             if self._flows[i].used and not _flow_expired(&self._flows[i], t):
                 live += 1
+        cdef uint64_t h
         old_array = self.flows  # keeps the old data alive while it is copied
         old_stats_array = self.flowstats
         cdef Flow* old = self._flows
@@ -281,10 +285,12 @@ cdef class Tracker:
                     if old_stats != NULL and old[i].seq >= 0:
                         self._emit(&old[i], &old_stats[i])  # dropped: its record is done
                     continue
-                j = <Py_ssize_t>(_hash(old[i].key) & <uint64_t>self._flow_mask)
+                h = _hash(old[i].key)
+                j = <Py_ssize_t>(h & <uint64_t>self._flow_mask)
                 while self._flows[j].used:
                     j = (j + 1) & self._flow_mask
                 self._flows[j] = old[i]
+                self._tags[j] = flow_tag(h)
                 if old_stats != NULL:
                     self._stats[j] = old_stats[i]
         self.flow_count = live
@@ -737,7 +743,7 @@ cdef class Tracker:
 
             for i in range(n):
                 if i + PREFETCH_AHEAD < n and lookup[i + PREFETCH_AHEAD]:
-                    flow_prefetch(self._flows, self._stats, self._flow_mask,
+                    flow_prefetch(self._flows, self._tags, self._stats, self._flow_mask,
                                   home[i + PREFETCH_AHEAD])
                 t = c.ts_ns[i] if c.ts_ns[i] > self.clock_ns else self.clock_ns
                 self.clock_ns = t
@@ -762,7 +768,8 @@ cdef class Tracker:
                     if not f.used:
                         self.flow_count += 1
                     mid = is_midstream(&c, i)
-                    flow_create(f, key, t, is_closing(&c, i), mid, rule[i])
+                    flow_create(f, &self._tags[slot], home[i], key, t, is_closing(&c, i), mid,
+                                rule[i])
                     self.created(slot, c.ts_ns[i], c.wire_len[i], c.index[i], side_instance[i],
                                  side_direction[i])
                     created[i] = 1

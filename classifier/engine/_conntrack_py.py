@@ -93,6 +93,11 @@ def _hash(meta: int, a0: int, a1: int, b0: int, b1: int) -> int:
     return fmix64(sum(w * k for w, k in zip(words, _HASH_MULTIPLIERS, strict=True)) & M64)
 
 
+def _flow_tag(h: int) -> int:
+    """A used slot's byte in `flow_tags`: the top 7 bits of its key's hash, the high bit set."""
+    return 0x80 | (h >> 57)
+
+
 def _words(address: np.ndarray) -> tuple[int, int]:
     raw = bytes(address)
     return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:], "big")
@@ -217,6 +222,9 @@ class Tracker:
         self._flow_flags = self.flows["flags"]
         self._flow_rule = self.flows["rule"]
         self._flow_seq = self.flows["seq"]
+        # 0 for an unused slot, else _flow_tag of its key's hash: the compiled core walks
+        # these bytes instead of the slots; kept here so that the twins' tables stay equal
+        self.flow_tags = np.zeros(capacity, np.uint8)
         self.flow_count = 0  # occupied slots, expired ones included
         if self.record_flows:
             self.flowstats = np.zeros(capacity, FLOWSTAT_DTYPE)
@@ -265,10 +273,12 @@ class Tracker:
         self._alloc_flows(max(capacity, _capacity_for(len(live) + more)))
         mask = len(self._flow_used) - 1
         for i in live:
-            j = _hash(*(int(w) for w in old["key"][i])) & mask
+            h = _hash(*(int(w) for w in old["key"][i]))
+            j = h & mask
             while self._flow_used[j]:
                 j = (j + 1) & mask
             self.flows[j] = old[i]
+            self.flow_tags[j] = _flow_tag(h)
             if old_stats is not None and self.flowstats is not None:
                 self.flowstats[j] = old_stats[i]
         self.flow_count = len(live)
@@ -629,6 +639,7 @@ class Tracker:
                             self.flow_count += 1
                         mid = protocol == PROTO_TCP and not _is_bare_syn(flags_known, tcp_flags)
                         self._flow_used[slot] = 1
+                        self.flow_tags[slot] = _flow_tag(_hash(*key[:5]))
                         self._flow_key[slot] = key[:5]
                         self._flow_last[slot] = t
                         self._flow_flags[slot] = (

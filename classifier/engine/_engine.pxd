@@ -3,7 +3,7 @@
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
-from classifier.engine._hashing cimport fmix64
+from classifier.engine._hashing cimport _word, fmix64
 from classifier._codes cimport (
     ICMP_CODE_UNKNOWN,
     ICMP_PORT_BASE,
@@ -15,13 +15,6 @@ from classifier._codes cimport (
     PROTO_ICMPV6,
     code_carries_ports,
 )
-
-
-cdef inline uint64_t _word(const uint8_t* p) noexcept nogil:
-    """8 bytes, big-endian, as an integer (the key half of a 16-byte address)."""
-    return ((<uint64_t>p[0] << 56) | (<uint64_t>p[1] << 48) | (<uint64_t>p[2] << 40)
-            | (<uint64_t>p[3] << 32) | (<uint64_t>p[4] << 24) | (<uint64_t>p[5] << 16)
-            | (<uint64_t>p[6] << 8) | <uint64_t>p[7])
 
 
 cdef inline uint64_t address_slot_hash(uint64_t hi, uint64_t lo, uint64_t version) noexcept nogil:

@@ -26,27 +26,40 @@ is the next BLOCK packets of the lane: the other rows only move the clock, and t
 below run on full blocks of the lane's packets. Four passes per block:
   1. per packet: status, owners (open-addressing table), and for judged
      packets the connection key and its hash (LOOKUP_OWN / LOOKUP_QUOTED, as in apply);
-  2. per judged packet with a key: probe the flow table (prefetching AHEAD packets
-     ahead). A live connection (or, for an ICMP error, a live quoted one) means the packet
-     will be allowed by state, so it needs no rule lookup: a *guess*, taken on the table as
-     it was before this block. Every other judged packet gets one side row per evaluated
-     side (egress for an owned source, ingress for an owned destination);
+  2. per judged packet with a key: probe the flow table (`flow_probe`: it walks the
+     table's tag bytes, one per slot, and reads a slot only where the tag matches, so an
+     absent key mostly reads none). A live connection (or, for an ICMP error, a live quoted
+     one) means the packet will be allowed by state, so it needs no rule lookup: a *guess*,
+     taken on the table as it was before this block. Every other judged packet gets one
+     side row per evaluated side (egress for an owned source, ingress for an owned
+     destination);
   3. per plan step: side rows are bucketed by chunk (a counting sort), their keys written
      field-major (remote address, table tag, port, protocol) and each chunk's bucket looked
      up in one kernel call; found rows are decided, the others try their next table (group
      mode) or end as implicit deny;
-  4. per packet, in capture order: the state step exactly as `Tracker.apply` (find the key
-     again; established / related / create), the side combination exactly as
-     `combine_sides`, and the counters. A guess that turns out wrong (a FIN earlier in the
-     block shortened the connection's timeout) is caught here: the packet's sides are looked
-     up on the spot, one packet at a time. The other wrong guess (no connection before the
-     block, one created by an earlier packet of it) only wastes the lookup. So the guesses
-     change no result, only how much lookup work a block does: with most packets of a
-     capture on live connections, most packets need no rule lookup at all.
+  4. per packet, in capture order: the state step exactly as `Tracker.apply` (established /
+     related / create), the side combination exactly as `combine_sides`, and the counters.
+     The key is not looked for again when pass 2's answer still holds: the pass marks, in a
+     bit set of 4,096 bits indexed by the key hash, each key it creates a connection for or
+     whose flags it changes (a FIN, a first reply: Tracker.refresh), and an unmarked key,
+     while no connection was evicted in the block, is as pass 2 found it (a connection
+     refreshed without a flag change only lives longer; a creation takes an expired or empty
+     slot, never a live one). Otherwise the key is found again. A guess that turns out wrong
+     (a FIN earlier in the block shortened the connection's timeout, or an eviction) is
+     caught here: the packet's sides are looked up on the spot, one packet at a time. The
+     other wrong guess (no connection before the block, one created by an earlier packet of
+     it) only wastes the lookup. So the guesses change no result, only how much lookup work
+     a block does: with most packets of a capture on live connections, most packets need no
+     rule lookup at all.
 Statistics: the caller frames the batch first (`SummaryBuilder.frame`: packet count, time
 span, time line widened) and folds in the distinct denied tuples afterwards
 (`DeniedCounter.add_distinct`); this pass increments the builder's arrays in place and adds
-the bytes and mid-stream count to it.
+the bytes and mid-stream count to it. The per-verdict and per-reason counts are kept in
+local arrays during the call (which no store through a column pointer can alias, so the
+compiler keeps them in registers) and added at its end; the time line is counted by runs of
+consecutive packets in one bucket: a packet outside the current run's time span adds the run
+to its bucket (the verdict counts since the run began) and starts a new one, so a packet
+costs two comparisons instead of a division and a memory increment.
 
 Extending the per-connection state (flow records): the slot of the connection a packet
 created, refreshed or was refused by is `slot`/`found` in pass 4, and the state step is
@@ -63,7 +76,9 @@ and a summary builder belong to one run.
 
 import numpy as np
 
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport (
+    INT64_MAX, INT64_MIN, int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+)
 from libc.stdlib cimport free, malloc
 
 from classifier._codes cimport (
@@ -100,11 +115,14 @@ from classifier.engine._conntrack cimport (
     flow_create,
     flow_find,
     flow_prefetch,
+    flow_probe,
+    flow_touch,
     is_closing,
     is_midstream,
     packet_key,
 )
-from classifier.engine._engine cimport _word, owner_of, port_value, tuple_key, tuples_reset
+from classifier.engine._engine cimport owner_of, port_value, tuple_key, tuples_reset
+from classifier.engine._hashing cimport _word
 
 from classifier.acl.acl_lookup cimport acl_match_v4, acl_match_v6
 
@@ -112,6 +130,7 @@ cdef enum:
     BLOCK = 1024  # packets per block: the flow slots of a block stay cached across its passes
     NF4 = 5  # key fields of an IPv4 chunk (src, dst, sport, dport, proto)
     NF6 = 7  # ... of an IPv6 chunk (src hi/lo, dst hi/lo, sport, dport, proto)
+    CHANGED_WORDS = 64  # the bit set of keys a block changed: 4,096 bits (12 bits of hash)
 
 
 cdef struct ChunkRef:
@@ -284,6 +303,47 @@ cdef void _side_now(
             return
 
 
+cdef inline bint _marked(const uint64_t* bits, uint64_t h) noexcept nogil:
+    return (bits[(h >> 6) & (CHANGED_WORDS - 1)] >> (h & 63)) & 1
+
+
+cdef inline void _mark(uint64_t* bits, uint64_t h) noexcept nogil:
+    bits[(h >> 6) & (CHANGED_WORDS - 1)] |= (<uint64_t>1) << (h & 63)
+
+
+cdef inline void _run_flush(
+    int64_t* timeline, Py_ssize_t row, const int64_t* v_packets, int64_t* base
+) noexcept nogil:
+    """The packets counted since `base` was taken, added to time-line row `row` (-1: none)."""
+    cdef int v
+    for v in range(5):
+        if row >= 0:
+            timeline[row * 5 + v] += v_packets[v] - base[v]
+        base[v] = v_packets[v]
+
+
+cdef inline Py_ssize_t _bucket_of(
+    int64_t ts, int shift, int64_t* start, int64_t* end
+) noexcept nogil:
+    """The time-line bucket of `ts` ns, (ts // 1000) >> shift with floor division throughout,
+    and the ns it covers, [start, end). A bound past the int64 range saturates (no time of
+    another bucket lies between the two); a bucket too wide to bound leaves the run empty,
+    so that the next packet restarts it (correct, only slower)."""
+    cdef int64_t us = ts // 1000  # C division (truncating): floored below
+    cdef int64_t width, first_us
+    if ts % 1000 < 0:
+        us -= 1
+    if shift >= 62:
+        start[0] = 1
+        end[0] = 0
+        return us >> shift
+    width = (<int64_t>1) << shift
+    first_us = (us >> shift) * width
+    start[0] = INT64_MIN if first_us < INT64_MIN // 1000 else first_us * 1000
+    end[0] = INT64_MAX if first_us + width > INT64_MAX // 1000 else (first_us + width) * 1000
+    return us >> shift
+
+
 def classify_batch(
     FusedPolicy policy,
     batch,
@@ -379,12 +439,30 @@ def classify_batch(
     cdef int32_t so, do, matched, table
     cdef int v6
     cdef uint32_t wire, port
-    cdef bint usable, live, report_egress, has_eg, has_in, mid
+    cdef bint closing, usable, live, report_egress, has_eg, has_in, mid
     cdef const uint8_t* remote
     cdef const ChunkRef* ref
     cdef Flow* f
     cdef Key* key
-    cdef int64_t tl
+    # the call's verdict and reason counters: locals, which no store through the columns'
+    # pointers can alias, so they stay in registers (added to the builder's at the end)
+    cdef int64_t v_packets[5]
+    cdef int64_t v_bytes[5]
+    cdef int64_t r_packets[5]
+    # the time line by runs: the packets of consecutive rows that fall in one bucket
+    # ([run_start, run_end) ns, row run_row) are v_packets - run_base, added when a packet
+    # leaves the bucket and at the end
+    cdef int64_t run_base[5]
+    cdef int64_t run_start = 1, run_end = 0
+    cdef Py_ssize_t run_row = -1, k
+    for k in range(5):
+        v_packets[k] = v_bytes[k] = r_packets[k] = run_base[k] = 0
+    # pass 4's memory of what it changed in the block: the keys (by 12 bits of their hash)
+    # whose slot it created or whose flags it changed, and the eviction count at the block's
+    # start; a key not marked, while nothing was evicted, is as pass 2 found it
+    cdef uint64_t changed_keys[CHANGED_WORDS]
+    cdef uint64_t marked
+    cdef int64_t evicted = 0
 
     if stateful:
         clock = tracker.clock_ns
@@ -432,16 +510,16 @@ def classify_batch(
                     if lookup[j]:
                         home[j] = _hash(keys[j].w)
                         # fetched now, probed in pass 2: a block's slots fit in the L2 cache
-                        flow_prefetch(tracker._flows, tracker._stats, tracker._flow_mask,
-                                      home[j])
+                        flow_prefetch(tracker._flows, tracker._tags, tracker._stats,
+                                      tracker._flow_mask, home[j])
             # --- pass 2: guess which packets state will allow; side rows for the others
             n_rows = 0
             for j in range(m):
                 if not needs[j]:
                     continue
                 if lookup[j]:
-                    found = flow_find(tracker._flows, tracker._flow_mask, keys[j].w, home[j],
-                                      teff[j], &slot)
+                    found = flow_probe(tracker._flows, tracker._tags, tracker._flow_mask,
+                                       keys[j].w, home[j])
                     fslot[j] = found
                     if found >= 0 and not _flow_expired(&tracker._flows[found], teff[j]):
                         needs[j] = 0
@@ -537,6 +615,9 @@ def classify_batch(
                         kept += 1
                 n_pending = kept
             # --- pass 4: state, combination and counters, in capture order
+            for j in range(CHANGED_WORDS):
+                changed_keys[j] = 0
+            evicted = tracker.evicted if stateful else 0
             for j in range(m):
                 i = at[j]
                 wire = c.wire_len[i]
@@ -565,18 +646,37 @@ def classify_batch(
                     slot = -1
                     if lookup[j]:
                         key = &keys[j]
-                        if fslot[j] >= 0 and _same(tracker._flows[fslot[j]].key, key.w):
+                        marked = _marked(changed_keys, home[j])
+                        if not needs[j] and not marked and tracker.evicted == evicted:
+                            # live in pass 2, and nothing since could have ended it
+                            found = slot = fslot[j]
+                            live = True
+                        elif fslot[j] >= 0 and _same(tracker._flows[fslot[j]].key, key.w):
                             found = slot = fslot[j]  # a key has one slot: no walk again
+                            live = not _flow_expired(&tracker._flows[found], teff[j])
+                        elif fslot[j] < 0 and not marked:
+                            found = -1  # absent in pass 2, and no creation since could be it
+                            slot = -1  # where it would go: walked for only if it is created
+                            live = False
                         else:
                             found = flow_find(tracker._flows, tracker._flow_mask, key.w,
                                               home[j], teff[j], &slot)
-                        live = found >= 0 and not _flow_expired(&tracker._flows[found], teff[j])
+                            live = found >= 0 and not _flow_expired(&tracker._flows[found],
+                                                                    teff[j])
                         if lookup[j] == LOOKUP_QUOTED:
                             if live:
                                 state_reason = REASON_RELATED
                         elif live:
-                            tracker.refresh(found, key, teff[j], is_closing(&c, i), c.ts_ns[i],
-                                            wire)
+                            closing = is_closing(&c, i)
+                            if not flow_touch(&tracker._flows[found], key, teff[j], closing):
+                                # a flag changes (and maybe the timeout): what pass 2 saw of
+                                # this key no longer holds
+                                _mark(changed_keys, home[j])
+                                tracker.refresh(found, key, teff[j], closing, c.ts_ns[i], wire)
+                            elif tracker._stats != NULL:
+                                # flow records: refresh counts the packet on its side (the
+                                # rest flow_touch has done, and doing it again changes nothing)
+                                tracker.refresh(found, key, teff[j], closing, c.ts_ns[i], wire)
                             state_reason = REASON_ESTABLISHED
                     if state_reason:
                         vv = VERDICT_ALLOW
@@ -622,12 +722,17 @@ def classify_batch(
                         if has_in:
                             ingress_rule[i] = in_rule[j]
                         if lookup[j] == LOOKUP_OWN and vv == VERDICT_ALLOW:
+                            if slot < 0:
+                                flow_find(tracker._flows, tracker._flow_mask, keys[j].w,
+                                          home[j], teff[j], &slot)
+                            _mark(changed_keys, home[j])
                             tracker.admit(slot, teff[j])
                             f = &tracker._flows[slot]
                             if not f.used:
                                 tracker.flow_count += 1
                             mid = is_midstream(&c, i)
-                            flow_create(f, &keys[j], teff[j], is_closing(&c, i), mid, matched)
+                            flow_create(f, &tracker._tags[slot], home[j], &keys[j], teff[j],
+                                        is_closing(&c, i), mid, matched)
                             tracker.created(slot, c.ts_ns[i], wire, c.index[i], instance[i],
                                             direction[i])
                             created[i] = 1
@@ -665,16 +770,22 @@ def classify_batch(
                         out_count[slot_index[dslot]] += 1
                 verdict[i] = vv
                 reason[i] = rs
-                verdict_packets[vv] += 1
-                verdict_bytes[vv] += wire
-                reason_packets[rs] += 1
-                # the time line: row ((ts // 1000) >> shift) - low, floor division throughout
-                tl = c.ts_ns[i] // 1000
-                if c.ts_ns[i] % 1000 < 0:
-                    tl -= 1
-                timeline[((tl >> timeline_shift) - timeline_low) * 5 + vv] += 1
+                if c.ts_ns[i] < run_start or c.ts_ns[i] >= run_end:
+                    # the packet leaves the time line's current bucket: the run so far is
+                    # added to its row, and the run restarts in the packet's bucket
+                    _run_flush(&timeline[0], run_row, v_packets, run_base)
+                    run_row = _bucket_of(c.ts_ns[i], timeline_shift, &run_start, &run_end)
+                    run_row -= timeline_low
+                v_packets[vv] += 1
+                v_bytes[vv] += wire
+                r_packets[rs] += 1
     with nogil:
         tuples_reset(&slot_key[0], &slot_index[0], dmask, &out_key[0], distinct)
+        _run_flush(&timeline[0], run_row, v_packets, run_base)
+        for k in range(5):
+            verdict_packets[k] += v_packets[k]
+            verdict_bytes[k] += v_bytes[k]
+            reason_packets[k] += r_packets[k]
     stats.bytes += total_bytes
     if stateful:
         stats.midstream += mids
