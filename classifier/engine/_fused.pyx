@@ -532,16 +532,19 @@ def classify_batch(
                 __builtin_prefetch(&slot_index[tkey[j] & dmask])
                 __builtin_prefetch(&slot_key[tkey[j] & dmask])
                 v6 = c.ip_version[i] == 6
-                if src_owner[j] >= 0:
-                    row_packet[n_rows] = j
-                    row_egress[n_rows] = 1
-                    row_table[n_rows] = _plan(pr, src_owner[j], DIRECTION_EGRESS, v6, 0)
-                    n_rows += 1
-                if dst_owner[j] >= 0:
-                    row_packet[n_rows] = j
-                    row_egress[n_rows] = 0
-                    row_table[n_rows] = _plan(pr, dst_owner[j], DIRECTION_INGRESS, v6, 0)
-                    n_rows += 1
+                # a row per owned side, without a branch on which sides are owned (in a
+                # capture that is close to random): both rows are written, each kept by
+                # counting it only when its side is owned (at least one is)
+                so = src_owner[j]
+                do = dst_owner[j]
+                row_packet[n_rows] = j
+                row_egress[n_rows] = 1
+                row_table[n_rows] = _plan(pr, so if so >= 0 else 0, DIRECTION_EGRESS, v6, 0)
+                n_rows += so >= 0
+                row_packet[n_rows] = j
+                row_egress[n_rows] = 0
+                row_table[n_rows] = _plan(pr, do if do >= 0 else 0, DIRECTION_INGRESS, v6, 0)
+                n_rows += do >= 0
             # --- pass 3: lookups, one kernel call per chunk and plan step
             n_pending = 0
             for r in range(n_rows):
