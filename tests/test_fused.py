@@ -8,6 +8,7 @@ mode, and the one case where its guess about state is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -330,3 +331,43 @@ def test_the_tag_bytes_follow_the_flow_table(tmp_path: Path, twin_mode: str) -> 
         ]
         assert list(core.flow_tags) == expected
         assert core.flow_count == sum(1 for tag in expected if tag)
+
+
+def test_the_owner_filter_never_hides_an_owned_address(twin_mode: str) -> None:
+    """The compiled pass asks a bit filter of the owned addresses before the owner table: with
+    thousands of owned addresses (IPv4 and IPv6) many remote ones share a bit with one, and
+    every packet still gets the owners the unfused pieces find."""
+    rng = np.random.default_rng(11)
+    owned_v4 = [V4(int(x)) for x in rng.choice(2**32 - 2, size=2_400, replace=False) + 1]
+    owned_v6 = [ipaddress.IPv6Address(int(x) << 64 | 7) for x in range(1, 401)]
+    rules = (Rule("in", "g", 1, "ingress"), Rule("out", "g", 2, "egress", action="deny"))
+    policy = Policy(
+        groups={"g": SecurityGroup("g", rules)},
+        instances={
+            f"vm{k}": Instance(f"vm{k}", tuple(owned_v4[40 * k : 40 * k + 40]), ("g",))
+            for k in range(60)
+        }
+        | {
+            f"v6vm{k}": Instance(f"v6vm{k}", tuple(owned_v6[40 * k : 40 * k + 40]), ("g",))
+            for k in range(10)
+        },
+    )
+    engine = Engine(policy)
+    remote_v4 = [V4(int(x)) for x in rng.integers(1, 2**32 - 1, size=3_000)]
+    remote_v6 = [ipaddress.IPv6Address(int(x) << 64 | 9) for x in rng.integers(1, 2**62, 600)]
+    packets = []
+    for k, remote in enumerate(remote_v4):
+        local = owned_v4[k % len(owned_v4)]
+        pair = (remote, local) if k % 3 else (local, remote)
+        packets.append(_tcp(*pair, 1024 + k, 80, TCP_SYN, k * 1e-3))
+    for k, remote in enumerate(remote_v6):
+        local = owned_v6[k % len(owned_v6)]
+        v4_shaped = _tcp(V4(1), V4(2), 2048 + k, 443, TCP_SYN, 3 + k * 1e-3)
+        packets.append(dataclasses.replace(v4_shaped, ip_version=6, src=remote, dst=local))
+    packets += [_tcp(remote_v4[k], remote_v4[k + 1], 5, 6, TCP_SYN, 4) for k in range(200)]
+    batches = [PacketBatch.from_packets(packets[k : k + 1_500]) for k in range(0, 3_800, 1_500)]
+    for stateful in (True, False):
+        fused, pieces = run_both(engine, batches, stateful)
+        assert_same(fused, pieces)
+    instance = fused["columns"]["instance"]
+    assert (instance >= 0).sum() == len(packets) - 200  # only the remote pairs are unmanaged
