@@ -360,10 +360,10 @@ def test_the_owner_filter_never_hides_an_owned_address(twin_mode: str) -> None:
         local = owned_v4[k % len(owned_v4)]
         pair = (remote, local) if k % 3 else (local, remote)
         packets.append(_tcp(*pair, 1024 + k, 80, TCP_SYN, k * 1e-3))
-    for k, remote in enumerate(remote_v6):
-        local = owned_v6[k % len(owned_v6)]
+    for k, remote_6 in enumerate(remote_v6):
         v4_shaped = _tcp(V4(1), V4(2), 2048 + k, 443, TCP_SYN, 3 + k * 1e-3)
-        packets.append(dataclasses.replace(v4_shaped, ip_version=6, src=remote, dst=local))
+        local_6 = owned_v6[k % len(owned_v6)]
+        packets.append(dataclasses.replace(v4_shaped, ip_version=6, src=remote_6, dst=local_6))
     packets += [_tcp(remote_v4[k], remote_v4[k + 1], 5, 6, TCP_SYN, 4) for k in range(200)]
     batches = [PacketBatch.from_packets(packets[k : k + 1_500]) for k in range(0, 3_800, 1_500)]
     for stateful in (True, False):
