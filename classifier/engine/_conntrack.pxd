@@ -297,7 +297,9 @@ cdef inline void flow_refresh(Flow* f, const Key* key, int64_t t, bint closing) 
 cdef inline bint flow_touch(Flow* f, const Key* key, int64_t t, bint closing) noexcept nogil:
     """flow_refresh of a packet that changes no flag (most packets of a live connection):
     then the connection keeps its timeout class and heap entry, and only `last` moves.
-    Returns False, f untouched, when a flag would change (call Tracker.refresh)."""
+    Returns False, f untouched, when a flag would change (call Tracker.refresh). The two
+    tests are flow_refresh's two flags, written again as early returns: computing the new
+    flags and comparing them cost the fused pass 5-7 cycles a packet (RESULTS.md section 19)."""
     if closing and not (f.flags & FLAG_FIN_RST):
         return False
     if not (f.flags & FLAG_BOTH) and key.from_low != ((f.flags & FLAG_INIT_LOW) != 0):

@@ -25,6 +25,28 @@ cdef inline uint64_t address_slot_hash(uint64_t hi, uint64_t lo, uint64_t versio
     return h
 
 
+cdef inline int32_t owner_of_words(
+    uint64_t hi,
+    uint64_t lo,
+    uint8_t version,
+    const uint64_t* slot_hi,
+    const uint64_t* slot_lo,
+    const uint8_t* slot_version,
+    const int32_t* slot_owner,
+    uint64_t mask,
+) noexcept nogil:
+    """owner_of of an address already read as its two big-endian words."""
+    cdef uint64_t slot
+    if version != 4 and version != 6:
+        return -1
+    slot = address_slot_hash(hi, lo, version) & mask
+    while slot_owner[slot] >= 0:
+        if slot_hi[slot] == hi and slot_lo[slot] == lo and slot_version[slot] == version:
+            return slot_owner[slot]
+        slot = (slot + 1) & mask
+    return -1
+
+
 cdef inline int32_t owner_of(
     const uint8_t* address,
     uint8_t version,
@@ -36,17 +58,8 @@ cdef inline int32_t owner_of(
 ) noexcept nogil:
     """The instance owning a 16-byte address of family `version` (4 or 6), else -1: linear
     probing from the address's slot until an empty slot (the table is at most half full)."""
-    cdef uint64_t hi, lo, slot
-    if version != 4 and version != 6:
-        return -1
-    hi = _word(address)
-    lo = _word(address + 8)
-    slot = address_slot_hash(hi, lo, version) & mask
-    while slot_owner[slot] >= 0:
-        if slot_hi[slot] == hi and slot_lo[slot] == lo and slot_version[slot] == version:
-            return slot_owner[slot]
-        slot = (slot + 1) & mask
-    return -1
+    return owner_of_words(_word(address), _word(address + 8), version, slot_hi, slot_lo,
+                          slot_version, slot_owner, mask)
 
 
 cdef inline uint32_t port_value(

@@ -123,7 +123,7 @@ from classifier.engine._conntrack cimport (
     is_midstream,
     packet_key,
 )
-from classifier.engine._engine cimport owner_of, port_value, tuple_key, tuples_reset
+from classifier.engine._engine cimport owner_of_words, port_value, tuple_key, tuples_reset
 from classifier.engine._hashing cimport _word
 
 from classifier.acl.acl_lookup cimport acl_match_v4, acl_match_v6
@@ -183,11 +183,12 @@ cdef inline int32_t _owner(
     the others (the owned ones, and the few remote ones sharing a bit with one) are looked
     up in the owner table. Most packets have one remote address: a table probe saved per
     packet, about 6 of the pass's 200 cycles on the issue-15 workload."""
-    cdef uint64_t b = _filter_index(_word(address), _word(address + 8), version)
+    cdef uint64_t hi = _word(address), lo = _word(address + 8)
+    cdef uint64_t b = _filter_index(hi, lo, version)
     if not ((p.owner_filter[b >> 6] >> (b & 63)) & 1):
         return -1
-    return owner_of(address, version, p.slot_hi, p.slot_lo, p.slot_version, p.slot_owner,
-                    p.slot_mask)
+    return owner_of_words(hi, lo, version, p.slot_hi, p.slot_lo, p.slot_version, p.slot_owner,
+                          p.slot_mask)
 
 
 cdef inline const void* _data(object array):
