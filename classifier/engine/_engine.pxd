@@ -25,7 +25,7 @@ cdef inline uint64_t address_slot_hash(uint64_t hi, uint64_t lo, uint64_t versio
     return h
 
 
-cdef inline int32_t owner_of_words(
+cdef inline int32_t owner_of(
     uint64_t hi,
     uint64_t lo,
     uint8_t version,
@@ -35,7 +35,9 @@ cdef inline int32_t owner_of_words(
     const int32_t* slot_owner,
     uint64_t mask,
 ) noexcept nogil:
-    """owner_of of an address already read as its two big-endian words."""
+    """The instance owning an address of family `version` (4 or 6), given as its two
+    big-endian words (`_word` of bytes 0 and 8), else -1: linear probing from the address's
+    slot until an empty slot (the table is at most half full)."""
     cdef uint64_t slot
     if version != 4 and version != 6:
         return -1
@@ -45,21 +47,6 @@ cdef inline int32_t owner_of_words(
             return slot_owner[slot]
         slot = (slot + 1) & mask
     return -1
-
-
-cdef inline int32_t owner_of(
-    const uint8_t* address,
-    uint8_t version,
-    const uint64_t* slot_hi,
-    const uint64_t* slot_lo,
-    const uint8_t* slot_version,
-    const int32_t* slot_owner,
-    uint64_t mask,
-) noexcept nogil:
-    """The instance owning a 16-byte address of family `version` (4 or 6), else -1: linear
-    probing from the address's slot until an empty slot (the table is at most half full)."""
-    return owner_of_words(_word(address), _word(address + 8), version, slot_hi, slot_lo,
-                          slot_version, slot_owner, mask)
 
 
 cdef inline uint32_t port_value(

@@ -60,8 +60,8 @@ def owners(
     cdef uint64_t mask = slot_owner.shape[0] - 1
     with nogil:
         for i in range(n):
-            out[i] = owner_of(&addresses[i, 0], ip_version[i], &slot_hi[0], &slot_lo[0],
-                              &slot_version[0], &slot_owner[0], mask)
+            out[i] = owner_of(_word(&addresses[i, 0]), _word(&addresses[i, 8]), ip_version[i],
+                              &slot_hi[0], &slot_lo[0], &slot_version[0], &slot_owner[0], mask)
 
 
 def port_column(

@@ -123,7 +123,7 @@ from classifier.engine._conntrack cimport (
     is_midstream,
     packet_key,
 )
-from classifier.engine._engine cimport owner_of_words, port_value, tuple_key, tuples_reset
+from classifier.engine._engine cimport owner_of, port_value, tuple_key, tuples_reset
 from classifier.engine._hashing cimport _word
 
 from classifier.acl.acl_lookup cimport acl_match_v4, acl_match_v6
@@ -187,8 +187,8 @@ cdef inline int32_t _owner(
     cdef uint64_t b = _filter_index(hi, lo, version)
     if not ((p.owner_filter[b >> 6] >> (b & 63)) & 1):
         return -1
-    return owner_of_words(hi, lo, version, p.slot_hi, p.slot_lo, p.slot_version, p.slot_owner,
-                          p.slot_mask)
+    return owner_of(hi, lo, version, p.slot_hi, p.slot_lo, p.slot_version, p.slot_owner,
+                    p.slot_mask)
 
 
 cdef inline const void* _data(object array):
